@@ -1,0 +1,34 @@
+"""Shared fixtures: real DICOM files from pydicom-data and pydicom, and the shared chest films."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from xrayviewer.demo import data_store_folder  # noqa: E402
+
+KERMANY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kermany224" / "train"
+
+
+@pytest.fixture(scope="session")
+def dicom_data() -> Path:
+    """The folder of real DICOM files that the pydicom-data package installs."""
+    return data_store_folder()
+
+
+@pytest.fixture(scope="session")
+def pydicom_test_files() -> Path:
+    import pydicom
+
+    return Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+@pytest.fixture(scope="session")
+def kermany() -> Path:
+    if not KERMANY.is_dir():
+        pytest.skip(f"shared chest films not present at {KERMANY} (only on the project's own machines)")
+    return KERMANY

@@ -1,0 +1,55 @@
+"""Study scan over real DICOM studies, a DICOMDIR, and a folder mixing DICOM, JPEG and junk."""
+
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+
+from xrayviewer.core import scan
+from xrayviewer.core.study import NO_PATIENT
+
+
+def test_dicomdir_groups_patients_studies_series(pydicom_test_files):
+    tree = scan(pydicom_test_files / "dicomdirtests" / "DICOMDIR")
+    assert set(tree.patients) == {"77654033", "98890234"}
+    assert len(tree.patients["77654033"].studies) == 2
+    assert len(tree.patients["98890234"].studies) == 4
+    assert len(tree.instances()) == 31 and tree.problems == []
+    for series in tree.series():
+        numbers = [i.instance_number for i in series.instances]
+        assert numbers == sorted(numbers)
+
+
+def test_mixed_folder(tmp_path, pydicom_test_files, dicom_data):
+    study = tmp_path / "incoming"
+    shutil.copytree(pydicom_test_files / "dicomdirtests" / "77654033", study / "77654033")
+    shutil.copy(dicom_data / "RG1_J2KR.dcm", study / "chest.dcm")
+    photos = study / "photos"
+    photos.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(photos / f"img{i}.jpg"), np.full((16, 16), 40 * i, np.uint8))
+    (study / "notes.txt").write_text("not an image")
+    (study / "empty.dcm").write_bytes(b"")
+    shutil.copy(pydicom_test_files / "reportsi.dcm", study / "report.dcm")
+
+    tree = scan(study)
+
+    assert set(tree.patients) == {"77654033", "9RG1", NO_PATIENT}
+    plain = tree.patients[NO_PATIENT]
+    (plain_study,) = plain.studies.values()
+    (plain_series,) = plain_study.series.values()
+    assert [i.path.name for i in plain_series.instances] == ["img0.jpg", "img1.jpg", "img2.jpg"]
+    ct = [se for se in tree.series() if se.modality == "CT"]
+    assert ct and [i.instance_number for i in ct[0].instances] == sorted(i.instance_number for i in ct[0].instances)
+    reasons = {p.path.name: p.reason for p in tree.problems}
+    assert set(reasons) == {"notes.txt", "empty.dcm", "report.dcm"}
+    assert "no pixel data" in reasons["report.dcm"] and "empty" in reasons["empty.dcm"]
+    # the patients with the real names come first, plain images last
+    assert list(tree.patients)[-1] == NO_PATIENT
+
+
+def test_missing_path_is_a_problem_not_an_exception(tmp_path):
+    tree = scan(tmp_path / "nowhere")
+    assert tree.instances() == [] and tree.problems[0].reason == "no such file or folder"

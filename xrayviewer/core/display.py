@@ -1,0 +1,60 @@
+"""Windowing: native pixels + window (+ invert) -> the 8-bit display array.
+
+The viewer shows this array and the engine builds the model input from it, so a
+DICOM study and a JPEG take identical steps from here on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xrayviewer.core.record import ImageRecord, Window
+
+_LUT_MAX_SPAN = 1 << 17  # integer pixels spanning fewer values go through a lookup table
+
+
+def percentile_window(pixels: np.ndarray, low: float = 0.5, high: float = 99.5) -> Window:
+    """A robust default window: the `low`..`high` percentile range of (a sample of) the pixels."""
+    flat = pixels.reshape(-1)
+    step = max(1, flat.size // 1_000_000)
+    lo, hi = np.percentile(flat[::step], [low, high])
+    if hi <= lo:
+        lo, hi = float(flat.min()), float(flat.max())
+    if hi <= lo:
+        hi = lo + 1
+    return Window.from_range(float(lo), float(hi))
+
+
+def window_to_uint8(pixels: np.ndarray, window: Window, invert: bool = False) -> np.ndarray:
+    """Map `window.lower`..`window.upper` linearly onto 0..255 (255..0 when inverted), clipping outside."""
+    scale = 255.0 / window.width
+    if np.issubdtype(pixels.dtype, np.integer) and pixels.size > 4096:
+        lo, hi = int(pixels.min()), int(pixels.max())
+        if hi - lo < _LUT_MAX_SPAN:
+            values = np.arange(lo, hi + 1, dtype=np.float32)
+            lut = _ramp(values, window.lower, scale, invert)
+            return lut[(pixels.astype(np.int64, copy=False) - lo) if lo else pixels]
+    return _ramp(pixels.astype(np.float32, copy=False), window.lower, scale, invert)
+
+
+def _ramp(values: np.ndarray, lower: float, scale: float, invert: bool) -> np.ndarray:
+    out = np.clip((values - np.float32(lower)) * np.float32(scale), 0, 255)
+    if invert:
+        out = 255 - out
+    return (out + 0.5).astype(np.uint8)
+
+
+def to_display(record: ImageRecord, window: Window | None = None, invert: bool = False) -> np.ndarray:
+    """The record as shown: uint8 `[rows, cols]` (gray) or `[rows, cols, 3]` (RGB).
+
+    `invert` is the user's toggle; MONOCHROME1 films are inverted already by default.
+    """
+    return window_to_uint8(record.pixels, window or record.window, invert != record.invert_default)
+
+
+def to_gray(display: np.ndarray) -> np.ndarray:
+    """A display array as one gray channel (ITU-R BT.601 luma for RGB)."""
+    if display.ndim == 2:
+        return display
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    return (display.astype(np.float32) @ weights + 0.5).astype(np.uint8)

@@ -1,0 +1,44 @@
+"""The errors XRay Viewer raises for files it cannot use.
+
+Each message names the file, what failed, why, and what to do, in one line, so a
+command-line tool can print it as it is and the viewer can show it in a banner.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class XRayViewerError(Exception):
+    """Base of every error the app reports to a user."""
+
+    def __init__(self, path: str | Path | None, what: str, why: str, fix: str = "") -> None:
+        self.path = str(path) if path is not None else None
+        self.what, self.why, self.fix = what, why, fix
+        subject = f"{self.path}: " if self.path else ""
+        tail = f" {fix}" if fix else ""
+        super().__init__(f"{subject}{what}: {why}.{tail}")
+
+
+class ImageReadError(XRayViewerError):
+    """A file could not be turned into pixels."""
+
+
+class UnsupportedFileError(ImageReadError):
+    """The file is of a kind, or holds data of a kind, that the app does not read."""
+
+
+class CorruptFileError(ImageReadError):
+    """The file claims a known format but its content is broken or truncated."""
+
+
+class MissingDecoderError(ImageReadError):
+    """The pixel data is compressed with a transfer syntax no installed plug-in decodes."""
+
+
+class NoPixelDataError(ImageReadError):
+    """The DICOM file carries no image (a structured report, a DICOMDIR, a key object...)."""
+
+
+class FrameIndexError(ImageReadError):
+    """A frame was asked for that the file does not have."""
