@@ -20,7 +20,7 @@ import numpy as np
 
 from converters import dataset
 from converters.train import SCALING, binary_figures, pick_threshold, to_input
-from xrayviewer.core.cam import GradCAM
+from xrayviewer.core.cam import CamInput, GradCAM
 from xrayviewer.core.contract import card_metadata, validate_session
 
 CONVERTER_VERSION = "1"
@@ -164,7 +164,7 @@ def verify(session, model, split: Split, films: np.ndarray) -> dict:
     ref_prob, ref_feats, ref_grads = reference_gradcam(model, split, films)
     cam = GradCAM()
     cam_diffs = [
-        float(np.abs(cam.compute(f, g, CAM_SIZE)[0] - cam.compute(rf, rg, CAM_SIZE)[0]).max())
+        float(np.abs(cam.compute(CamInput(f, g), CAM_SIZE).map - cam.compute(CamInput(rf, rg), CAM_SIZE).map).max())
         for f, g, rf, rg in zip(out["features"], out["gradients"], ref_feats, ref_grads)
     ]
     figures = {

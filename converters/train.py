@@ -21,6 +21,7 @@ import numpy as np
 from converters import dataset
 
 RECIPE_VERSION = "1"
+BN_MOMENTUM = 0.9
 SCALING = {"scale": 1 / 127.5, "offset": -1.0}  # x * scale + offset: uint8 -> [-1, 1]
 
 
@@ -32,6 +33,11 @@ def build_model(arch: str, size: int, imagenet_weights: str | None = None):
     base = apps[arch](include_top=False, weights=None, input_shape=(size, size, 3))
     if imagenet_weights:
         base.load_weights(imagenet_weights)
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # keras.applications uses 0.999 (MobileNetV2): from scratch the moving statistics then lag the
+            # weights for thousands of steps, and validation sees a model that answers the same for every film.
+            layer.momentum = BN_MOMENTUM
     return keras.Sequential(
         [
             keras.Input((size, size, 3), name="image"),
@@ -138,13 +144,13 @@ def binary_figures(labels: np.ndarray, scores: np.ndarray, threshold: float) -> 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", choices=["mobilenetv2", "xception"], default="mobilenetv2")
-    p.add_argument("--size", type=int, default=160, help="input side in pixels")
+    p.add_argument("--size", type=int, default=128, help="input side in pixels")
     p.add_argument("--data", type=Path, default=dataset.DEFAULT_DATA)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=22)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--patience", type=int, default=8)
+    p.add_argument("--patience", type=int, default=6)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--imagenet-weights", help="optional .h5/.weights.h5 of the base, include_top=False")
     args = p.parse_args(argv)
@@ -196,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs_run": len((args.out / "history.csv").read_text().splitlines()) - 1,
         "train_seconds": round(time.time() - start),
         "hyper": {"batch": args.batch, "lr": args.lr, "schedule": "cosine", "patience": args.patience,
-                  "class_weight": class_weight, "augmentation": augment.__doc__.splitlines()[0]},
+                  "class_weight": class_weight, "bn_momentum": BN_MOMENTUM, "augmentation": augment.__doc__.splitlines()[0]},
         "threshold_rule": "highest threshold with validation sensitivity >= 0.95",
         "validation": binary_figures(y_val, scores, threshold),
     }

@@ -8,7 +8,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from xrayviewer.core.contract import META_CARD, ModelContractError, load_session
+from xrayviewer.core.contract import META_CARD, ModelContractError
+from xrayviewer.core.session import open_model
 
 keras = pytest.importorskip("keras", reason="the converter tests need the convert extra (tensorflow, tf2onnx)")
 export = pytest.importorskip("converters.export")
@@ -132,7 +133,8 @@ def test_main_writes_a_contract_model(tmp_path, kermany):
     nested_model().save(source)
     out = tmp_path / "tiny.onnx"
     assert export.main([str(source), "--out", str(out), "--data", str(kermany), "--verify-films", "8"]) == 0
-    session, card = load_session(out)
+    model = open_model(out, "cpu")
+    session, card = model.session, model.card
     assert card.input_size == (SIZE, SIZE) and card.classes == ["NORMAL", "PNEUMONIA"]
     assert card.data["cam_layer"] == "out_relu" and "Kermany" in card.data["training_data"]["attribution"]
     assert card.data["verification"]["passed"] and card.data["validation"]["n"] > 400
@@ -147,5 +149,5 @@ def test_main_writes_a_contract_model(tmp_path, kermany):
     broken = tmp_path / "nocard.onnx"
     onnx.save(proto, broken)
     with pytest.raises(ModelContractError, match="nocard.onnx.*model card"):
-        load_session(broken)
+        open_model(broken, "cpu")
     assert json.loads(session.get_modelmeta().custom_metadata_map[META_CARD])["name"] == "tiny"

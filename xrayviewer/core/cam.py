@@ -1,41 +1,155 @@
 """Class activation maps from a model's exported features and gradients (NumPy only).
 
 Each method is a small class that only says how to weight the feature maps, as in
-pytorch-grad-cam; `CamMethod.compute` does the rest (weighted sum, ReLU, resize).
+pytorch-grad-cam; `CamMethod.compute` does the rest (weighted sum, ReLU, resize,
+normalise). The gradients given to a method are already those of the target class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
+EMPTY_RATIO = 1e-3  # positive evidence below this fraction of the strongest evidence counts as none
+
+
+@dataclass(frozen=True)
+class CamInput:
+    """What a CAM method may use for one image."""
+
+    features: np.ndarray  # [h, w, C] activations of the CAM layer
+    gradients: np.ndarray  # [h, w, C] d(target logit) / d(features)
+    image: np.ndarray | None = None  # [1, H, W, 3] model input (Score-CAM)
+    score: Callable[[np.ndarray], np.ndarray] | None = None  # batch [N, H, W, 3] -> target probability [N]
+
+
+@dataclass(frozen=True)
+class CamResult:
+    map: np.ndarray  # float32 in [0, 1] at the requested size
+    peak: float  # the raw (unnormalised) maximum; 0 when there is no positive evidence
+    method: str
+
 
 class CamMethod:
-    """Base: map = ReLU(sum_c weight_c * feature_c), resized to the source image."""
+    """Base: map = ReLU(sum_c weight_c * feature_c)."""
 
     name = "base"
+    label = "base"
 
-    def weights(self, features: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-        """Per-channel weights `[C]` (or per-position `[h, w, C]`) for one image's `[h, w, C]` maps."""
+    def weights(self, x: CamInput) -> np.ndarray:
+        """Channel weights `[C]`, or per-position weights `[h, w, C]`."""
         raise NotImplementedError
 
-    def raw_map(self, features: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-        """The ReLU'd weighted sum at feature resolution `[h, w]`, unnormalised."""
-        weighted = features * self.weights(features, gradients)
-        return np.maximum(weighted.sum(axis=-1), 0).astype(np.float32)
+    def signed_map(self, x: CamInput) -> np.ndarray:
+        """The weighted sum before the ReLU, `[h, w]`."""
+        return (x.features * self.weights(x)).sum(axis=-1, dtype=np.float32)
 
-    def compute(self, features: np.ndarray, gradients: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, float]:
-        """(map in [0, 1] at `size` = (rows, cols), raw peak before normalisation)."""
-        raw = self.raw_map(features, gradients)
-        peak = float(raw.max())
-        resized = cv2.resize(raw, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-        return (np.clip(resized / peak, 0, 1) if peak > 0 else np.zeros_like(resized)), peak
+    def compute(self, x: CamInput, size: tuple[int, int]) -> CamResult:
+        """Map in [0, 1] at `size` = (rows, cols) and its raw peak.
+
+        A map whose positive part is negligible next to its negative part is returned
+        empty rather than stretched into a false hot spot.
+        """
+        signed = self.signed_map(x)
+        peak = float(signed.max())
+        strongest = float(np.abs(signed).max())
+        if peak <= 0 or peak < EMPTY_RATIO * strongest:
+            return CamResult(np.zeros(size, np.float32), max(peak, 0.0), self.name)
+        small = np.maximum(signed, 0) / peak
+        resized = cv2.resize(small, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        return CamResult(np.clip(resized, 0, 1), peak, self.name)
 
 
 class GradCAM(CamMethod):
-    """Grad-CAM (Selvaraju et al. 2017): channel weight = spatial mean of the gradient."""
+    """Grad-CAM (Selvaraju et al. 2017): weight = spatial mean of the gradient."""
 
-    name = "gradcam"
+    name, label = "gradcam", "Grad-CAM"
 
-    def weights(self, features: np.ndarray, gradients: np.ndarray) -> np.ndarray:
-        return gradients.mean(axis=(0, 1))
+    def weights(self, x: CamInput) -> np.ndarray:
+        return x.gradients.mean(axis=(0, 1))
+
+
+class GradCAMPlusPlus(CamMethod):
+    """Grad-CAM++ (Chattopadhay et al. 2018): positive gradients weighted by alpha_ij."""
+
+    name, label = "gradcampp", "Grad-CAM++"
+
+    def weights(self, x: CamInput) -> np.ndarray:
+        g2, g3 = x.gradients ** 2, x.gradients ** 3
+        total = x.features.sum(axis=(0, 1))
+        denom = 2 * g2 + total * g3
+        alpha = np.where(x.gradients != 0, g2 / np.where(denom != 0, denom, 1e-7), 0)
+        return (np.maximum(x.gradients, 0) * alpha).sum(axis=(0, 1))
+
+
+class XGradCAM(CamMethod):
+    """XGrad-CAM (Fu et al. 2020): gradients weighted by the normalised activations."""
+
+    name, label = "xgradcam", "XGrad-CAM"
+
+    def weights(self, x: CamInput) -> np.ndarray:
+        total = x.features.sum(axis=(0, 1))
+        return (x.gradients * x.features).sum(axis=(0, 1)) / (total + 1e-7)
+
+
+class LayerCAM(CamMethod):
+    """Layer-CAM (Jiang et al. 2021): per-position weight = ReLU(gradient)."""
+
+    name, label = "layercam", "Layer-CAM"
+
+    def weights(self, x: CamInput) -> np.ndarray:
+        return np.maximum(x.gradients, 0)
+
+
+class EigenCAM(CamMethod):
+    """Eigen-CAM (Muhammad & Yeasin 2020): first principal component of the activations; no gradients.
+
+    It does not depend on the target class; the component's sign is chosen so that it agrees
+    with the activations on the whole.
+    """
+
+    name, label = "eigencam", "Eigen-CAM"
+
+    def signed_map(self, x: CamInput) -> np.ndarray:
+        h, w, c = x.features.shape
+        flat = x.features.reshape(h * w, c).astype(np.float32)
+        _, _, vt = np.linalg.svd(flat - flat.mean(axis=0), full_matrices=False)
+        projection = (flat @ vt[0]).reshape(h, w)
+        return projection if projection.sum() >= 0 else -projection
+
+
+class ScoreCAM(CamMethod):
+    """Score-CAM (Wang et al. 2020): weight = target probability of the input masked by each map.
+
+    Cost: one forward pass per channel used; only the `channels` most active ones are
+    (default 32, in batches), so it costs about 32 inferences.
+    """
+
+    name, label = "scorecam", "Score-CAM"
+
+    def __init__(self, channels: int = 32) -> None:
+        self.channels = channels
+
+    def weights(self, x: CamInput) -> np.ndarray:
+        if x.image is None or x.score is None:
+            raise ValueError("Score-CAM needs the model input and a scoring function")
+        h_in, w_in = x.image.shape[1:3]
+        c = x.features.shape[-1]
+        top = np.argsort(x.features.mean(axis=(0, 1)))[::-1][: min(self.channels, c)]
+        masks = []
+        for ch in top:
+            up = cv2.resize(x.features[:, :, ch].astype(np.float32), (w_in, h_in), interpolation=cv2.INTER_LINEAR)
+            span = up.max() - up.min()
+            masks.append((up - up.min()) / span if span > 0 else np.zeros_like(up))
+        masked = x.image * np.stack(masks)[..., None]
+        weights = np.zeros(c, np.float32)
+        weights[top] = x.score(masked.astype(np.float32))
+        return weights
+
+
+METHODS: dict[str, type[CamMethod]] = {
+    cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, EigenCAM, ScoreCAM)
+}

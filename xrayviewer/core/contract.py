@@ -110,12 +110,3 @@ def validate_session(session: ort.InferenceSession, source: str | Path) -> Model
     if len(feats) != 4 or feats[1:] != grads[1:]:
         raise fail("'features' and 'gradients' differ", f"expected equal [N, h, w, C], found {feats} and {grads}")
     return ModelCard(card)
-
-
-def load_session(path: str | Path, providers: list[str] | None = None) -> tuple[ort.InferenceSession, ModelCard]:
-    """Open `path` with ONNX Runtime and validate it."""
-    try:
-        session = ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph/NoSuchFile types
-        raise ModelContractError(path, "not a loadable ONNX model", " ".join(str(exc).split())[:300], FIX) from None
-    return session, validate_session(session, path)

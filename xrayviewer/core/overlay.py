@@ -1,0 +1,88 @@
+"""Heatmap overlays at full resolution: colormaps, opacity, a lower threshold, contours, a colorbar.
+
+Everything here works on the CAM map already computed, so changing the style never
+re-runs the model. Arrays are RGB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+COLORMAPS = {
+    "jet": cv2.COLORMAP_JET, "turbo": cv2.COLORMAP_TURBO, "viridis": cv2.COLORMAP_VIRIDIS,
+    "inferno": cv2.COLORMAP_INFERNO, "magma": cv2.COLORMAP_MAGMA, "plasma": cv2.COLORMAP_PLASMA,
+    "hot": cv2.COLORMAP_HOT, "cividis": cv2.COLORMAP_CIVIDIS, "parula": cv2.COLORMAP_PARULA,
+    "bone": cv2.COLORMAP_BONE, "rainbow": cv2.COLORMAP_RAINBOW,
+}
+CONTOUR_LEVELS = (0.25, 0.5, 0.75)
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    colormap: str = "jet"
+    opacity: float = 0.4  # 0 (film only) .. 1 (heatmap only)
+    threshold: float = 0.2  # map values below this are transparent
+    contours: bool = False
+    visible: bool = True
+
+
+@lru_cache(maxsize=None)
+def colormap_lut(name: str) -> np.ndarray:
+    """256 x 1 x 3 uint8 RGB lookup table of an OpenCV colormap."""
+    if name not in COLORMAPS:
+        raise ValueError(f"unknown colormap '{name}'; choose one of {', '.join(COLORMAPS)}")
+    bgr = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(256, 1), COLORMAPS[name])
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def heat_index(cam_map: np.ndarray) -> np.ndarray:
+    """CAM map in [0, 1] -> uint8 0..255, the form every style change starts from."""
+    return cv2.convertScaleAbs(cam_map, alpha=255.0)
+
+
+def as_rgb(display: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(display, cv2.COLOR_GRAY2RGB) if display.ndim == 2 else display
+
+
+def composite(display: np.ndarray, heat: np.ndarray, style: OverlayStyle) -> np.ndarray:
+    """The film (gray or RGB uint8) with the heatmap (`heat_index` output, same size) laid over it."""
+    base = as_rgb(display)
+    if not style.visible or style.opacity <= 0:
+        return base.copy()
+    colored = cv2.applyColorMap(heat, colormap_lut(style.colormap))
+    opacity = float(np.clip(style.opacity, 0, 1))
+    blended = cv2.addWeighted(base, 1 - opacity, colored, opacity, 0)
+    cutoff = int(np.ceil(np.clip(style.threshold, 0, 1) * 255))
+    if cutoff > 0:
+        _, below = cv2.threshold(heat, cutoff - 1, 255, cv2.THRESH_BINARY_INV)  # 255 where heat < cutoff
+        cv2.copyTo(base, below, blended)
+    if style.contours:
+        draw_contours(blended, heat)
+    return blended
+
+
+def draw_contours(image: np.ndarray, heat: np.ndarray, levels: tuple[float, ...] = CONTOUR_LEVELS) -> None:
+    """Draw iso-lines of the map at `levels` onto `image`, in place (white, thicker for higher levels).
+
+    The lines are traced on a copy of the map at most 512 px wide (the map is smooth) and scaled up.
+    """
+    factor = max(1, int(np.ceil(max(heat.shape) / 512)))
+    small = heat[::factor, ::factor]
+    thickness = max(1, round(max(image.shape[:2]) / 600))
+    for i, level in enumerate(levels):
+        mask = (small >= round(level * 255)).astype(np.uint8)
+        lines, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        scaled = [line * factor + factor // 2 for line in lines]
+        cv2.drawContours(image, scaled, -1, (255, 255, 255), thickness + i, lineType=cv2.LINE_AA)
+
+
+def colorbar(colormap: str, length: int = 256, thickness: int = 16, vertical: bool = True) -> np.ndarray:
+    """A colorbar image, high values at the top (vertical) or right (horizontal)."""
+    ramp = np.linspace(255, 0, length).astype(np.uint8) if vertical else np.linspace(0, 255, length).astype(np.uint8)
+    strip = ramp.reshape(-1, 1) if vertical else ramp.reshape(1, -1)
+    strip = np.repeat(strip, thickness, axis=1 if vertical else 0)
+    return cv2.applyColorMap(np.ascontiguousarray(strip), colormap_lut(colormap))
