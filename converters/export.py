@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from converters import dataset
-from converters.train import SCALING, binary_figures, pick_threshold, to_input
+from converters.train import SCALING, to_input
 from xrayviewer.core.cam import CamInput, GradCAM
 from xrayviewer.core.contract import card_metadata, validate_session
+from xrayviewer.core.metrics import binary_figures, pick_threshold
 
 CONVERTER_VERSION = "1"
 PROB_TOLERANCE = 1e-4

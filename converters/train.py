@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from converters import dataset
+from xrayviewer.core.metrics import binary_figures, pick_threshold
 
 RECIPE_VERSION = "1"
 BN_MOMENTUM = 0.9
@@ -101,44 +102,6 @@ def make_sequence(images: np.ndarray, labels: np.ndarray, batch: int, train: boo
                 self.rng.shuffle(self.order)
 
     return Films()
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties counted half)."""
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    ranks[order] = np.arange(1, len(order) + 1)
-    allv = np.concatenate([pos, neg])
-    for v in np.unique(allv):  # average ranks of ties
-        tie = allv == v
-        if tie.sum() > 1:
-            ranks[tie] = ranks[tie].mean()
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
-def pick_threshold(labels: np.ndarray, scores: np.ndarray, min_sensitivity: float = 0.95) -> float:
-    """Highest threshold whose sensitivity is still >= `min_sensitivity` (best specificity under it)."""
-    pos = np.sort(scores[labels == 1])
-    k = int(math.floor((1 - min_sensitivity) * len(pos)))  # positives allowed below threshold
-    return float(pos[k])
-
-
-def binary_figures(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
-    pred = scores >= threshold
-    tp = int(np.sum(pred & (labels == 1)))
-    tn = int(np.sum(~pred & (labels == 0)))
-    fp = int(np.sum(pred & (labels == 0)))
-    fn = int(np.sum(~pred & (labels == 1)))
-    return {
-        "n": int(len(labels)),
-        "auc": round(roc_auc(labels, scores), 4),
-        "sensitivity": round(tp / max(tp + fn, 1), 4),
-        "specificity": round(tn / max(tn + fp, 1), 4),
-        "accuracy": round((tp + tn) / max(len(labels), 1), 4),
-        "threshold": round(threshold, 6),
-        "confusion": {"tp": tp, "fn": fn, "fp": fp, "tn": tn},
-    }
 
 
 def main(argv: list[str] | None = None) -> int:

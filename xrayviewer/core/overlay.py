@@ -86,3 +86,13 @@ def colorbar(colormap: str, length: int = 256, thickness: int = 16, vertical: bo
     strip = ramp.reshape(-1, 1) if vertical else ramp.reshape(1, -1)
     strip = np.repeat(strip, thickness, axis=1 if vertical else 0)
     return cv2.applyColorMap(np.ascontiguousarray(strip), colormap_lut(colormap))
+
+
+def save_png(path, rgb: np.ndarray) -> None:
+    """Write an RGB (or gray) uint8 array as PNG; encoded in memory so that any path works."""
+    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"{path}: PNG encoding failed")
+    with open(path, "wb") as f:
+        f.write(data.tobytes())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +82,20 @@ class StudyTree:
                                         key=lambda kv: (kv[1].number is None, kv[1].number or 0, kv[0])))
                 for se in st.series.values():
                     se.instances.sort(key=lambda i: (i.instance_number is None, i.instance_number or 0, str(i.path)))
+
+
+def image_paths(paths: list[str | Path]) -> Iterator[tuple[Path, str | None]]:
+    """Files as given; folders and DICOMDIRs as their images (browser order). Yields (path, problem or None)."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir() or path.name.upper() == "DICOMDIR":
+            tree = scan(path)
+            for instance in tree.instances():
+                yield instance.path, None
+            for problem in tree.problems:
+                yield problem.path, problem.reason
+        else:
+            yield path, None
 
 
 def scan(path: str | Path) -> StudyTree:

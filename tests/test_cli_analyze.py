@@ -1,0 +1,82 @@
+"""`xrayviewer analyze`, `evaluate` and `bench` as real processes, on a tiny contract model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from tiny_models import build, quadrant_film
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xrayviewer", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return build(tmp_path / "tiny.onnx", bias=-2.0, ood_threshold=0.9)
+
+
+def test_analyze_folder_with_a_corrupt_file(tmp_path, tiny, dicom_data):
+    films = tmp_path / "films"
+    films.mkdir()
+    for i, q in enumerate([(0, 0), (1, 1)]):
+        cv2.imwrite(str(films / f"film{i}.png"), quadrant_film(96, q))
+    shutil.copy(dicom_data / "RG1_J2KI.dcm", films / "chest.dcm")
+    (films / "broken.dcm").write_bytes((dicom_data / "RG1_UNCR.dcm").read_bytes()[:4000])
+    out = tmp_path / "overlays"
+    result = run("analyze", str(films), "--model", str(tiny), "--provider", "cpu", "--out", str(out),
+                 "--method", "gradcampp", "--colormap", "viridis")
+    assert result.returncode == 1
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 4
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
+    assert "broken.dcm" in by_name["broken.dcm"]["error"] and by_name["broken.dcm"]["probability"] is None
+    for name in ("film0.png", "film1.png", "chest.dcm"):
+        row = by_name[name]
+        assert row["error"] is None and 0 <= row["probability"] <= 1
+        assert row["label"] in ("NORMAL", "PNEUMONIA") and row["threshold"] == 0.5
+        assert row["model"] == "tiny" and row["provider"] == "CPUExecutionProvider" and row["method"] == "gradcampp"
+        assert set(row["ood"]) == {"score", "flagged"}
+        overlay = cv2.imread(row["overlay"])
+        assert overlay is not None
+    chest_overlay = cv2.imread(by_name["chest.dcm"]["overlay"])
+    assert chest_overlay.shape[:2] == (1955, 1841)  # full resolution of the source film
+
+
+def test_analyze_usage_errors(tiny):
+    assert run("analyze", "x.png", "--method", "nope").returncode == 2
+    missing = run("analyze", "x.png", "--model", "no-such-model.onnx")
+    assert missing.returncode == 1 and "no-such-model.onnx" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_evaluate_on_a_labelled_folder(tmp_path, tiny):
+    for cls, q in (("NORMAL", None), ("PNEUMONIA", (0, 0))):
+        (tmp_path / "set" / cls).mkdir(parents=True)
+        for i in range(4):
+            film = np.full((64, 64), 10 + i, np.uint8) if q is None else quadrant_film(64, q)
+            cv2.imwrite(str(tmp_path / "set" / cls / f"{i}.png"), film)
+    roc = tmp_path / "roc.png"
+    result = run("evaluate", str(tmp_path / "set"), "--model", str(tiny), "--roc", str(roc))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    for key in ("n", "accuracy", "sensitivity", "specificity", "precision", "f1", "auc", "threshold", "confusion"):
+        assert key in figures
+    assert figures["n"] == 8 and figures["auc"] == 1.0  # bright quadrant -> higher logit for every pair
+    assert cv2.imread(str(roc)).shape == (480, 480, 3)
+
+
+def test_bench_prints_every_step(tiny):
+    result = run("bench", "--model", str(tiny), "--provider", "cpu", "--repeat", "3")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    for key in ("decode", "preprocess", "inference", "gradcam", "gradcampp", "xgradcam", "layercam", "eigencam",
+                "scorecam", "overlay", "end_to_end"):
+        assert figures["median_ms"][key] > 0
+    assert figures["provider"] == "CPUExecutionProvider" and figures["cores"] >= 1

@@ -1,0 +1,21 @@
+"""The `xrayviewer` subcommands: each module has `add_parser(subparsers)` and `run(args) -> exit code`."""
+
+from __future__ import annotations
+
+import argparse
+
+from xrayviewer.core.cam import METHODS
+from xrayviewer.core.engine import TARGETS
+from xrayviewer.core.overlay import COLORMAPS
+
+
+def add_model_options(p: argparse.ArgumentParser, cam: bool = False) -> None:
+    """--model and --provider, and with `cam` the CAM and overlay options."""
+    p.add_argument("--model", default="mobilenetv2", help="shipped model name (mobilenetv2, xception) or .onnx path")
+    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
+    if cam:
+        p.add_argument("--method", default="gradcam", choices=sorted(METHODS))
+        p.add_argument("--target", default="pneumonia", choices=TARGETS)
+        p.add_argument("--colormap", default="jet", choices=sorted(COLORMAPS))
+        p.add_argument("--opacity", type=float, default=0.4)
+        p.add_argument("--threshold", type=float, default=0.2, help="map values below this are transparent")

@@ -1,0 +1,81 @@
+"""`xrayviewer analyze PATH...`: probability, label, OOD flag and a CAM overlay for every image, as JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from xrayviewer.commands import add_model_options
+from xrayviewer.core import XRayViewerError, read_image, to_display
+from xrayviewer.core.engine import Engine
+from xrayviewer.core.overlay import OverlayStyle, composite, heat_index, save_png
+from xrayviewer.core.study import image_paths
+
+BATCH = 32
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="run the model on images, folders or DICOM studies; one JSON line each")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    add_model_options(p, cam=True)
+    p.add_argument("--out", type=Path, help="folder for overlay PNGs")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    engine = Engine(args.provider)
+    model = engine.model(args.model)
+    style = OverlayStyle(args.colormap, args.opacity, args.threshold)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+    base = {"model": model.card.name, "provider": model.provider, "method": args.method, "target": args.target}
+    used_names: set[str] = set()
+    failed = 0
+
+    def report(path: Path, **fields) -> None:
+        row = {"path": str(path), "frame": 0, **base, "probability": None, "label": None,
+               "threshold": model.card.threshold, "ood": None, "overlay": None, "error": None, **fields}
+        print(json.dumps(row), flush=True)
+
+    pending: list[tuple[Path, object]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        displays = [to_display(record) for _, record in pending]
+        for (path, record), display, inference in zip(pending, displays, engine.infer(model, displays)):
+            result = engine.analysis(model, inference, display.shape[:2], args.method, args.target)
+            overlay = None
+            if args.out:
+                overlay = args.out / _unique_name(path, args.method, used_names)
+                save_png(overlay, composite(display, heat_index(result.cam.map), style))
+            report(path, frame=record.frame, probability=round(result.probability, 6), label=result.label,
+                   ood=result.ood, overlay=str(overlay) if overlay else None)
+        pending.clear()
+
+    for path, problem in image_paths(args.paths):
+        try:
+            if problem:
+                raise XRayViewerError(path, "skipped", problem)
+            pending.append((path, read_image(path)))
+        except XRayViewerError as exc:
+            failed += 1
+            flush()  # keep the output in input order
+            report(path, error=str(exc))
+            print(f"error: {exc}", file=sys.stderr)
+        if len(pending) >= BATCH:
+            flush()
+    flush()
+    return 1 if failed else 0
+
+
+def _unique_name(path: Path, method: str, used: set[str]) -> str:
+    stem, n = f"{path.stem}.{method}", 1
+    name = f"{stem}.png"
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}.png"
+    used.add(name)
+    return name

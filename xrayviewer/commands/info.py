@@ -1,0 +1,65 @@
+"""`xrayviewer info PATH...`: one JSON object per image on stdout; one error line per unreadable file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from xrayviewer.core import ImageRecord, XRayViewerError, read_image
+from xrayviewer.core.study import image_paths
+
+
+def info_of(record: ImageRecord) -> dict:
+    """The JSON object `xrayviewer info` prints for one image."""
+    m = record.metadata
+    return {
+        "path": record.path,
+        "frame": record.frame,
+        "frames": record.frames,
+        "format": record.format,
+        "modality": m.modality,
+        "rows": record.rows,
+        "columns": record.columns,
+        "bits_stored": record.bits_stored,
+        "photometric_interpretation": record.photometric,
+        "transfer_syntax": record.transfer_syntax,
+        "default_window": {"center": round(record.window.center, 3), "width": round(record.window.width, 3)},
+        "patient_name": m.patient_name,
+        "patient_id": m.patient_id,
+        "study_date": m.study_date,
+        "study_description": m.study_description,
+        "series_description": m.series_description,
+        "body_part": m.body_part,
+        "view_position": m.view_position,
+        "pixel_spacing": list(m.pixel_spacing) if m.pixel_spacing else None,
+    }
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="print one JSON object per image: format, size, window, patient/study")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="image, DICOM file, folder or DICOMDIR")
+    p.add_argument("--frame", type=int, default=0, help="frame of multi-frame files (default 0)")
+    p.add_argument("--demo", action="store_true", help="also the demo chest CR (pydicom-data)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = list(args.paths)
+    if args.demo:
+        from xrayviewer.demo import demo_path
+
+        paths.append(str(demo_path()))
+    if not paths:
+        print("xrayviewer info: give at least one PATH, or --demo", file=sys.stderr)
+        return 2
+    failed = 0
+    for path, problem in image_paths(paths):
+        try:
+            if problem:
+                raise XRayViewerError(path, "skipped", problem)
+            print(json.dumps(info_of(read_image(path, args.frame))), flush=True)
+        except XRayViewerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
