@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import dataset
+from converters import dataset, ood
 from converters.train import SCALING, to_input
 from xrayviewer.core.cam import CamInput, GradCAM
 from xrayviewer.core.contract import card_metadata, validate_session
@@ -165,7 +165,8 @@ def verify(session, model, split: Split, films: np.ndarray) -> dict:
     ref_prob, ref_feats, ref_grads = reference_gradcam(model, split, films)
     cam = GradCAM()
     cam_diffs = [
-        float(np.abs(cam.compute(CamInput(f, g), CAM_SIZE).map - cam.compute(CamInput(rf, rg), CAM_SIZE).map).max())
+        float(np.abs(cam.compute(CamInput(f, g), CAM_SIZE).map
+                     - cam.compute(CamInput(rf, rg), CAM_SIZE).map).max())
         for f, g, rf, rg in zip(out["features"], out["gradients"], ref_feats, ref_grads)
     ]
     figures = {
@@ -201,9 +202,14 @@ def to_onnx(split: Split, size: tuple[int, int], opset: int = 17):
     return proto
 
 
-def score(session, images: np.ndarray, batch: int = 64) -> np.ndarray:
-    return np.concatenate([session.run(["probability"], {"image": images[i:i + batch]})[0][:, 0]
+def run_batches(session, images: np.ndarray, output: str, batch: int = 64) -> np.ndarray:
+    """One output of the session over `images`, in batches."""
+    return np.concatenate([session.run([output], {"image": images[i:i + batch]})[0]
                            for i in range(0, len(images), batch)])
+
+
+def score(session, images: np.ndarray) -> np.ndarray:
+    return run_batches(session, images, "probability")[:, 0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,6 +252,20 @@ def main(argv: list[str] | None = None) -> int:
     threshold = pick_threshold(val_y, val_scores)
     test_gray, test_y = dataset.load_gray(parts["test"], size[0])
     test_scores = score(session, to_input(test_gray))
+    train_gray, _ = dataset.load_gray(parts["train"], size[0])
+    pixels = ood.add_pixel_vector(proto, size)
+    ood.add_output(proto, pixels, ["N", "P"])
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    pixel_gate = ood.fit(run_batches(session, to_input(train_gray), pixels), components=16)
+    feature_gate = ood.fit(run_batches(session, to_input(train_gray), "pooled"))
+    del train_gray
+    ood.remove_output(proto, pixels)
+    ratios = [ood.add_gate(proto, pixel_gate, pixels, "ood_px"), ood.add_gate(proto, feature_gate, "pooled", "ood_ft")]
+    ood.add_combined_score(proto, ratios)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    ood_val = run_batches(session, to_input(val_gray), "ood_score")[:, 0]
+    ood_card = {**ood.card_entry(pixel_gate, feature_gate),
+                "validation_films_flagged": round(float((ood_val > 1.0).mean()), 4)}
     recipe = json.loads(args.recipe.read_text()) if args.recipe else {}
     arch = recipe.get("architecture") or model.name
     card = {
@@ -274,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                           "attribution": ATTRIBUTION},
         "recipe_version": recipe.get("recipe_version", "unknown"),
         "recipe": {k: recipe[k] for k in ("hyper", "epochs_run", "train_seconds") if k in recipe},
+        "ood": ood_card,
         "converter_version": CONVERTER_VERSION,
         "verification": figures,
     }
