@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="xrayviewer-test-settings-")  # QSettings of the tests
 
 from xrayviewer.demo import data_store_folder  # noqa: E402
 

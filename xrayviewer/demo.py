@@ -27,3 +27,9 @@ def data_store_folder() -> Path:
 def demo_path() -> Path:
     """Path of the demo chest film."""
     return data_store_folder() / DEMO_FILE
+
+
+def demo_paths() -> list[Path]:
+    """The demo study: the chest CR first, then an extremity CR (RG3) that the OOD gate should flag."""
+    folder = data_store_folder()
+    return [folder / DEMO_FILE, folder / "RG3_J2KR.dcm"]

@@ -1,0 +1,126 @@
+"""The viewer under pytest-qt (offscreen): real widgets, real files, a real ONNX model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from tiny_models import build
+from xrayviewer.gui.main_window import MainWindow
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    tiny = build(tmp_path / "tiny.onnx", bias=-1.0, ood_threshold=0.9)
+    w = MainWindow("cpu", models=[str(tiny)])
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def open_and_wait(qtbot, window, path) -> None:
+    with qtbot.waitSignal(window.analysisShown, timeout=60_000):
+        window.open_paths([path])
+
+
+def test_open_dicom_and_see_the_analysis(qtbot, window, dicom_data):
+    open_and_wait(qtbot, window, dicom_data / "RG1_J2KR.dcm")
+    view = window.panes[0].view
+    assert view.record.metadata.modality == "CR"
+    assert view.shown.shape[:2] == (1955, 1841)
+    assert window.panes[0].analysis is not None
+    assert "P(pneumonia)" in window.panel.probability.format() and window.panel.probability.value() > 0
+    assert window.panel.label.text().startswith("<b>")
+    assert window.browser.instance_paths()[0].name == "RG1_J2KR.dcm"
+
+
+def test_overlay_controls_repaint_without_inference(qtbot, window, dicom_data):
+    open_and_wait(qtbot, window, dicom_data / "RG1_J2KI.dcm")
+    pane = window.panes[0]
+    model = window.engine.model(pane.settings.model)
+    calls = []
+    original = model.session.run
+    model.session.run = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        before = pane.view.shown.copy()
+        window.panel.opacity.setValue(90)
+        after_opacity = pane.view.shown.copy()
+        assert not np.array_equal(before, after_opacity)
+        window.panel.colormap.setCurrentIndex(window.panel.colormap.findData("viridis"))
+        assert not np.array_equal(after_opacity, pane.view.shown)
+        assert pane.style.colormap == "viridis" and pane.style.opacity == 0.9
+        qtbot.keyClick(window, Qt.Key.Key_H)
+        assert not window.panel.visible.isChecked()
+        assert calls == []  # no forward pass for any of it
+    finally:
+        model.session.run = original
+
+
+def test_left_drag_changes_window_level(qtbot, window, dicom_data):
+    open_and_wait(qtbot, window, dicom_data / "RG1_J2KI.dcm")
+    view = window.panes[0].view
+    before = view.window
+    center = view.rect().center()
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=center)
+    qtbot.mouseMove(view, center + QPoint(60, 40))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=center + QPoint(60, 40))
+    assert view.window.width > before.width and view.window.center > before.center
+    qtbot.keyClick(view, Qt.Key.Key_R)
+    assert view.window == view.record.window
+
+
+def test_compare_layout_syncs_and_unsyncs(qtbot, window, dicom_data):
+    open_and_wait(qtbot, window, dicom_data / "RG1_J2KI.dcm")
+    with qtbot.waitSignal(window.analysisShown, timeout=60_000):
+        window.compare_action.setChecked(True)
+    left, right = window.panes[0].view, window.panes[1].view
+    assert right.isVisible() and window.panes[1].settings.method == "gradcampp"  # one model: another method
+    qtbot.keyClick(left, Qt.Key.Key_Plus)
+    assert right.zoom == pytest.approx(left.zoom) and left.zoom > 1
+    window.sync_action.setChecked(False)
+    qtbot.keyClick(left, Qt.Key.Key_Plus)
+    assert left.zoom > right.zoom
+
+
+def test_corrupt_file_shows_a_message_and_the_app_stays_usable(qtbot, window, tmp_path, dicom_data):
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes((dicom_data / "RG1_UNCR.dcm").read_bytes()[:3000])
+    window.open_image(bad)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=20_000)
+    assert "broken.dcm" in window.banner.text()
+    open_and_wait(qtbot, window, dicom_data / "RG1_J2KI.dcm")  # still works afterwards
+
+
+def test_event_loop_turns_while_the_analysis_runs(qtbot, window, dicom_data):
+    ticks = []
+    from PySide6.QtCore import QTimer
+
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(5)
+    with qtbot.waitSignal(window.analysisShown, timeout=60_000):
+        window.open_paths([dicom_data / "RG1_J2KR.dcm"])  # JPEG 2000 decoding + analysis in the background
+    timer.stop()
+    assert len(ticks) >= 10
+
+
+def test_screenshot_and_self_test_commands(tmp_path):
+    shot = tmp_path / "shot.png"
+    env_run = [sys.executable, "-m", "xrayviewer"]
+    result = subprocess.run(env_run + ["--demo", "--screenshot", str(shot)], capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr
+    import cv2
+
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[0] > 400 and image.std() > 10
+    result = subprocess.run(env_run + ["--self-test"], capture_output=True, text=True, timeout=180)
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert result.returncode == 0 and report["ok"] and report["models"]

@@ -1,0 +1,65 @@
+"""Start the viewer: QApplication, dark theme, the main window, and the --screenshot mode."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+SCREENSHOT_TIMEOUT_MS = 120_000
+
+
+def dark_palette() -> QPalette:
+    p = QPalette()
+    colors = {
+        QPalette.ColorRole.Window: (45, 45, 48), QPalette.ColorRole.WindowText: (220, 220, 220),
+        QPalette.ColorRole.Base: (30, 30, 32), QPalette.ColorRole.AlternateBase: (45, 45, 48),
+        QPalette.ColorRole.Text: (220, 220, 220), QPalette.ColorRole.Button: (55, 55, 58),
+        QPalette.ColorRole.ButtonText: (220, 220, 220), QPalette.ColorRole.Highlight: (70, 130, 220),
+        QPalette.ColorRole.HighlightedText: (255, 255, 255), QPalette.ColorRole.ToolTipBase: (30, 30, 32),
+        QPalette.ColorRole.ToolTipText: (220, 220, 220),
+    }
+    for role, rgb in colors.items():
+        p.setColor(role, QColor(*rgb))
+    return p
+
+
+def application() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("XRay Viewer")
+    app.setOrganizationName("XRayViewer")
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    return app
+
+
+def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, provider: str = "auto",
+        compare: bool = False) -> int:
+    """Open the main window; with `screenshot`, save it once the analysis is on screen and exit."""
+    from xrayviewer.gui.main_window import MainWindow
+
+    app = application()
+    window = MainWindow(provider)
+    window.resize(1500, 950)
+    window.show()
+    if compare:
+        window.compare_action.setChecked(True)
+    if screenshot is not None:
+        status = {"code": 1}
+
+        def save() -> None:
+            window.grab().save(str(screenshot))
+            status["code"] = 0
+            app.quit()
+
+        window.analysisShown.connect(lambda: QTimer.singleShot(300, save))
+        QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, app.quit)
+    if demo:
+        window.open_demo()
+    elif paths:
+        window.open_paths(paths)
+    code = app.exec()
+    return status["code"] if screenshot is not None else code

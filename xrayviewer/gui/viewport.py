@@ -1,0 +1,295 @@
+"""One film on screen: window/level, zoom, pan, invert, the heatmap overlay and the corner text.
+
+Mouse and keys follow Weasis / OHIF: left-drag window/level, wheel or right-drag zoom,
+middle-drag pan, I invert, R or Esc reset, F fit, 1 for 1:1, + and - zoom. The widget
+only shows state; the pixels come from xrayviewer.core (display, overlay).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtWidgets import QWidget
+
+from xrayviewer.core import ImageRecord, Window
+from xrayviewer.core.display import window_to_uint8
+from xrayviewer.core.overlay import OverlayStyle, as_rgb, colorbar, composite
+
+WL_SENSITIVITY = 1 / 400  # of the pixel range, per screen pixel dragged
+ZOOM_STEP = 1.15
+
+
+@dataclass(frozen=True)
+class ViewGeometry:
+    """What compare mode keeps in sync between viewports."""
+
+    zoom: float  # 1 = fit to the widget
+    center: tuple[float, float]  # image coordinates (x, y) shown at the widget's centre
+    window: Window | None
+    invert: bool
+
+
+def to_qimage(rgb: np.ndarray) -> QImage:
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    image = QImage(rgb.data, w, h, rgb.strides[0], QImage.Format.Format_RGB888)
+    return image.copy()  # own the memory
+
+
+class Viewport(QWidget):
+    viewChanged = Signal()  # the user changed zoom, pan, window or invert
+    cursorInfo = Signal(str)
+    activated = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAcceptDrops(False)  # the main window takes drops
+        self.setMinimumSize(200, 200)
+        self.record: ImageRecord | None = None
+        self.window: Window | None = None
+        self.invert = False
+        self.zoom = 1.0
+        self.center = (0.0, 0.0)
+        self.heat: np.ndarray | None = None
+        self.style = OverlayStyle()
+        self.caption = ""  # analysis text for the bottom-right corner
+        self.active = False
+        self.display: np.ndarray | None = None  # windowed film, uint8
+        self.shown: np.ndarray | None = None  # film with overlay, RGB
+        self._image: QImage | None = None
+        self._drag: tuple[Qt.MouseButton, QPointF] | None = None
+        self._span = 1.0  # pixel value range, for the window/level drag speed
+
+    # ----- state in -----
+    def set_record(self, record: ImageRecord | None) -> None:
+        self.record = record
+        self._span = float(record.pixels.max()) - float(record.pixels.min()) or 1.0 if record is not None else 1.0
+        self.heat = None
+        self.caption = ""
+        self.reset()
+
+    def set_heat(self, heat: np.ndarray | None, caption: str = "") -> None:
+        self.heat, self.caption = heat, caption
+        self._compose()
+
+    def set_style(self, style: OverlayStyle) -> None:
+        self.style = style
+        self._compose()
+
+    def geometry_state(self) -> ViewGeometry:
+        return ViewGeometry(self.zoom, self.center, self.window, self.invert)
+
+    def apply_geometry(self, g: ViewGeometry, window: bool = True) -> None:
+        """Take zoom, pan (and window/invert) from a synchronised viewport, without echoing a signal."""
+        self.zoom, self.center = g.zoom, g.center
+        if window and (g.window != self.window or g.invert != self.invert):
+            self.window, self.invert = g.window, g.invert
+            self._render()
+        self.update()
+
+    def reset(self) -> None:
+        """Default window, no invert, fit to the widget."""
+        self.invert = False
+        self.window = self.record.window if self.record else None
+        self.fit()
+        self._render()
+
+    def fit(self) -> None:
+        self.zoom = 1.0
+        if self.record is not None:
+            self.center = (self.record.columns / 2, self.record.rows / 2)
+        self.update()
+
+    def one_to_one(self) -> None:
+        if self.record is not None:
+            self.zoom = 1.0 / self._fit_scale()
+            self.update()
+
+    # ----- rendering -----
+    def _render(self) -> None:
+        if self.record is None or self.window is None:
+            self.display = self.shown = self._image = None
+            self.update()
+            return
+        self.display = window_to_uint8(self.record.pixels, self.window, self.invert != self.record.invert_default)
+        self._compose()
+
+    def _compose(self) -> None:
+        if self.display is None:
+            self.update()
+            return
+        heat = self.heat if self.heat is not None and self.heat.shape == self.display.shape[:2] else None
+        self.shown = composite(self.display, heat, self.style) if heat is not None else as_rgb(self.display)
+        self._image = to_qimage(self.shown)
+        self.update()
+
+    def _fit_scale(self) -> float:
+        if self.record is None:
+            return 1.0
+        return min(self.width() / self.record.columns, self.height() / self.record.rows)
+
+    def scale(self) -> float:
+        return self._fit_scale() * self.zoom
+
+    def to_image(self, pos: QPointF) -> tuple[float, float]:
+        s = self.scale()
+        return (self.center[0] + (pos.x() - self.width() / 2) / s, self.center[1] + (pos.y() - self.height() / 2) / s)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(0, 0, 0))
+        if self._image is not None:
+            s = self.scale()
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, s < 2)
+            painter.translate(self.width() / 2, self.height() / 2)
+            painter.scale(s, s)
+            painter.translate(-self.center[0], -self.center[1])
+            painter.drawImage(QPointF(0, 0), self._image)
+            painter.resetTransform()
+            self._draw_corners(painter)
+            if self.heat is not None and self.style.visible:
+                self._draw_colorbar(painter)
+        else:
+            painter.setPen(QColor(150, 150, 150))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
+                             "Drop a DICOM file, an image or a folder here\nor use File > Open")
+        if self.active:
+            painter.setPen(QPen(QColor(70, 130, 220), 2))
+            painter.drawRect(self.rect().adjusted(1, 1, -1, -1))
+        painter.end()
+
+    def corner_texts(self) -> dict[str, str]:
+        r = self.record
+        if r is None:
+            return {}
+        m = r.metadata
+        w = self.window or r.window
+        frame = f"Frame {r.frame + 1}/{r.frames}" if r.frames > 1 else ""
+        return {
+            "top_left": "\n".join(x for x in (m.patient_name, m.patient_id, m.study_date, m.study_description) if x),
+            "top_right": "\n".join(x for x in (" ".join(filter(None, (m.modality, m.body_part, m.view_position))),
+                                               f"{r.columns} x {r.rows}", frame) if x),
+            "bottom_left": f"W {w.width:.0f}  L {w.center:.0f}{'  INV' if self.invert else ''}\n"
+                           f"Zoom {self.scale() * 100:.0f} %",
+            "bottom_right": self.caption,
+        }
+
+    def _draw_corners(self, painter: QPainter) -> None:
+        painter.setFont(QFont(self.font().family(), 9))
+        margin = 8
+        box = self.rect().adjusted(margin, margin, -margin - 24, -margin)
+        flags = {
+            "top_left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+            "top_right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
+            "bottom_left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
+            "bottom_right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom,
+        }
+        for corner, text in self.corner_texts().items():
+            if text:
+                painter.setPen(QColor(0, 0, 0))
+                painter.drawText(QRectF(box).translated(1, 1), flags[corner], text)
+                painter.setPen(QColor(235, 235, 160))
+                painter.drawText(QRectF(box), flags[corner], text)
+
+    def _draw_colorbar(self, painter: QPainter) -> None:
+        bar = to_qimage(colorbar(self.style.colormap, 256, 12))
+        target = QRectF(self.width() - 20, self.height() / 4, 12, self.height() / 2)
+        painter.drawImage(target, bar)
+        painter.setPen(QColor(220, 220, 220))
+        painter.drawRect(target)
+
+    # ----- interaction -----
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        self.activated.emit()
+        self.setFocus()
+        self._drag = (event.button(), event.position())
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        self._drag = None
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        pos = event.position()
+        self._report_cursor(pos)
+        if self._drag is None or self.record is None:
+            return
+        button, last = self._drag
+        dx, dy = pos.x() - last.x(), pos.y() - last.y()
+        self._drag = (button, pos)
+        if button == Qt.MouseButton.LeftButton:
+            self.drag_window(dx, dy)
+        elif button == Qt.MouseButton.RightButton:
+            self.zoom_by(math.exp(-dy * 0.01))
+        elif button == Qt.MouseButton.MiddleButton:
+            s = self.scale()
+            self.center = (self.center[0] - dx / s, self.center[1] - dy / s)
+            self.update()
+            self.viewChanged.emit()
+
+    def drag_window(self, dx: float, dy: float) -> None:
+        """Horizontal drag changes the width, vertical the level (center), as in Weasis and OHIF."""
+        w = self.window or self.record.window
+        step = self._span * WL_SENSITIVITY
+        self.window = Window(w.center + dy * step, max(w.width + dx * step, 1e-3))
+        self._render()
+        self.viewChanged.emit()
+
+    def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
+        if anchor is not None:  # keep the image point under the cursor in place
+            before = self.to_image(anchor)
+            self.zoom = float(np.clip(self.zoom * factor, 0.05, 50))
+            after = self.to_image(anchor)
+            self.center = (self.center[0] + before[0] - after[0], self.center[1] + before[1] - after[1])
+        else:
+            self.zoom = float(np.clip(self.zoom * factor, 0.05, 50))
+        self.update()
+        self.viewChanged.emit()
+
+    def wheelEvent(self, event) -> None:  # noqa: N802
+        steps = event.angleDelta().y() / 120
+        if steps:
+            self.zoom_by(ZOOM_STEP ** steps, event.position())
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        key = event.key()
+        actions = {
+            Qt.Key.Key_I: self.toggle_invert,
+            Qt.Key.Key_R: self.reset,
+            Qt.Key.Key_Escape: self.reset,
+            Qt.Key.Key_F: self.fit,
+            Qt.Key.Key_1: self.one_to_one,
+            Qt.Key.Key_Plus: lambda: self.zoom_by(ZOOM_STEP),
+            Qt.Key.Key_Equal: lambda: self.zoom_by(ZOOM_STEP),
+            Qt.Key.Key_Minus: lambda: self.zoom_by(1 / ZOOM_STEP),
+        }
+        if key in actions and self.record is not None:
+            actions[key]()
+            self.viewChanged.emit()
+        else:
+            super().keyPressEvent(event)
+
+    def toggle_invert(self) -> None:
+        self.invert = not self.invert
+        self._render()
+
+    def set_window(self, window: Window) -> None:
+        self.window = window
+        self._render()
+        self.viewChanged.emit()
+
+    def _report_cursor(self, pos: QPointF) -> None:
+        if self.record is None:
+            return
+        x, y = self.to_image(pos)
+        col, row = int(math.floor(x)), int(math.floor(y))
+        if 0 <= row < self.record.rows and 0 <= col < self.record.columns:
+            value = self.record.pixels[row, col]
+            text = ", ".join(f"{v:g}" for v in np.atleast_1d(value).tolist())
+            self.cursorInfo.emit(f"x {col}  y {row}  value {text}")
+        else:
+            self.cursorInfo.emit("")

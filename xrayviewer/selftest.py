@@ -1,0 +1,47 @@
+"""`xrayviewer --self-test`: load the shipped models, analyse the demo film, write an overlay, print one JSON line.
+
+The Windows installer's smoke test runs it; it needs no display.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from xrayviewer import __version__
+from xrayviewer.core import read_image, to_display
+from xrayviewer.core.engine import Engine
+from xrayviewer.core.overlay import OverlayStyle, composite, heat_index, save_png
+
+
+def self_test(provider: str = "auto") -> dict:
+    from xrayviewer.demo import demo_path
+    from xrayviewer.models import available
+
+    start = time.perf_counter()
+    engine = Engine(provider)
+    display = to_display(read_image(demo_path()))
+    out = Path(tempfile.mkdtemp(prefix="xrayviewer-selftest-"))
+    results = {}
+    for name in available():
+        model = engine.model(name)
+        analysis = engine.analyze(model, display, "gradcam")
+        overlay = out / f"{name}.gradcam.png"
+        save_png(overlay, composite(display, heat_index(analysis.cam.map), OverlayStyle()))
+        results[name] = {"probability": round(analysis.probability, 4), "label": analysis.label,
+                         "ood": analysis.ood, "provider": analysis.provider, "overlay": str(overlay),
+                         "cam_peak": round(analysis.cam.peak, 6)}
+    ok = bool(results) and all(Path(r["overlay"]).stat().st_size > 0 for r in results.values())
+    return {"ok": ok, "version": __version__, "demo": str(demo_path()), "models": results,
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
+def main(provider: str = "auto") -> int:
+    try:
+        result = self_test(provider)
+    except Exception as exc:  # noqa: BLE001 - the smoke test reports, it does not crash
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(result), flush=True)
+    return 0 if result["ok"] else 1
