@@ -11,22 +11,12 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
+from xrayviewer.commands.bench import median_ms
 from xrayviewer.core import read_image, scan, to_display
 from xrayviewer.demo import data_store_folder
-
-
-def median_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 2)
 
 
 def main() -> None:
@@ -43,6 +33,7 @@ def main() -> None:
                 os.link(f, sub / f.name) if f.stat().st_dev == folder.stat().st_dev else shutil.copy(f, sub)
         n_files = sum(1 for _ in folder.rglob("*.dcm"))
         scan_ms = median_ms(lambda: scan(folder), args.repeat)
+    film = read_image(data / "RG1_UNCR.dcm")
     results = {
         "scan_files": n_files,
         "scan_ms": scan_ms,
@@ -51,7 +42,7 @@ def main() -> None:
             name: median_ms(lambda name=name: read_image(data / name), args.repeat)
             for name in ("RG1_UNCR.dcm", "RG1_J2KR.dcm", "RG1_J2KI.dcm")
         },
-        "display_ms_RG1": median_ms(lambda r=read_image(data / "RG1_UNCR.dcm"): to_display(r), args.repeat),
+        "display_ms_RG1": median_ms(lambda: to_display(film), args.repeat),
         "cores": os.cpu_count(),
     }
     print(json.dumps(results))

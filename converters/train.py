@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         "epochs_run": len((args.out / "history.csv").read_text().splitlines()) - 1,
         "train_seconds": round(time.time() - start),
         "hyper": {"batch": args.batch, "lr": args.lr, "schedule": "cosine", "patience": args.patience,
-                  "class_weight": class_weight, "bn_momentum": BN_MOMENTUM, "augmentation": augment.__doc__.splitlines()[0]},
+                  "class_weight": class_weight, "bn_momentum": BN_MOMENTUM,
+                  "augmentation": augment.__doc__.splitlines()[0]},
         "threshold_rule": "highest threshold with validation sensitivity >= 0.95",
         "validation": binary_figures(y_val, scores, threshold),
     }

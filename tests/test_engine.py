@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from tiny_models import build, quadrant_film
+
 from xrayviewer.core.cam import METHODS, CamInput, GradCAM
 from xrayviewer.core.contract import ModelContractError
 from xrayviewer.core.engine import Engine

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
-
 from tiny_models import build
+
 from xrayviewer.gui.main_window import MainWindow
 
 

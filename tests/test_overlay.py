@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from tiny_models import build, quadrant_film
+
 from xrayviewer.core.engine import Engine
 from xrayviewer.core.overlay import COLORMAPS, OverlayStyle, colorbar, colormap_lut, composite, heat_index
 

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pydicom
 
+from xrayviewer.core.display import to_display
 from xrayviewer.core.engine import Analysis, Engine
 from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.overlay import OverlayStyle, colorbar, composite, heat_index, save_png
 from xrayviewer.core.reader import read_image
-from xrayviewer.core.display import to_display
 from xrayviewer.core.record import ImageRecord
 
 

@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -26,11 +25,10 @@ from PySide6.QtWidgets import (
 )
 
 from xrayviewer import __version__
-from xrayviewer.core import ImageRecord, Window, read_image, to_display
+from xrayviewer.core import ImageRecord, Window, export, read_image, to_display
 from xrayviewer.core.display import percentile_window
 from xrayviewer.core.engine import Analysis, Engine, Inference
 from xrayviewer.core.overlay import OverlayStyle, heat_index, save_png
-from xrayviewer.core import export
 from xrayviewer.gui.browser import StudyBrowser
 from xrayviewer.gui.panels import AnalysisSettings, ControlPanel
 from xrayviewer.gui.viewport import Viewport
