@@ -18,7 +18,7 @@ import pydicom
 
 from converters import dataset
 from xrayviewer.core import XRayViewerError, read_image, to_display
-from xrayviewer.core.engine import Engine
+from xrayviewer.core.engine import Engine, ood_of
 from xrayviewer.demo import data_store_folder
 
 CHEST = ("RG1_",)  # the adult chest CR of pydicom-data
@@ -59,8 +59,9 @@ def main() -> None:
     def flags(displays: list) -> list[bool]:
         out = []
         for i in range(0, len(displays), 32):
-            for inference in engine.infer(model, displays[i:i + 32]):
-                out.append(inference.ood_score > model.card.data["ood"]["threshold"])
+            batch = displays[i:i + 32]
+            for display, inference in zip(batch, engine.infer(model, batch)):
+                out.append(ood_of(model, inference.ood_score, display)["flagged"])
         return out
 
     result = {"model": model.card.name, "threshold": model.card.data["ood"]["threshold"]}

@@ -42,7 +42,7 @@ def test_analyze_folder_with_a_corrupt_file(tmp_path, tiny, dicom_data):
         assert row["error"] is None and 0 <= row["probability"] <= 1
         assert row["label"] in ("NORMAL", "PNEUMONIA") and row["threshold"] == 0.5
         assert row["model"] == "tiny" and row["provider"] == "CPUExecutionProvider" and row["method"] == "gradcampp"
-        assert set(row["ood"]) == {"score", "flagged"}
+        assert {"score", "flagged"} <= set(row["ood"])
         overlay = cv2.imread(row["overlay"])
         assert overlay is not None
     chest_overlay = cv2.imread(by_name["chest.dcm"]["overlay"])

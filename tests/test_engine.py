@@ -77,7 +77,7 @@ def test_probability_label_threshold_and_batch(tmp_path, engine):
     single = [engine.infer(model, [f])[0] for f in films]
     for b, s in zip(batch, single):
         assert b.probability == pytest.approx(s.probability, abs=1e-6)
-    result = engine.analysis(model, batch[0], (64, 64))
+    result = engine.analysis(model, batch[0], films[0])
     expected = 1 / (1 + np.exp(-(batch[0].features.sum() - 1.5)))
     assert result.probability == pytest.approx(expected, rel=1e-5)
     assert result.threshold == 0.3 and result.label == ("PNEUMONIA" if result.probability >= 0.3 else "NORMAL")
@@ -89,9 +89,22 @@ def test_ood_flag_from_the_model_file(tmp_path, engine):
     bright = engine.analyze(model, np.full((32, 32), 250, np.uint8))
     dark = engine.analyze(model, np.full((32, 32), 20, np.uint8))
     assert bright.ood["flagged"] and not dark.ood["flagged"]
+    assert bright.ood["reasons"] == ["unlike the training films"]
     assert bright.ood["score"] > 0.5 > dark.ood["score"]
     without_gate = engine.model(build(tmp_path / "n.onnx"))
-    assert engine.analyze(without_gate, np.full((32, 32), 250, np.uint8)).ood == {"score": None, "flagged": False}
+    assert engine.analyze(without_gate, np.full((32, 32), 250, np.uint8)).ood == \
+        {"score": None, "flagged": False, "reasons": []}
+
+
+def test_colour_and_elongated_pictures_are_flagged_without_a_gate(tmp_path, engine):
+    model = engine.model(build(tmp_path / "n.onnx"))
+    photo = np.zeros((64, 64, 3), np.uint8)
+    photo[..., 0] = 200  # red: no chest film is coloured
+    assert engine.analyze(model, photo).ood["reasons"] == ["a colour image"]
+    strip = np.full((40, 120), 100, np.uint8)
+    assert engine.analyze(model, strip).ood == {"score": None, "flagged": True, "reasons": ["aspect ratio 3.0"]}
+    gray_rgb = np.repeat(np.full((64, 64, 1), 90, np.uint8), 3, axis=2)
+    assert not engine.analyze(model, gray_rgb).ood["flagged"]
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             return
         displays = [to_display(record) for _, record in pending]
         for (path, record), display, inference in zip(pending, displays, engine.infer(model, displays)):
-            result = engine.analysis(model, inference, display.shape[:2], args.method, args.target)
+            result = engine.analysis(model, inference, display, args.method, args.target)
             overlay = None
             if args.out:
                 overlay = args.out / _unique_name(path, args.method, used_names)

@@ -98,7 +98,7 @@ def folder_throughput(engine: Engine, model, folder: Path, batch: int = 32) -> d
     for i in range(0, len(paths), batch):
         displays = [to_display(read_image(p)) for p in paths[i:i + batch]]
         for display, inference in zip(displays, engine.infer(model, displays)):
-            engine.analysis(model, inference, display.shape[:2])
+            engine.analysis(model, inference, display)
     seconds = time.perf_counter() - start
     return {"images": len(paths), "seconds": round(seconds, 2), "images_per_s": round(len(paths) / seconds, 1)}
 

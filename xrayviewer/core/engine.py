@@ -45,12 +45,31 @@ class Analysis:
     cam: CamResult | None = None
 
 
-def ood_of(model: Model, score: float | None) -> dict:
-    """`{"score": x, "flagged": bool}`; the score is null for a model whose file carries no OOD gate."""
+COLOR_LIMIT = 3.0  # mean |R-G| + |G-B| in gray levels; every training film is exactly gray (0)
+ASPECT_LIMIT = 2.0  # no chest film is twice as long as it is wide
+
+
+def ood_of(model: Model, score: float | None, display: np.ndarray) -> dict:
+    """`{"score": x, "flagged": bool, "reasons": [...]}` for one film.
+
+    `score` is the model file's own gate (null for a model without one; above 1 is unlike the
+    training films). Two checks that need no model flag what no chest film can be: a colour
+    image, and a picture more than twice as long as it is wide.
+    """
+    reasons = []
     gate = model.card.data.get("ood")
-    if score is None or not gate:
-        return {"score": None, "flagged": False}
-    return {"score": round(float(score), 4), "flagged": bool(score > float(gate["threshold"]))}
+    if score is not None and gate and score > float(gate["threshold"]):
+        reasons.append("unlike the training films")
+    if display.ndim == 3:
+        f = display.astype(np.float32)
+        chroma = float((np.abs(f[..., 0] - f[..., 1]) + np.abs(f[..., 1] - f[..., 2])).mean())
+        if chroma > COLOR_LIMIT:
+            reasons.append("a colour image")
+    h, w = display.shape[:2]
+    if max(h, w) / max(min(h, w), 1) > ASPECT_LIMIT:
+        reasons.append(f"aspect ratio {max(h, w) / max(min(h, w), 1):.1f}")
+    return {"score": None if score is None or not gate else round(float(score), 4), "flagged": bool(reasons),
+            "reasons": reasons}
 
 
 class Engine:
@@ -93,8 +112,9 @@ class Engine:
         x = CamInput(inference.features, sign * inference.gradients, inference.image, score)
         return METHODS[method]().compute(x, size)
 
-    def analysis(self, model: Model, inference: Inference, size: tuple[int, int], method: str = "gradcam",
+    def analysis(self, model: Model, inference: Inference, display: np.ndarray, method: str = "gradcam",
                  target: str = "pneumonia") -> Analysis:
+        """Result and CAM (at the display's size) of one forward pass."""
         threshold = model.card.threshold
         return Analysis(
             model=model.card.name,
@@ -102,14 +122,14 @@ class Engine:
             probability=inference.probability,
             label="PNEUMONIA" if inference.probability >= threshold else "NORMAL",
             threshold=threshold,
-            ood=ood_of(model, inference.ood_score),
+            ood=ood_of(model, inference.ood_score, display),
             method=method,
             target=target,
-            cam=self.cam(model, inference, method, target, size),
+            cam=self.cam(model, inference, method, target, display.shape[:2]),
         )
 
     def analyze(self, model: Model, display: np.ndarray, method: str = "gradcam",
                 target: str = "pneumonia") -> Analysis:
         """One display array, start to end."""
         (inference,) = self.infer(model, [display])
-        return self.analysis(model, inference, display.shape[:2], method, target)
+        return self.analysis(model, inference, display, method, target)

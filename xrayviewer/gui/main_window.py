@@ -249,12 +249,11 @@ class MainWindow(QMainWindow):
         generation, settings, display = pane.generation, pane.settings, self.model_display
         cached = pane.inferences.get(settings.model)
         engine = self.engine
-        size = display.shape[:2]
 
         def work() -> tuple[Inference, Analysis, np.ndarray]:
             model = engine.model(settings.model)
             inference = cached or engine.infer(model, [display])[0]
-            analysis = engine.analysis(model, inference, size, settings.method, settings.target)
+            analysis = engine.analysis(model, inference, display, settings.method, settings.target)
             return inference, analysis, heat_index(analysis.cam.map)
 
         if pane is self.active:

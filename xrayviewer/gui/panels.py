@@ -185,8 +185,9 @@ class ControlPanel(QWidget):
                            f"{analysis.threshold:.3f} ({analysis.model})")
         self.running.setText(analysis.provider.replace("ExecutionProvider", ""))
         if analysis.ood.get("flagged"):
+            why = ", ".join(analysis.ood.get("reasons", []))
             self.ood.setText("This image does not look like the frontal chest films the model was trained on "
-                             f"(OOD score {analysis.ood['score']:.2f} > 1). Treat the result with caution.")
+                             f"({why}). Treat the result with caution.")
             self.ood.show()
         else:
             self.ood.hide()
