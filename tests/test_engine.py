@@ -157,3 +157,14 @@ def test_providers_never_fall_back_silently():
 def test_models_are_cached(tmp_path, engine):
     path = build(tmp_path / "c.onnx")
     assert engine.model(path) is engine.model(path)
+
+
+def test_eigencam_equals_the_svd_definition():
+    from xrayviewer.core.cam import EigenCAM
+
+    features = np.abs(np.random.default_rng(0).normal(size=(5, 5, 64))).astype(np.float32)
+    flat = features.reshape(25, -1)
+    _, _, vt = np.linalg.svd(flat - flat.mean(0), full_matrices=False)
+    reference = (flat @ vt[0]).reshape(5, 5)
+    reference = reference if reference.sum() >= 0 else -reference
+    np.testing.assert_allclose(EigenCAM().signed_map(CamInput(features, features)), reference, atol=1e-4)

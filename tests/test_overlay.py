@@ -7,7 +7,7 @@ import pytest
 from tiny_models import build, quadrant_film
 
 from xrayviewer.core.engine import Engine
-from xrayviewer.core.overlay import COLORMAPS, OverlayStyle, colorbar, colormap_lut, composite, heat_index
+from xrayviewer.core.overlay import COLORMAPS, OverlayStyle, colorbar, colormap_lut, composite
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def film_and_heat(tmp_path):
     runs = []
     original = model.run
     model.run = lambda *a, **k: runs.append(1) or original(*a, **k)  # count forward passes
-    heat = heat_index(engine.analyze(model, film).cam.map)
+    heat = engine.analyze(model, film).cam.heat
     assert len(runs) == 1
     yield film, heat
     assert len(runs) == 1, "a style change ran the model again"

@@ -13,7 +13,7 @@ from pathlib import Path
 from xrayviewer import __version__
 from xrayviewer.core import read_image, to_display
 from xrayviewer.core.engine import Engine
-from xrayviewer.core.overlay import OverlayStyle, composite, heat_index, save_png
+from xrayviewer.core.overlay import OverlayStyle, composite, save_png
 
 
 def self_test(provider: str = "auto") -> dict:
@@ -29,7 +29,7 @@ def self_test(provider: str = "auto") -> dict:
         model = engine.model(name)
         analysis = engine.analyze(model, display, "gradcam")
         overlay = out / f"{name}.gradcam.png"
-        save_png(overlay, composite(display, heat_index(analysis.cam.map), OverlayStyle()))
+        save_png(overlay, composite(display, analysis.cam.heat, OverlayStyle()))
         results[name] = {"probability": round(analysis.probability, 4), "label": analysis.label,
                          "ood": analysis.ood, "provider": analysis.provider, "overlay": str(overlay),
                          "cam_peak": round(analysis.cam.peak, 6)}

@@ -10,7 +10,7 @@ from pathlib import Path
 from xrayviewer.commands import add_model_options
 from xrayviewer.core import XRayViewerError, read_image, to_display
 from xrayviewer.core.engine import Engine
-from xrayviewer.core.overlay import OverlayStyle, composite, heat_index, save_png
+from xrayviewer.core.overlay import OverlayStyle, composite, save_png
 from xrayviewer.core.study import image_paths
 
 BATCH = 32
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             overlay = None
             if args.out:
                 overlay = args.out / _unique_name(path, args.method, used_names)
-                save_png(overlay, composite(display, heat_index(result.cam.map), style))
+                save_png(overlay, composite(display, result.cam.heat, style))
             report(path, frame=record.frame, probability=round(result.probability, 6), label=result.label,
                    ood=result.ood, overlay=str(overlay) if overlay else None)
         pending.clear()

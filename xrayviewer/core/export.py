@@ -12,7 +12,7 @@ import pydicom
 from xrayviewer.core.display import to_display
 from xrayviewer.core.engine import Analysis, Engine
 from xrayviewer.core.errors import XRayViewerError
-from xrayviewer.core.overlay import OverlayStyle, colorbar, composite, heat_index, save_png
+from xrayviewer.core.overlay import OverlayStyle, colorbar, composite, save_png
 from xrayviewer.core.reader import read_image
 from xrayviewer.core.record import ImageRecord
 
@@ -53,7 +53,7 @@ def export_study(paths: list[Path], folder: Path, engine: Engine, model_name: st
         except XRayViewerError:
             continue  # listed as a problem in the study browser already
         analysis = engine.analyze(model, display, method, target)
-        shown = composite(display, heat_index(analysis.cam.map), style)
+        shown = composite(display, analysis.cam.heat, style)
         save_png(folder / f"{i:04d}_{Path(path).stem}.{method}.png", annotate(shown, style, analysis))
         written += 1
     progress(len(paths), len(paths))

@@ -28,7 +28,7 @@ from xrayviewer import __version__
 from xrayviewer.core import ImageRecord, Window, export, read_image, to_display
 from xrayviewer.core.display import percentile_window
 from xrayviewer.core.engine import Analysis, Engine, Inference
-from xrayviewer.core.overlay import OverlayStyle, heat_index, save_png
+from xrayviewer.core.overlay import OverlayStyle, save_png
 from xrayviewer.gui.browser import StudyBrowser
 from xrayviewer.gui.panels import AnalysisSettings, ControlPanel
 from xrayviewer.gui.viewport import Viewport
@@ -254,7 +254,7 @@ class MainWindow(QMainWindow):
             model = engine.model(settings.model)
             inference = cached or engine.infer(model, [display])[0]
             analysis = engine.analysis(model, inference, display, settings.method, settings.target)
-            return inference, analysis, heat_index(analysis.cam.map)
+            return inference, analysis, analysis.cam.heat
 
         if pane is self.active:
             self.panel.show_busy("Analysing...")
