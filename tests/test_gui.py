@@ -124,3 +124,24 @@ def test_screenshot_and_self_test_commands(tmp_path):
     result = subprocess.run(env_run + ["--self-test"], capture_output=True, text=True, timeout=180)
     report = json.loads(result.stdout.splitlines()[-1])
     assert result.returncode == 0 and report["ok"] and report["models"]
+
+
+def test_drop_a_folder_onto_the_window(qtbot, window, tmp_path, dicom_data):
+    import shutil
+
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    folder = tmp_path / "dropped"
+    folder.mkdir()
+    shutil.copy(dicom_data / "RG1_J2KI.dcm", folder / "chest.dcm")
+    (folder / "notes.txt").write_text("not an image")
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(folder))])
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.analysisShown, timeout=60_000):
+        window.dropEvent(event)
+    assert window.record.path.endswith("chest.dcm")
+    top = [window.browser.tree.topLevelItem(i).text(0) for i in range(window.browser.tree.topLevelItemCount())]
+    assert "Unreadable (1)" in top  # the text file is listed with its reason, not dropped silently
