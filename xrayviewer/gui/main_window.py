@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
 
         self.browser = StudyBrowser()
         self.browser.instanceChosen.connect(self.open_image)
+        self.browser.firstInstance.connect(self.open_image)  # each scan opens its first film
         self.browser.error.connect(self.show_error)
         left = QDockWidget("Study", self)
         left.setObjectName("study")
@@ -189,12 +190,8 @@ class MainWindow(QMainWindow):
         if not paths:
             return
         self.browser.scan(paths)
-        self.browser.firstInstance.connect(self._open_first, Qt.ConnectionType.SingleShotConnection)
         self.qsettings.setValue("last_folder", str(paths[0] if paths[0].is_dir() else paths[0].parent))
         self._remember(paths[0])
-
-    def _open_first(self, path: Path) -> None:
-        self.open_image(path)
 
     def open_demo(self) -> None:
         from xrayviewer.demo import demo_paths
