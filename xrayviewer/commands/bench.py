@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xrayviewer.commands import add_model_options
-from xrayviewer.core import read_image, to_display
+from xrayviewer.core import XRayViewerError, read_image, to_display
 from xrayviewer.core.cam import METHODS
 from xrayviewer.core.engine import Engine, Inference
 from xrayviewer.core.overlay import OverlayStyle, composite
@@ -111,11 +111,17 @@ def folder_throughput(engine: Engine, model, folder: Path, batch: int = 32) -> d
 
 def reference_tf_gradcam_ms(keras_file: Path, x, repeat: int) -> float:
     """TensorFlow eager GradientTape Grad-CAM of the Keras model (the converter's reference), median ms."""
-    import keras
     import numpy as np
-    import tensorflow as tf
 
-    from converters.export import split_model  # the repository's converter; run from the repository root
+    try:
+        import keras
+        import tensorflow as tf
+
+        from converters.export import split_model  # the repository's converter, not part of the installed app
+    except ImportError as exc:
+        raise XRayViewerError(keras_file, "cannot time the TensorFlow reference", str(exc),
+                              "Install the convert extra and run `python -m xrayviewer bench --reference-tf ...` "
+                              "from the repository root.") from None
 
     model = keras.saving.load_model(keras_file, compile=False)
     split = split_model(model)
