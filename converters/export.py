@@ -140,23 +140,26 @@ def gradient_function(split: Split, size: tuple[int, int]):
     return cam_graph
 
 
+def tf_features_and_gradients(split: Split, x):
+    """TensorFlow eager GradientTape through the real Keras head layers: (features, d logit / d features)."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        features, trunk_out = split.features_model(x, training=False)
+        y = trunk_out
+        for layer in split.head[:-1]:
+            y = layer(y, training=False)
+        logit = tf.reduce_sum(tf.matmul(y, split.head[-1].kernel) + split.head[-1].bias)
+    return features, tape.gradient(logit, features)
+
+
 def reference_gradcam(model, split: Split, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Keras' own probabilities and eager GradientTape features/gradients, through the real head layers."""
+    """Keras' own probabilities and eager GradientTape features/gradients, one film at a time."""
     import tensorflow as tf
 
     probabilities = np.asarray(model(batch, training=False))
-    feats, grads = [], []
-    for image in batch:
-        x = tf.constant(image[None])
-        with tf.GradientTape() as tape:
-            features, trunk_out = split.features_model(x, training=False)
-            y = trunk_out
-            for layer in split.head[:-1]:
-                y = layer(y, training=False)
-            logit = tf.reduce_sum(tf.matmul(y, split.head[-1].kernel) + split.head[-1].bias)
-        feats.append(features.numpy()[0])
-        grads.append(tape.gradient(logit, features).numpy()[0])
-    return probabilities, np.stack(feats), np.stack(grads)
+    pairs = [tf_features_and_gradients(split, tf.constant(image[None])) for image in batch]
+    return probabilities, np.stack([f.numpy()[0] for f, _ in pairs]), np.stack([g.numpy()[0] for _, g in pairs])
 
 
 def verify(session, model, split: Split, films: np.ndarray) -> dict:

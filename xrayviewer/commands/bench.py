@@ -117,7 +117,7 @@ def reference_tf_gradcam_ms(keras_file: Path, x, repeat: int) -> float:
         import keras
         import tensorflow as tf
 
-        from converters.export import split_model  # the repository's converter, not part of the installed app
+        from converters.export import split_model, tf_features_and_gradients  # the repository's converter
     except ImportError as exc:
         raise XRayViewerError(keras_file, "cannot time the TensorFlow reference", str(exc),
                               "Install the convert extra and run `python -m xrayviewer bench --reference-tf ...` "
@@ -127,13 +127,7 @@ def reference_tf_gradcam_ms(keras_file: Path, x, repeat: int) -> float:
     split = split_model(model)
 
     def gradcam() -> np.ndarray:
-        with tf.GradientTape() as tape:
-            features, trunk_out = split.features_model(tf.constant(x), training=False)
-            y = trunk_out
-            for layer in split.head[:-1]:
-                y = layer(y, training=False)
-            logit = tf.reduce_sum(tf.matmul(y, split.head[-1].kernel) + split.head[-1].bias)
-        grads = tape.gradient(logit, features)
+        features, grads = tf_features_and_gradients(split, tf.constant(x))
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         return tf.nn.relu(tf.reduce_sum(features * weights, axis=-1)).numpy()
 

@@ -25,11 +25,15 @@ def percentile_window(pixels: np.ndarray, low: float = 0.5, high: float = 99.5) 
     return Window.from_range(float(lo), float(hi))
 
 
-def window_to_uint8(pixels: np.ndarray, window: Window, invert: bool = False) -> np.ndarray:
-    """Map `window.lower`..`window.upper` linearly onto 0..255 (255..0 when inverted), clipping outside."""
+def window_to_uint8(pixels: np.ndarray, window: Window, invert: bool = False,
+                    value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Map `window.lower`..`window.upper` linearly onto 0..255 (255..0 when inverted), clipping outside.
+
+    `value_range` (the pixels' min and max, when the caller knows them) saves a pass over the image.
+    """
     scale = 255.0 / window.width
     if np.issubdtype(pixels.dtype, np.integer) and pixels.size > 4096:
-        lo, hi = int(pixels.min()), int(pixels.max())
+        lo, hi = (int(v) for v in value_range) if value_range else (int(pixels.min()), int(pixels.max()))
         if hi - lo < _LUT_MAX_SPAN:
             values = np.arange(lo, hi + 1, dtype=np.float32)
             lut = _ramp(values, window.lower, scale, invert)
@@ -49,7 +53,8 @@ def to_display(record: ImageRecord, window: Window | None = None, invert: bool =
 
     `invert` is the user's toggle; MONOCHROME1 films are inverted already by default.
     """
-    return window_to_uint8(record.pixels, window or record.window, invert != record.invert_default)
+    return window_to_uint8(record.pixels, window or record.window, invert != record.invert_default,
+                           record.value_range)
 
 
 def to_gray(display: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -69,6 +70,11 @@ class ImageRecord:
 
     def __post_init__(self) -> None:
         self.pixels.setflags(write=False)
+
+    @cached_property
+    def value_range(self) -> tuple[float, float]:
+        """(min, max) of the pixels, computed once: windowing and the W/L drag speed use it."""
+        return float(self.pixels.min()), float(self.pixels.max())
 
     @property
     def is_color(self) -> bool:

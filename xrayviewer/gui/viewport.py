@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 from xrayviewer.core import ImageRecord, Window
-from xrayviewer.core.display import window_to_uint8
+from xrayviewer.core.display import to_display
 from xrayviewer.core.overlay import OverlayStyle, as_rgb, colorbar, composite
 
 WL_SENSITIVITY = 1 / 400  # of the pixel range, per screen pixel dragged
@@ -64,12 +64,10 @@ class Viewport(QWidget):
         self.shown: np.ndarray | None = None  # film with overlay, RGB
         self._image: QImage | None = None
         self._drag: tuple[Qt.MouseButton, QPointF] | None = None
-        self._span = 1.0  # pixel value range, for the window/level drag speed
 
     # ----- state in -----
     def set_record(self, record: ImageRecord | None) -> None:
         self.record = record
-        self._span = float(record.pixels.max()) - float(record.pixels.min()) or 1.0 if record is not None else 1.0
         self.heat = None
         self.caption = ""
         self.reset()
@@ -117,7 +115,7 @@ class Viewport(QWidget):
             self.display = self.shown = self._image = None
             self.update()
             return
-        self.display = window_to_uint8(self.record.pixels, self.window, self.invert != self.record.invert_default)
+        self.display = to_display(self.record, self.window, self.invert)
         self._compose()
 
     def _compose(self) -> None:
@@ -234,7 +232,8 @@ class Viewport(QWidget):
     def drag_window(self, dx: float, dy: float) -> None:
         """Horizontal drag changes the width, vertical the level (center), as in Weasis and OHIF."""
         w = self.window or self.record.window
-        step = self._span * WL_SENSITIVITY
+        lo, hi = self.record.value_range
+        step = ((hi - lo) or 1.0) * WL_SENSITIVITY
         self.window = Window(w.center + dy * step, max(w.width + dx * step, 1e-3))
         self._render()
         self.viewChanged.emit()
