@@ -20,15 +20,27 @@ import numpy as np
 
 from converters import dataset, ood
 from converters.train import SCALING, to_input
+from converters.validate import validate
 from xrayviewer.core.cam import CamInput, GradCAM
 from xrayviewer.core.contract import card_metadata, validate_session
 from xrayviewer.core.metrics import binary_figures, pick_threshold
+from xrayviewer.core.preprocess import blank_border
 
 CONVERTER_VERSION = "1"
 PROB_TOLERANCE = 1e-4
 CAM_TOLERANCE = 1e-3
 CAM_SIZE = (224, 224)
 ATTRIBUTION = "Trained on data from Kermany et al., Mendeley Data v2 (2018), CC BY 4.0."
+POPULATION = ("children aged 1-5, Guangzhou Women and Children's Medical Center (one hospital), frontal (AP/PA) "
+              "chest films, bacterial and viral pneumonia vs normal")
+LIMITATIONS = [
+    "Research use only, not a diagnosis.",
+    "Trained on one hospital's pediatric films: adults, other hospitals, lateral views and other body parts "
+    "are outside what it has seen.",
+    "Two classes only (pneumonia vs normal): other findings (effusion, nodules, tubes, fractures) are not assessed.",
+    "Validation figures come from a patient-level split of the training folder; expect lower figures on films "
+    "from other sources.",
+]
 
 
 class ConversionError(Exception):
@@ -215,6 +227,14 @@ def score(session, images: np.ndarray) -> np.ndarray:
     return run_batches(session, images, "probability")[:, 0]
 
 
+def write_card(proto, card: dict) -> None:
+    """Replace the file's metadata with `card` under the contract's keys."""
+    del proto.metadata_props[:]
+    for key, value in card_metadata(card).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", type=Path, help="trained Keras model (.keras or legacy .h5)")
@@ -225,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1234, help="seed of the patient-level split used in training")
     p.add_argument("--recipe", type=Path, help="recipe.json written by converters.train")
     p.add_argument("--verify-films", type=int, default=16)
+    p.add_argument("--skip-validation", action="store_true",
+                   help="do not add the shifted-validation and shortcut figures to the card")
     args = p.parse_args(argv)
 
     import keras
@@ -240,8 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.model}: cannot export: {exc}", file=sys.stderr)
         return 2
 
+    recipe = json.loads(args.recipe.read_text()) if args.recipe else {}
+    border = float(recipe.get("border", 0.0))
     parts = dataset.split_samples(dataset.list_samples(args.data), args.seed)
     val_gray, val_y = dataset.load_gray(parts["val"], size[0])
+    val_gray = blank_border(val_gray, border)
     pick = np.random.default_rng(0).choice(len(val_y), args.verify_films, replace=False)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     figures = verify(session, model, split, to_input(val_gray[pick]))
@@ -254,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     val_scores = score(session, to_input(val_gray))
     threshold = pick_threshold(val_y, val_scores)
     test_gray, test_y = dataset.load_gray(parts["test"], size[0])
+    test_gray = blank_border(test_gray, border)
     test_scores = score(session, to_input(test_gray))
-    train_gray, _ = dataset.load_gray(parts["train"], size[0])
+    train_gray = blank_border(dataset.load_gray(parts["train"], size[0])[0], border)
     pixels = ood.add_pixel_vector(proto, size)
     ood.add_output(proto, pixels, ["N", "P"])
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -269,7 +295,6 @@ def main(argv: list[str] | None = None) -> int:
     ood_val = run_batches(session, to_input(val_gray), "ood_score")[:, 0]
     ood_card = {**ood.card_entry(pixel_gate, feature_gate),
                 "validation_films_flagged": round(float((ood_val > 1.0).mean()), 4)}
-    recipe = json.loads(args.recipe.read_text()) if args.recipe else {}
     arch = recipe.get("architecture") or model.name
     card = {
         "name": args.name or args.out.stem,
@@ -282,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             "source": "8-bit display array (after window/level), converted to gray (BT.601 luma if colour)",
             "resize": "whole image to input_size, cv2.INTER_AREA, aspect ratio not kept",
             "gray_to_rgb": "the gray channel repeated three times",
+            "border": border,
+            "border_rule": "after the resize, an outer ring of border x side pixels is set to 0 (black)",
             "scale": SCALING["scale"],
             "offset": SCALING["offset"],
             "formula": "x = pixel * scale + offset",
@@ -293,23 +320,31 @@ def main(argv: list[str] | None = None) -> int:
         "internal_test": {**binary_figures(test_y, test_scores, threshold),
                           "split": "test (patient-level, 10 %), used for nothing else"},
         "training_data": {"name": "Kermany pediatric chest X-ray, training folder, 224 x 224",
+                          "population": POPULATION,
                           "split_seed": args.seed, "split_sizes": {k: len(v) for k, v in parts.items()},
                           "attribution": ATTRIBUTION},
+        "limitations": LIMITATIONS,
         "recipe_version": recipe.get("recipe_version", "unknown"),
-        "recipe": {k: recipe[k] for k in ("hyper", "epochs_run", "train_seconds") if k in recipe},
+        "recipe": {k: recipe[k] for k in ("hyper", "epochs_run", "train_seconds", "hardware") if k in recipe},
         "ood": ood_card,
         "converter_version": CONVERTER_VERSION,
         "verification": figures,
     }
-    del proto.metadata_props[:]
-    for key, value in card_metadata(card).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    if "temperature" in recipe:
+        card["calibration"] = {"method": "temperature scaling on validation, folded into the last layer",
+                               "temperature": recipe["temperature"]}
+    write_card(proto, card)
     proto.producer_name = "xrayviewer-converter"
     final = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     validate_session(final, args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(proto.SerializeToString())
+    if not args.skip_validation:
+        checks = validate(args.out, args.data, args.seed)
+        card.update({k: checks[k] for k in ("shifted", "shortcut", "cam_lung_share")})
+        card["shifted"].pop("per_kind")
+        write_card(proto, card)
+        args.out.write_bytes(proto.SerializeToString())
     print(json.dumps({"written": str(args.out), "bytes": args.out.stat().st_size,
                       "validation": card["validation"], "internal_test": card["internal_test"]}))
     return 0

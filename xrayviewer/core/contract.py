@@ -55,6 +55,11 @@ class ModelCard:
         return float(self.data["preprocessing"]["offset"])
 
     @property
+    def border(self) -> float:
+        """Fraction of each side blanked around the resized film (0 for models without one)."""
+        return float(self.data["preprocessing"].get("border", 0.0))
+
+    @property
     def threshold(self) -> float:
         return float(self.data["threshold"]["value"])
 

@@ -1,0 +1,133 @@
+"""The validation that chooses between recipes: plain, shifted, and shortcut figures of an ONNX model.
+
+    python -m converters.validate models/mobilenetv2-pneumonia.onnx [--json OUT]
+
+Runs the shipped engine (the app's preprocessing, border and CAM) on the patient-level validation
+films (224 x 224) and prints one JSON object:
+
+- `plain`: figures at the model's own threshold on the validation films as they are;
+- `shifted`: the same films through every fixed perturbation of `converters.augment.PERTURBATIONS`
+  (pooled, and per perturbation);
+- `shortcut`: mean |change of the pneumonia logit| when the outer ring (20 px) or a corner square
+  (24 or 40 px) of the 224-px film is blanked to black; a model that reads the film's anatomy
+  barely moves;
+- `cam_lung_share`: share of the Grad-CAM (pneumonia target) mass inside the two lung boxes
+  (x 25-105 and 120-200, y 30-190 of the 224-px frame, 51 % of its area) on validation
+  pneumonia films.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from converters import dataset
+from converters.augment import shifted
+from xrayviewer.core.engine import Engine
+from xrayviewer.core.metrics import binary_figures
+
+LUNG_BOXES = ((25, 105, 30, 190), (120, 200, 30, 190))  # (x0, x1, y0, y1) in the 224-px frame
+RING = 20
+CORNERS = (24, 40)
+BATCH = 32
+
+
+def lung_mask(size: int = 224) -> np.ndarray:
+    mask = np.zeros((size, size), bool)
+    k = size / 224
+    for x0, x1, y0, y1 in LUNG_BOXES:
+        mask[int(y0 * k):int(y1 * k), int(x0 * k):int(x1 * k)] = True
+    return mask
+
+
+def probabilities(engine: Engine, model, films: np.ndarray) -> np.ndarray:
+    out = []
+    for i in range(0, len(films), BATCH):
+        out += [r.probability for r in engine.infer(model, list(films[i:i + BATCH]))]
+    return np.array(out)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+def blanked(films: np.ndarray, where: str, k: int) -> np.ndarray:
+    out = films.copy()
+    if where == "ring":
+        out[:, :k], out[:, -k:], out[:, :, :k], out[:, :, -k:] = 0, 0, 0, 0
+    else:
+        ys = slice(0, k) if where[0] == "t" else slice(-k, None)
+        xs = slice(0, k) if where[1] == "l" else slice(-k, None)
+        out[:, ys, xs] = 0
+    return out
+
+
+def cam_lung_share(engine: Engine, model, films: np.ndarray) -> list[float]:
+    """Lung-box share of each film's positive Grad-CAM mass at 224 x 224 (films with an empty map skipped)."""
+    mask = lung_mask(films.shape[1])
+    shares = []
+    for i in range(0, len(films), BATCH):
+        for inference in engine.infer(model, list(films[i:i + BATCH])):
+            cam = engine.cam(model, inference, "gradcam", "pneumonia", films.shape[1:3]).map
+            if cam.sum() > 0:
+                shares.append(float((cam * mask).sum() / cam.sum()))
+    return shares
+
+
+def validate(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: int = 1234) -> dict:
+    engine = Engine("cpu")
+    model = engine.model(model_path)
+    films, labels = dataset.load_gray(dataset.split_samples(dataset.list_samples(data), seed)["val"], 224)
+    threshold = model.card.threshold
+    p = probabilities(engine, model, films)
+    result: dict = {"model": str(model_path), "threshold": threshold, "plain": binary_figures(labels, p, threshold)}
+
+    per_kind, pooled_p = {}, []
+    for kind, moved in shifted(films).items():
+        q = probabilities(engine, model, moved)
+        pooled_p.append(q)
+        f = binary_figures(labels, q, threshold)
+        per_kind[kind] = {"auc": f["auc"], "accuracy": f["accuracy"], "sensitivity": f["sensitivity"],
+                          "specificity": f["specificity"]}
+    pooled = binary_figures(np.tile(labels, len(pooled_p)), np.concatenate(pooled_p), threshold)
+    result["shifted"] = {**pooled, "worst_auc": min(v["auc"] for v in per_kind.values()), "per_kind": per_kind}
+
+    base = logit(p)
+    shortcut = {f"ring_{RING}px": float(np.mean(np.abs(logit(probabilities(
+        engine, model, blanked(films, "ring", RING))) - base)))}
+    for k in CORNERS:
+        moves = {c: float(np.mean(np.abs(logit(probabilities(engine, model, blanked(films, c, k))) - base)))
+                 for c in ("tl", "tr", "bl", "br")}
+        shortcut[f"corner_{k}px_mean"] = round(float(np.mean(list(moves.values()))), 4)
+        shortcut[f"corner_{k}px_max"] = round(max(moves.values()), 4)
+    shortcut[f"ring_{RING}px"] = round(shortcut[f"ring_{RING}px"], 4)
+    result["shortcut"] = {**shortcut, "unit": "mean |change of the pneumonia logit| on validation films"}
+
+    shares = cam_lung_share(engine, model, films[labels == 1])
+    result["cam_lung_share"] = {"mean": round(float(np.mean(shares)), 4), "median": round(float(np.median(shares)), 4),
+                                "n": len(shares), "uniform_map": round(float(lung_mask().mean()), 4)}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="ONNX model file or shipped model name")
+    p.add_argument("--data", type=Path, default=dataset.DEFAULT_DATA)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--json", type=Path, help="also write the result here")
+    args = p.parse_args(argv)
+    result = validate(args.model, args.data, args.seed)
+    text = json.dumps(result, indent=1)
+    if args.json:
+        args.json.write_text(text)
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

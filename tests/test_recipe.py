@@ -1,0 +1,102 @@
+"""Recipe v2 pieces on real chest films: border, augmentation, shifted validation, calibration, validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converters import dataset
+from converters.augment import PERTURBATIONS, augment, shifted, shifted_round_robin
+from converters.train import fit_temperature, sigmoid, to_input
+from converters.validate import blanked, lung_mask
+from xrayviewer.core.contract import ModelCard
+from xrayviewer.core.preprocess import blank_border, model_input
+
+
+@pytest.fixture(scope="module")
+def films(kermany):
+    picked = dataset.split_samples(dataset.list_samples(kermany))["val"][:6]
+    return dataset.load_gray(picked, 224)[0]
+
+
+def test_blank_border_sets_only_the_ring():
+    gray = np.full((224, 224), 200, np.uint8)
+    out = blank_border(gray, 0.09)
+    assert out[:20].max() == 0 and out[-20:].max() == 0 and out[:, :20].max() == 0 and out[:, -20:].max() == 0
+    assert (out[20:-20, 20:-20] == 200).all()
+    assert gray.min() == 200  # the input is left alone
+    assert (blank_border(gray, 0.0) == gray).all()
+
+
+def test_model_input_applies_the_cards_border():
+    card = {"input_size": [64, 64], "preprocessing": {"scale": 1 / 127.5, "offset": -1.0, "border": 0.125}}
+    x = model_input(np.full((300, 200), 255, np.uint8), ModelCard(card))
+    assert x.shape == (1, 64, 64, 3)
+    assert np.allclose(x[0, :8], -1.0) and np.allclose(x[0, 8:-8, 8:-8], 1.0)
+    card["preprocessing"].pop("border")  # a version-1 card without a border: nothing blanked
+    assert np.allclose(model_input(np.full((300, 200), 255, np.uint8), ModelCard(card)), 1.0)
+
+
+def test_to_input_matches_the_engine(films):
+    card = ModelCard({"input_size": [224, 224], "preprocessing": {"scale": 1 / 127.5, "offset": -1.0,
+                                                                  "border": 0.09}})
+    assert np.array_equal(to_input(films[:1], 0.09), model_input(films[0], card))
+
+
+def test_augment_changes_films_but_keeps_shape_and_is_seeded(films):
+    a = [augment(g, np.random.default_rng(1)) for g in films]
+    b = [augment(g, np.random.default_rng(1)) for g in films]
+    assert all(x.shape == (224, 224) and x.dtype == np.uint8 for x in a)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert np.mean([np.abs(x.astype(int) - g).mean() for x, g in zip(a, films)]) > 5
+
+
+def test_shifted_validation_is_fixed_and_covers_every_perturbation(films):
+    one, two = shifted(films[:2]), shifted(films[:2])
+    assert sorted(one) == sorted(PERTURBATIONS)
+    for kind in one:
+        assert one[kind].shape == (2, 224, 224)
+        assert np.array_equal(one[kind], two[kind]), kind
+        assert not np.array_equal(one[kind], films[:2]), f"{kind} changed nothing"
+    robin = shifted_round_robin(films)
+    assert robin.shape == films.shape and np.array_equal(robin, shifted_round_robin(films))
+
+
+def test_temperature_undoes_an_overconfident_scale():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, 4000)
+    labels = (rng.random(4000) < sigmoid(true_logits)).astype(float)
+    t = fit_temperature(labels, 3 * true_logits)  # a model three times too confident
+    assert 2.6 < t < 3.4
+
+
+def test_blanking_and_lung_boxes():
+    films = np.full((2, 224, 224), 100, np.uint8)
+    assert blanked(films, "br", 24)[:, -24:, -24:].max() == 0 and blanked(films, "br", 24)[:, :200].min() == 100
+    assert blanked(films, "ring", 20)[:, 20:-20, 20:-20].min() == 100
+    assert abs(lung_mask().mean() - 0.51) < 0.01
+
+
+def test_gpu_weights_round_trip_as_float16_chunks(tmp_path, monkeypatch):
+    import json
+
+    from converters import gpu_train
+    from converters.train import build_model
+
+    monkeypatch.setattr(gpu_train, "CHUNK", 2**20)  # several chunks from a small model
+    run, back = tmp_path / "run", tmp_path / "back"
+    run.mkdir()
+    model = build_model("mobilenetv2", 32)
+    model.save(run / "final.keras")
+    (run / "recipe.json").write_text(json.dumps({"architecture": "mobilenetv2", "input_size": 32,
+                                                 "hyper": {"dropout": 0.3}}))
+    (run / "history.csv").write_text("epoch\n0\n")
+    gpu_train.send(run, tmp_path / "out", None)
+    assert len(list((tmp_path / "out").glob("weights.f16.*"))) > 1
+    assert all(p.stat().st_size <= 2**20 for p in (tmp_path / "out").glob("weights.f16.*"))
+    import keras
+
+    restored = keras.saving.load_model(gpu_train.unpack(tmp_path / "out", back), compile=False)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    assert np.abs(restored.predict(x, verbose=0) - model.predict(x, verbose=0)).max() < 1e-2
+    assert (back / "recipe.json").exists()
