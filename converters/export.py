@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from converters import dataset, ood
+from converters.float16 import max_differences, store_weights_float16
 from converters.train import SCALING, to_input
 from converters.validate import validate
 from xrayviewer.core.cam import CamInput, GradCAM
@@ -245,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1234, help="seed of the patient-level split used in training")
     p.add_argument("--recipe", type=Path, help="recipe.json written by converters.train")
     p.add_argument("--verify-films", type=int, default=16)
+    p.add_argument("--float16", action="store_true",
+                   help="store the weights as float16 when probability and Grad-CAM stay within 1e-3")
     p.add_argument("--skip-validation", action="store_true",
                    help="do not add the shifted-validation and shortcut figures to the card")
     args = p.parse_args(argv)
@@ -337,11 +340,22 @@ def main(argv: list[str] | None = None) -> int:
     proto.producer_name = "xrayviewer-converter"
     final = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     validate_session(final, args.out)
+    if args.float16:
+        half = store_weights_float16(proto)
+        diffs = max_differences(final, ort.InferenceSession(half.SerializeToString(),
+                                                            providers=["CPUExecutionProvider"]),
+                                to_input(val_gray[pick]))
+        kept = diffs["probability_max_abs_diff"] <= CAM_TOLERANCE and diffs["gradcam_max_abs_diff"] <= CAM_TOLERANCE
+        print(json.dumps({"float16_weights": diffs, "kept": kept}), flush=True)
+        card["weight_storage"] = {"float16": kept, **diffs, "tolerance": CAM_TOLERANCE}
+        if kept:
+            proto = half
+        write_card(proto, card)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(proto.SerializeToString())
     if not args.skip_validation:
         checks = validate(args.out, args.data, args.seed)
-        card.update({k: checks[k] for k in ("shifted", "shortcut", "cam_lung_share")})
+        card.update({k: checks[k] for k in ("shifted", "shortcut", "cam_lung_share", "cam_reference")})
         card["shifted"].pop("per_kind")
         write_card(proto, card)
         args.out.write_bytes(proto.SerializeToString())

@@ -11,6 +11,8 @@ films (224 x 224) and prints one JSON object:
 - `shortcut`: mean |change of the pneumonia logit| when the outer ring (20 px) or a corner square
   (24 or 40 px) of the 224-px film is blanked to black; a model that reads the film's anatomy
   barely moves;
+- `cam_reference`: the 95th percentile of each CAM method's raw peak on validation pneumonia films,
+  the fixed scale that heatmap colours are drawn against;
 - `cam_lung_share`: share of the Grad-CAM (pneumonia target) mass inside the two lung boxes
   (x 25-105 and 120-200, y 30-190 of the 224-px frame, 51 % of its area) on validation
   pneumonia films.
@@ -34,6 +36,7 @@ LUNG_BOXES = ((25, 105, 30, 190), (120, 200, 30, 190))  # (x0, x1, y0, y1) in th
 RING = 20
 CORNERS = (24, 40)
 BATCH = 32
+REFERENCE_METHODS = ("gradcam", "gradcampp", "xgradcam", "layercam", "eigencam", "scorecam")
 
 
 def lung_mask(size: int = 224) -> np.ndarray:
@@ -67,22 +70,32 @@ def blanked(films: np.ndarray, where: str, k: int) -> np.ndarray:
     return out
 
 
-def cam_lung_share(engine: Engine, model, films: np.ndarray) -> list[float]:
-    """Lung-box share of each film's positive Grad-CAM mass at 224 x 224 (films with an empty map skipped)."""
+def cam_figures(engine: Engine, model, films: np.ndarray) -> tuple[list[float], dict[str, list[float]]]:
+    """Per film: lung-box share of the positive Grad-CAM mass at 224 x 224 (films with an empty map
+    skipped), and the raw peak of every CAM method for the pneumonia target (Score-CAM on 16 films)."""
     mask = lung_mask(films.shape[1])
-    shares = []
+    shares, peaks = [], {m: [] for m in REFERENCE_METHODS}
     for i in range(0, len(films), BATCH):
-        for inference in engine.infer(model, list(films[i:i + BATCH])):
-            cam = engine.cam(model, inference, "gradcam", "pneumonia", films.shape[1:3]).map
-            if cam.sum() > 0:
-                shares.append(float((cam * mask).sum() / cam.sum()))
-    return shares
+        for j, inference in enumerate(engine.infer(model, list(films[i:i + BATCH]))):
+            for method in REFERENCE_METHODS:
+                if method == "scorecam" and i + j >= 16:
+                    continue
+                cam = engine.cam(model, inference, method, "pneumonia", films.shape[1:3])
+                peaks[method].append(cam.peak)
+                if method == "gradcam" and cam.map.sum() > 0:
+                    shares.append(float((cam.map * mask).sum() / cam.map.sum()))
+    return shares, peaks
 
 
-def validate(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: int = 1234) -> dict:
+def validate(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: int = 1234,
+             limit: int | None = None) -> dict:
+    """All figures of the module docstring for one model; `limit` takes every n-th film for a quick look."""
     engine = Engine("cpu")
     model = engine.model(model_path)
-    films, labels = dataset.load_gray(dataset.split_samples(dataset.list_samples(data), seed)["val"], 224)
+    samples = dataset.split_samples(dataset.list_samples(data), seed)["val"]
+    if limit:
+        samples = samples[::max(1, len(samples) // limit)]
+    films, labels = dataset.load_gray(samples, 224)
     threshold = model.card.threshold
     p = probabilities(engine, model, films)
     result: dict = {"model": str(model_path), "threshold": threshold, "plain": binary_figures(labels, p, threshold)}
@@ -108,9 +121,12 @@ def validate(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: in
     shortcut[f"ring_{RING}px"] = round(shortcut[f"ring_{RING}px"], 4)
     result["shortcut"] = {**shortcut, "unit": "mean |change of the pneumonia logit| on validation films"}
 
-    shares = cam_lung_share(engine, model, films[labels == 1])
+    shares, peaks = cam_figures(engine, model, films[labels == 1])
     result["cam_lung_share"] = {"mean": round(float(np.mean(shares)), 4), "median": round(float(np.median(shares)), 4),
                                 "n": len(shares), "uniform_map": round(float(lung_mask().mean()), 4)}
+    result["cam_reference"] = {**{m: float(np.percentile(v, 95)) for m, v in peaks.items()},
+                               "rule": "95th percentile of the raw CAM peak (pneumonia target) on validation "
+                                       "pneumonia films; Score-CAM on 16 of them"}
     return result
 
 

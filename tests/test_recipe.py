@@ -100,3 +100,35 @@ def test_gpu_weights_round_trip_as_float16_chunks(tmp_path, monkeypatch):
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
     assert np.abs(restored.predict(x, verbose=0) - model.predict(x, verbose=0)).max() < 1e-2
     assert (back / "recipe.json").exists()
+
+
+def test_float16_storage_halves_the_file_and_keeps_the_model(films):
+    import onnx
+    import onnxruntime as ort
+
+    from converters.float16 import max_differences, store_weights_float16
+    from xrayviewer.core.contract import validate_session
+    from xrayviewer.models import resolve
+
+    full = onnx.load(str(resolve("mobilenetv2")))
+    half = store_weights_float16(full)
+    assert len(half.SerializeToString()) < 0.6 * len(full.SerializeToString())
+    sessions = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]) for m in (full, half)]
+    card = validate_session(sessions[1], "half.onnx")
+    import cv2
+
+    x = to_input(np.stack([cv2.resize(g, card.input_size[::-1], interpolation=cv2.INTER_AREA) for g in films]))
+    diffs = max_differences(*sessions, x)
+    assert diffs["probability_max_abs_diff"] < 1e-3
+    assert 0 < diffs["gradcam_max_abs_diff"] < 0.05  # rounded weights: close, not identical
+
+
+def test_validate_reports_every_figure_for_the_shipped_model(kermany):
+    from converters.validate import validate
+
+    r = validate("mobilenetv2", kermany, limit=24)
+    assert r["plain"]["n"] >= 24 and 0 <= r["plain"]["auc"] <= 1
+    assert r["shifted"]["n"] == 13 * r["plain"]["n"] and len(r["shifted"]["per_kind"]) == 13
+    assert all(v >= 0 for k, v in r["shortcut"].items() if k != "unit")
+    assert 0 < r["cam_lung_share"]["mean"] < 1 and r["cam_lung_share"]["n"] > 0
+    assert r["cam_reference"]["gradcam"] > 0 and r["cam_reference"]["scorecam"] > 0
