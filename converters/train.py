@@ -140,8 +140,24 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-z))
 
 
-def make_validation(x_val: np.ndarray, y_val: np.ndarray, border: float):
-    """Callback: plain and shifted validation AUC each epoch (on the EMA weights), logged for the checkpoint."""
+def recalibrate_bn(model, films: np.ndarray, border: float, batch: int = 32, batches: int = 32) -> None:
+    """Recompute the BatchNorm moving statistics for the weights now in `model` from training films.
+
+    Keras averages only the trainable weights in its EMA; the moving statistics still describe the
+    live weights, and with them the averaged model can answer the same for every film. Forward
+    passes in training mode (BN momentum 0.9) over `batches` batches replace them.
+    """
+    rng = np.random.default_rng(0)
+    for _ in range(batches):
+        model(to_input(films[rng.choice(len(films), batch, replace=False)], border), training=True)
+
+
+def make_validation(x_val: np.ndarray, y_val: np.ndarray, border: float, x_train: np.ndarray | None = None):
+    """Callback: plain and shifted validation AUC each epoch, logged for the checkpoint.
+
+    With `x_train`, the EMA weights (swapped in before this callback) first get their own BatchNorm
+    statistics, so that what is scored and checkpointed is the averaged model as it will ship.
+    """
     import keras
 
     plain = to_input(x_val, border)
@@ -154,6 +170,8 @@ def make_validation(x_val: np.ndarray, y_val: np.ndarray, border: float):
         def on_epoch_end(self, epoch, logs=None):
             if logs is None:
                 return
+            if x_train is not None:
+                recalibrate_bn(self.model, x_train, border)
             lv, ls = self.logits(plain), self.logits(moved)
             logs["val_auc"] = roc_auc(y_val, lv)
             logs["val_shift_auc"] = roc_auc(y_val, ls)
@@ -246,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [
-        make_validation(x_val, y_val, args.border),
+        make_validation(x_val, y_val, args.border, None if args.no_ema else x_train),
         keras.callbacks.ModelCheckpoint(str(args.out / "best.keras"), monitor="val_shift_auc", mode="max",
                                         save_best_only=True),
         keras.callbacks.CSVLogger(str(args.out / "history.csv"), append=True),
