@@ -42,11 +42,54 @@ def test_analyze_folder_with_a_corrupt_file(tmp_path, tiny, dicom_data):
         assert row["error"] is None and 0 <= row["probability"] <= 1
         assert row["label"] in ("NORMAL", "PNEUMONIA") and row["threshold"] == 0.5
         assert row["model"] == "tiny" and row["provider"] == "CPUExecutionProvider" and row["method"] == "gradcampp"
-        assert {"score", "flagged"} <= set(row["ood"])
+        assert row["refused"] == [] and row["out_of_scope"] is False and row["ood_score"] is not None
         overlay = cv2.imread(row["overlay"])
         assert overlay is not None
+    assert by_name["film0.png"]["notes"] == []  # no header, no age
+    assert by_name["chest.dcm"]["notes"][0].startswith("outside the training population (children aged 1-5)")
     chest_overlay = cv2.imread(by_name["chest.dcm"]["overlay"])
     assert chest_overlay.shape[:2] == (1955, 1841)  # full resolution of the source film
+
+
+def refused_set(folder, dicom_data) -> list[str]:
+    """A colour photo, a flat grey PNG, the tibia CR, an MR, a 2-frame ultrasound: none is a chest film."""
+    folder.mkdir()
+    photo = np.zeros((200, 260, 3), np.uint8)
+    photo[..., 0] = np.linspace(0, 255, 260, dtype=np.uint8)[None, :]
+    photo[..., 1] = np.linspace(255, 0, 200, dtype=np.uint8)[:, None]
+    cv2.imwrite(str(folder / "photo.png"), photo)
+    cv2.imwrite(str(folder / "grey.png"), np.full((256, 256), 128, np.uint8))
+    names = ["RG3_UNCR.dcm", "MR2_UNCR.dcm", "OBXXXX1A_2frame.dcm"]
+    for name in names:
+        shutil.copy(dicom_data / name, folder / name)
+    return ["photo.png", "grey.png", *names]
+
+
+def test_analyze_refuses_what_is_not_a_chest_film_unless_forced(tmp_path, dicom_data):
+    names = refused_set(tmp_path / "in", dicom_data)
+    out = tmp_path / "out"
+    result = run("analyze", str(tmp_path / "in"), "--model", "mobilenetv2", "--provider", "cpu", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = {r["path"].rsplit("/", 1)[-1]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert sorted(rows) == sorted(names)
+    for row in rows.values():
+        assert row["label"] is None and row["probability"] is None and row["overlay"] is None
+        assert row["refused"] and all(isinstance(r, str) for r in row["refused"]) and row["out_of_scope"] is False
+    assert list(out.iterdir()) == []  # no heatmap for a refused image
+    assert any(r.startswith("a colour image: colour score") for r in rows["photo.png"]["refused"])
+    assert any(r.startswith("a flat image") for r in rows["grey.png"]["refused"])
+    assert "BodyPartExamined EXTREMITY: not a chest film" in rows["RG3_UNCR.dcm"]["refused"]
+    assert any(r.startswith("Modality MR") for r in rows["MR2_UNCR.dcm"]["refused"])
+    assert any(r.startswith("NumberOfFrames 2") for r in rows["OBXXXX1A_2frame.dcm"]["refused"])
+
+    forced = run("analyze", str(tmp_path / "in"), "--model", "mobilenetv2", "--provider", "cpu", "--out", str(out),
+                 "--force", "--method", "xgradcam")
+    assert forced.returncode == 0, forced.stderr
+    for row in map(json.loads, forced.stdout.splitlines()):
+        name = row["path"].rsplit("/", 1)[-1]
+        assert row["out_of_scope"] is True and row["refused"] == rows[name]["refused"]
+        assert row["label"] in ("NORMAL", "PNEUMONIA") and 0 <= row["probability"] <= 1
+        assert row["method"] == "xgradcam" and cv2.imread(row["overlay"]) is not None
 
 
 def test_analyze_usage_errors(tiny):

@@ -84,27 +84,71 @@ def test_probability_label_threshold_and_batch(tmp_path, engine):
     assert result.provider == "CPUExecutionProvider"
 
 
-def test_ood_flag_from_the_model_file(tmp_path, engine):
+def bright_and_dark() -> tuple[np.ndarray, np.ndarray]:
+    """Two films with texture (not flat): a bright one (tiny OOD score ~0.8) and a dark one (~0.2)."""
+    ramp = np.tile(np.linspace(0, 60, 32, dtype=np.float32), (32, 1))
+    return (190 + ramp).astype(np.uint8), (20 + ramp).astype(np.uint8)
+
+
+def test_the_models_own_gate_refuses_with_score_and_limit(tmp_path, engine):
     model = engine.model(build(tmp_path / "o.onnx", ood_threshold=0.5))
-    bright = engine.analyze(model, np.full((32, 32), 250, np.uint8))
-    dark = engine.analyze(model, np.full((32, 32), 20, np.uint8))
-    assert bright.ood["flagged"] and not dark.ood["flagged"]
-    assert bright.ood["reasons"] == ["unlike the training films"]
-    assert bright.ood["score"] > 0.5 > dark.ood["score"]
-    without_gate = engine.model(build(tmp_path / "n.onnx"))
-    assert engine.analyze(without_gate, np.full((32, 32), 250, np.uint8)).ood == \
-        {"score": None, "flagged": False, "reasons": []}
+    bright, dark = bright_and_dark()
+    refused, passed = engine.analyze(model, bright), engine.analyze(model, dark)
+    assert [r.code for r in refused.refused] == ["ood_score"] and passed.refused == []
+    reason = refused.refused[0]
+    assert reason.score > reason.limit == 0.5 and f"> limit {reason.limit:.2f}" in str(reason)
+    assert str(reason).startswith("unlike the training films: out-of-distribution score")
+    assert refused.label is None and refused.probability is None and refused.cam is None
+    assert passed.label in ("NORMAL", "PNEUMONIA") and passed.cam is not None and not passed.out_of_scope
+    assert refused.ood_score > 0.5 > passed.ood_score
+    forced = engine.analyze(model, bright, force=True)
+    assert forced.out_of_scope and forced.label in ("NORMAL", "PNEUMONIA") and forced.cam is not None
+    assert forced.probability == pytest.approx(engine.infer(model, [bright])[0].probability, abs=1e-6)
+    assert forced.refused == refused.refused
+    without_gate = engine.analyze(engine.model(build(tmp_path / "n.onnx")), bright)
+    assert without_gate.refused == [] and without_gate.ood_score is None
 
 
-def test_colour_and_elongated_pictures_are_flagged_without_a_gate(tmp_path, engine):
+def test_colour_elongated_and_flat_pictures_are_refused_without_a_model_gate(tmp_path, engine):
     model = engine.model(build(tmp_path / "n.onnx"))
     photo = np.zeros((64, 64, 3), np.uint8)
-    photo[..., 0] = 200  # red: no chest film is coloured
-    assert engine.analyze(model, photo).ood["reasons"] == ["a colour image"]
-    strip = np.full((40, 120), 100, np.uint8)
-    assert engine.analyze(model, strip).ood == {"score": None, "flagged": True, "reasons": ["aspect ratio 3.0"]}
-    gray_rgb = np.repeat(np.full((64, 64, 1), 90, np.uint8), 3, axis=2)
-    assert not engine.analyze(model, gray_rgb).ood["flagged"]
+    photo[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)  # a red ramp: no chest film is coloured
+    (colour,) = engine.analyze(model, photo).refused
+    assert colour.code == "colour" and colour.score > colour.limit == 3.0
+    strip = np.tile(np.linspace(0, 255, 120, dtype=np.uint8), (40, 1))
+    (aspect,) = engine.analyze(model, strip).refused
+    assert (aspect.code, aspect.score, aspect.limit) == ("aspect", 3.0, 2.0)
+    assert str(aspect).startswith("aspect ratio 3.0 > limit 2.0")
+    (flat,) = engine.analyze(model, np.full((64, 64), 128, np.uint8)).refused
+    assert flat.code == "flat" and flat.score < flat.limit and "standard deviation" in str(flat)
+    gray_rgb = np.repeat(quadrant_film(64)[..., None], 3, axis=2)
+    assert engine.analyze(model, gray_rgb).refused == []
+
+
+def test_batched_inference_then_gated_analyses(tmp_path, engine):
+    """One batch of mixed films: each gets its own verdict, and the admitted ones their own result."""
+    model = engine.model(build(tmp_path / "b.onnx", bias=-1.0))
+    films = [quadrant_film(64, (0, 0)), np.full((64, 64), 90, np.uint8), quadrant_film(64, (1, 1))]
+    results = [engine.analysis(model, inf, film) for film, inf in zip(films, engine.infer(model, films))]
+    assert [bool(r.refused) for r in results] == [False, True, False]
+    assert results[0].probability == pytest.approx(engine.analyze(model, films[0]).probability, abs=1e-6)
+
+
+def test_reference_scale_keeps_a_confident_normal_faint(tmp_path, engine):
+    """With the card's cam_reference the map is raw / reference: weak evidence stays weak, not stretched to red."""
+    film = quadrant_film(64, (0, 0))
+    plain = engine.model(build(tmp_path / "p.onnx", bias=-18.0))
+    scaled = engine.model(build(tmp_path / "r.onnx", bias=-18.0, cam_reference={"gradcam": 10.0, "rule": "test"}))
+    stretched, relative = engine.analyze(plain, film), engine.analyze(scaled, film)
+    assert stretched.probability < 0.01 and relative.label == "NORMAL"
+    assert stretched.cam.reference is None and stretched.cam.heat.max() == 255  # today's per-image stretch
+    assert relative.cam.reference == 10.0 and relative.cam.peak == pytest.approx(stretched.cam.peak)
+    assert relative.cam.heat.max() < 0.5 * 255
+    np.testing.assert_allclose(relative.cam.map, np.clip(stretched.cam.map * stretched.cam.peak / 10.0, 0, 1),
+                               atol=2e-3)
+    assert relative.cam.relative_peak == pytest.approx(stretched.cam.peak / 10.0)
+    other = engine.analyze(scaled, film, method="layercam")  # no reference for this method: stretched
+    assert other.cam.reference is None and other.cam.heat.max() == 255
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

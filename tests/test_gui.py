@@ -36,8 +36,8 @@ def test_open_dicom_and_see_the_analysis(qtbot, window, dicom_data):
     assert view.record.metadata.modality == "CR"
     assert view.shown.shape[:2] == (1955, 1841)
     assert window.panes[0].analysis is not None
-    assert "P(pneumonia)" in window.panel.probability.format() and window.panel.probability.value() > 0
-    assert window.panel.label.text().startswith("<b>")
+    assert "P(pneumonia)" in window.panel.result.bar.format() and window.panel.result.bar.value() > 0
+    assert window.panel.result.label.text().startswith("<b>")
     assert window.browser.instance_paths()[0].name == "RG1_J2KR.dcm"
 
 

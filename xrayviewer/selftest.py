@@ -22,16 +22,18 @@ def self_test(provider: str = "auto") -> dict:
 
     start = time.perf_counter()
     engine = Engine(provider)
-    display = to_display(read_image(demo_path()))
+    record = read_image(demo_path())
+    display = to_display(record)
     out = Path(tempfile.mkdtemp(prefix="xrayviewer-selftest-"))
     results = {}
     for name in available():
         model = engine.model(name)
-        analysis = engine.analyze(model, display, "gradcam")
+        analysis = engine.analyze(model, display, "gradcam", record=record, force=True)  # the whole path, always
         overlay = out / f"{name}.gradcam.png"
         save_png(overlay, composite(display, analysis.cam.heat, OverlayStyle()))
         results[name] = {"probability": round(analysis.probability, 4), "label": analysis.label,
-                         "ood": analysis.ood, "provider": analysis.provider, "overlay": str(overlay),
+                         "refused": [str(r) for r in analysis.refused], "notes": [str(n) for n in analysis.notes],
+                         "out_of_scope": analysis.out_of_scope, "provider": analysis.provider, "overlay": str(overlay),
                          "cam_peak": round(analysis.cam.peak, 6)}
     ok = bool(results) and all(Path(r["overlay"]).stat().st_size > 0 for r in results.values())
     return {"ok": ok, "version": __version__, "demo": str(demo_path()), "models": results,

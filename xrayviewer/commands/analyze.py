@@ -1,4 +1,8 @@
-"""`xrayviewer analyze PATH...`: probability, label, OOD flag and a CAM overlay for every image, as JSON lines."""
+"""`xrayviewer analyze PATH...`: the gate's verdict, probability, label and a CAM overlay per image, as JSON lines.
+
+An image the gate refuses gets `"label": null`, `"probability": null`, its reasons in `refused` and no
+overlay, unless `--force`: then the result is printed with `"out_of_scope": true`.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH")
     add_model_options(p, cam=True)
     p.add_argument("--out", type=Path, help="folder for overlay PNGs")
+    p.add_argument("--force", action="store_true",
+                   help="show the result of images the gate refuses too, marked out_of_scope")
     p.set_defaults(func=run)
 
 
@@ -36,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     def report(path: Path, **fields) -> None:
         row = {"path": str(path), "frame": 0, **base, "probability": None, "label": None,
-               "threshold": model.card.threshold, "ood": None, "overlay": None, "error": None, **fields}
+               "threshold": model.card.threshold, "refused": [], "notes": [], "out_of_scope": False,
+               "ood_score": None, "overlay": None, "error": None, **fields}
         print(json.dumps(row), flush=True)
 
     pending: list[tuple[Path, object]] = []
@@ -46,13 +53,16 @@ def run(args: argparse.Namespace) -> int:
             return
         displays = [to_display(record) for _, record in pending]
         for (path, record), display, inference in zip(pending, displays, engine.infer(model, displays)):
-            result = engine.analysis(model, inference, display, args.method, args.target)
+            result = engine.analysis(model, inference, display, args.method, args.target, record, args.force)
             overlay = None
-            if args.out:
+            if args.out and result.cam is not None:
                 overlay = args.out / _unique_name(path, args.method, used_names)
                 save_png(overlay, composite(display, result.cam.heat, style))
-            report(path, frame=record.frame, probability=round(result.probability, 6), label=result.label,
-                   ood=result.ood, overlay=str(overlay) if overlay else None)
+            report(path, frame=record.frame, label=result.label,
+                   probability=None if result.probability is None else round(result.probability, 6),
+                   refused=[str(r) for r in result.refused], notes=[str(n) for n in result.notes],
+                   out_of_scope=result.out_of_scope, ood_score=result.ood_score,
+                   overlay=str(overlay) if overlay else None)
         pending.clear()
 
     for path, problem in image_paths(args.paths):

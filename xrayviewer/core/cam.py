@@ -8,7 +8,7 @@ normalise). The gradients given to a method are already those of the target clas
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import cv2
@@ -29,12 +29,32 @@ class CamInput:
 
 @dataclass(frozen=True)
 class CamResult:
-    """A CAM normalised to [0, 1] at feature resolution, brought to the source size when asked for."""
+    """A CAM in [0, 1] at feature resolution, brought to the source size when asked for.
+
+    Without a `reference` the map is stretched to its own peak (even weak evidence reaches 1);
+    with one it is the raw map / `reference`, clipped, so colours compare between films.
+    """
 
     small: np.ndarray  # float32 [h, w] in [0, 1]
     peak: float  # the raw (unnormalised) maximum; 0 when there is no positive evidence
     method: str
     size: tuple[int, int]  # (rows, cols) of the source image
+    reference: float | None = None  # the raw value drawn as 1; None: stretched to this map's own peak
+
+    def against(self, reference: float) -> "CamResult":
+        """The same map on a fixed scale: raw map / `reference`, clipped to [0, 1]."""
+        scaled = np.clip(self.small * np.float32(self.peak / reference), 0, 1).astype(np.float32)
+        return replace(self, small=scaled, reference=reference)
+
+    @property
+    def empty(self) -> bool:
+        """No positive evidence for the target: nothing is drawn."""
+        return not self.small.any()
+
+    @property
+    def relative_peak(self) -> float | None:
+        """The peak as a fraction of the reference (None without one)."""
+        return None if self.reference is None else self.peak / self.reference
 
     @cached_property
     def map(self) -> np.ndarray:
@@ -53,6 +73,7 @@ class CamMethod:
 
     name = "base"
     label = "base"
+    class_specific = True  # the map depends on the target class
 
     def weights(self, x: CamInput) -> np.ndarray:
         """Channel weights `[C]`, or per-position weights `[h, w, C]`."""
@@ -125,6 +146,7 @@ class EigenCAM(CamMethod):
     """
 
     name, label = "eigencam", "Eigen-CAM"
+    class_specific = False
 
     def signed_map(self, x: CamInput) -> np.ndarray:
         h, w, c = x.features.shape

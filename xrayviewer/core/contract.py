@@ -64,8 +64,18 @@ class ModelCard:
         return float(self.data["threshold"]["value"])
 
     @property
+    def threshold_rule(self) -> str:
+        """How the operating threshold was chosen, in words ("" when the card does not say)."""
+        return str(self.data["threshold"].get("rule", ""))
+
+    @property
     def classes(self) -> list[str]:
         return list(self.data["classes"])
+
+    def cam_reference(self, method: str) -> float | None:
+        """The fixed raw-CAM scale of `method` (its typical peak on pneumonia films), or None when the card has none."""
+        value = (self.data.get("cam_reference") or {}).get(method)
+        return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def card_metadata(card: dict[str, Any]) -> dict[str, str]:

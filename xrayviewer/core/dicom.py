@@ -154,6 +154,8 @@ def metadata_of(ds: Dataset) -> Metadata:
     return Metadata(
         patient_name=str(ds.get("PatientName", "") or ""),
         patient_id=str(ds.get("PatientID", "") or ""),
+        patient_age=str(ds.get("PatientAge", "") or "").strip(),
+        patient_birth_date=str(ds.get("PatientBirthDate", "") or "").strip(),
         study_date=str(ds.get("StudyDate", "") or ""),
         study_description=str(ds.get("StudyDescription", "") or ""),
         series_description=str(ds.get("SeriesDescription", "") or ""),

@@ -1,19 +1,22 @@
-"""The analysis engine: display array -> model input -> (probability, CAM, OOD flag), batched where it can be.
+"""The analysis engine: display array -> model input -> gate -> (probability, CAM), batched where it can be.
 
 file -> ImageRecord -> display array (core.display) -> model input (core.preprocess)
--> one forward pass (probability, features, gradients, OOD score) -> CAM for a method and target.
+-> one forward pass (probability, features, gradients, OOD score) -> the gate (core.gate: header,
+image and model checks) -> unless it refused, the CAM for a method and target.
 A new CAM method or target reuses the forward pass; only Score-CAM runs the model again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from xrayviewer.core.cam import METHODS, CamInput, CamResult
+from xrayviewer.core.gate import Gate, Note, Refusal, Subject
 from xrayviewer.core.preprocess import model_input
+from xrayviewer.core.record import ImageRecord
 from xrayviewer.core.session import Model, ModelCache
 
 TARGETS = ("pneumonia", "normal")
@@ -32,52 +35,34 @@ class Inference:
 
 @dataclass(frozen=True)
 class Analysis:
-    """What the app shows for one image, one model, one CAM method and target."""
+    """What the app may show for one image, one model, one CAM method and target.
+
+    When the gate refused the image, `probability`, `label` and `cam` are None and `refused` says
+    why; a forced analysis has them all and `out_of_scope` set. `notes` are shown either way.
+    """
 
     model: str
     provider: str
-    probability: float
-    label: str
     threshold: float
-    ood: dict = field(default_factory=dict)
+    threshold_rule: str = ""
     method: str = "gradcam"
     target: str = "pneumonia"
+    probability: float | None = None  # P(PNEUMONIA)
+    label: str | None = None
     cam: CamResult | None = None
-
-
-COLOR_LIMIT = 3.0  # mean |R-G| + |G-B| in gray levels; every training film is exactly gray (0)
-ASPECT_LIMIT = 2.0  # no chest film is twice as long as it is wide
-
-
-def ood_of(model: Model, score: float | None, display: np.ndarray) -> dict:
-    """`{"score": x, "flagged": bool, "reasons": [...]}` for one film.
-
-    `score` is the model file's own gate (null for a model without one; above 1 is unlike the
-    training films). Two checks that need no model flag what no chest film can be: a colour
-    image, and a picture more than twice as long as it is wide.
-    """
-    reasons = []
-    gate = model.card.data.get("ood")
-    if score is not None and gate and score > float(gate["threshold"]):
-        reasons.append("unlike the training films")
-    if display.ndim == 3:
-        f = display[::4, ::4].astype(np.float32)  # a sample is enough to tell colour from gray
-        chroma = float((np.abs(f[..., 0] - f[..., 1]) + np.abs(f[..., 1] - f[..., 2])).mean())
-        if chroma > COLOR_LIMIT:
-            reasons.append("a colour image")
-    h, w = display.shape[:2]
-    if max(h, w) / max(min(h, w), 1) > ASPECT_LIMIT:
-        reasons.append(f"aspect ratio {max(h, w) / max(min(h, w), 1):.1f}")
-    return {"score": None if score is None or not gate else round(float(score), 4), "flagged": bool(reasons),
-            "reasons": reasons}
+    refused: list[Refusal] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    out_of_scope: bool = False  # refused, and shown anyway because the user asked
+    ood_score: float | None = None  # the model file's own out-of-distribution score, when it has a gate
 
 
 class Engine:
-    """Loads models once and analyses display arrays with them."""
+    """Loads models once and analyses display arrays with them, behind one gate for every model."""
 
-    def __init__(self, provider: str = "auto") -> None:
+    def __init__(self, provider: str = "auto", gate: Gate | None = None) -> None:
         self.provider = provider
         self.models = ModelCache()
+        self.gate = gate if gate is not None else Gate()
 
     def model(self, name_or_path: str | Path) -> Model:
         from xrayviewer.models import resolve
@@ -98,7 +83,7 @@ class Engine:
 
     def cam(self, model: Model, inference: Inference, method: str, target: str,
             size: tuple[int, int]) -> CamResult:
-        """The CAM of `method` for `target` at `size` (rows, cols) of the source image."""
+        """The CAM of `method` for `target` at `size` (rows, cols), on the card's reference scale when it has one."""
         if method not in METHODS:
             raise ValueError(f"unknown CAM method '{method}'; choose one of {', '.join(METHODS)}")
         if target not in TARGETS:
@@ -110,26 +95,31 @@ class Engine:
             return p if target == "pneumonia" else 1 - p
 
         x = CamInput(inference.features, sign * inference.gradients, inference.image, score)
-        return METHODS[method]().compute(x, size)
+        result = METHODS[method]().compute(x, size)
+        reference = model.card.cam_reference(method)
+        return result if reference is None else result.against(reference)
 
     def analysis(self, model: Model, inference: Inference, display: np.ndarray, method: str = "gradcam",
-                 target: str = "pneumonia") -> Analysis:
-        """Result and CAM (at the display's size) of one forward pass."""
-        threshold = model.card.threshold
-        return Analysis(
-            model=model.card.name,
-            provider=model.provider,
-            probability=inference.probability,
-            label="PNEUMONIA" if inference.probability >= threshold else "NORMAL",
-            threshold=threshold,
-            ood=ood_of(model, inference.ood_score, display),
-            method=method,
-            target=target,
-            cam=self.cam(model, inference, method, target, display.shape[:2]),
-        )
+                 target: str = "pneumonia", record: ImageRecord | None = None, force: bool = False) -> Analysis:
+        """The gate's verdict on one forward pass and, unless it refused (or `force`), the result and CAM.
 
-    def analyze(self, model: Model, display: np.ndarray, method: str = "gradcam",
-                target: str = "pneumonia") -> Analysis:
+        `record` gives the gate the file's header; without one only the image and model checks run.
+        """
+        score = inference.ood_score if model.card.data.get("ood") else None
+        verdict = self.gate(Subject(display, record, model.card, score))
+        card = model.card
+        gated = Analysis(model=card.name, provider=model.provider, threshold=card.threshold,
+                         threshold_rule=card.threshold_rule, method=method, target=target, refused=verdict.refused,
+                         notes=verdict.notes, ood_score=None if score is None else round(score, 4))
+        if verdict.refused and not force:
+            return gated
+        p = inference.probability
+        return replace(gated, probability=p, label="PNEUMONIA" if p >= card.threshold else "NORMAL",
+                       cam=self.cam(model, inference, method, target, display.shape[:2]),
+                       out_of_scope=bool(verdict.refused))
+
+    def analyze(self, model: Model, display: np.ndarray, method: str = "gradcam", target: str = "pneumonia",
+                record: ImageRecord | None = None, force: bool = False) -> Analysis:
         """One display array, start to end."""
         (inference,) = self.infer(model, [display])
-        return self.analysis(model, inference, display, method, target)
+        return self.analysis(model, inference, display, method, target, record, force)

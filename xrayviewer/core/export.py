@@ -18,29 +18,37 @@ from xrayviewer.core.record import ImageRecord
 
 
 def annotate(shown: np.ndarray, style: OverlayStyle, analysis: Analysis | None) -> np.ndarray:
-    """The viewed film with a colorbar on the right and the result written along the bottom (RGB)."""
+    """The viewed film with a colorbar on the right (when a heatmap is shown) and the result along the bottom."""
     rgb = cv2.cvtColor(shown, cv2.COLOR_GRAY2RGB) if shown.ndim == 2 else shown.copy()
     h, w = rgb.shape[:2]
     bar_w = max(12, w // 60)
-    bar = colorbar(style.colormap, h // 2, bar_w)
     panel = np.zeros((h, bar_w * 3, 3), np.uint8)
-    panel[h // 4:h // 4 + bar.shape[0], bar_w:2 * bar_w] = bar
+    if analysis is not None and analysis.cam is not None:
+        bar = colorbar(style.colormap, h // 2, bar_w)
+        panel[h // 4:h // 4 + bar.shape[0], bar_w:2 * bar_w] = bar
     out = np.hstack([rgb, panel])
     if analysis is not None:
-        text = (f"{analysis.model} {analysis.method}: {analysis.label} P(pneumonia)={analysis.probability:.3f} "
-                f"(threshold {analysis.threshold:.3f}){'  OUT OF DISTRIBUTION' if analysis.ood.get('flagged') else ''}"
-                "  - research use only, not a diagnosis")
         scale = max(0.4, w / 2400)
         cv2.rectangle(out, (0, h - int(40 * scale)), (out.shape[1], h), (0, 0, 0), -1)
-        cv2.putText(out, text, (8, h - int(12 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 160),
-                    max(1, int(scale * 1.5)), cv2.LINE_AA)
+        cv2.putText(out, result_text(analysis), (8, h - int(12 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 160), max(1, int(scale * 1.5)), cv2.LINE_AA)
     return out
+
+
+def result_text(analysis: Analysis) -> str:
+    """One line: the result, or why there is none."""
+    if analysis.label is None:
+        return f"{analysis.model}: NOT ANALYSED - {'; '.join(map(str, analysis.refused))}"
+    scope = "  OUT OF SCOPE (analysed anyway)" if analysis.out_of_scope else ""
+    return (f"{analysis.model} {analysis.method}: {analysis.label} P(pneumonia)={analysis.probability:.3f} "
+            f"(threshold {analysis.threshold:.3f}){scope}  - research use only, not a diagnosis")
 
 
 def export_study(paths: list[Path], folder: Path, engine: Engine, model_name: str, method: str, target: str,
                  style: OverlayStyle, progress: Callable[[int, int], None] = lambda d, t: None,
                  cancelled: Callable[[], bool] = lambda: False) -> int:
-    """Annotated overlay PNGs of every image in `paths` into `folder`; returns how many were written."""
+    """Annotated overlay PNGs of every image in `paths` into `folder` (refused ones with their reasons, no
+    heatmap); returns how many were written."""
     folder.mkdir(parents=True, exist_ok=True)
     model = engine.model(model_name)
     written = 0
@@ -49,11 +57,12 @@ def export_study(paths: list[Path], folder: Path, engine: Engine, model_name: st
             break
         progress(i, len(paths))
         try:
-            display = to_display(read_image(path))
+            record = read_image(path)
         except XRayViewerError:
             continue  # listed as a problem in the study browser already
-        analysis = engine.analyze(model, display, method, target)
-        shown = composite(display, analysis.cam.heat, style)
+        display = to_display(record)
+        analysis = engine.analyze(model, display, method, target, record)
+        shown = display if analysis.cam is None else composite(display, analysis.cam.heat, style)
         save_png(folder / f"{i:04d}_{Path(path).stem}.{method}.png", annotate(shown, style, analysis))
         written += 1
     progress(len(paths), len(paths))

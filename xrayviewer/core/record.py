@@ -34,6 +34,8 @@ class Metadata:
 
     patient_name: str = ""
     patient_id: str = ""
+    patient_age: str = ""  # DICOM age string, e.g. "045Y", "030M", "2W"
+    patient_birth_date: str = ""  # YYYYMMDD
     study_date: str = ""
     study_description: str = ""
     series_description: str = ""

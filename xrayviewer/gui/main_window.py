@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QTextBrowser,
@@ -44,7 +45,10 @@ SHORTCUTS = [
 ABOUT = (
     f"<h3>XRay Viewer {__version__}</h3><p>Offline chest X-ray review with an AI second opinion "
     "(pneumonia classifier, Grad-CAM family heatmaps) run by ONNX Runtime. <b>Research use only; not a "
-    "diagnosis.</b></p><p>Models trained on data from Kermany et al., Mendeley Data v2 (2018), CC BY 4.0.</p>"
+    "diagnosis.</b></p><p>The shipped models were trained on frontal chest films of children aged 1-5 from one "
+    "hospital (Guangzhou Women and Children's Medical Center): adults, other hospitals, lateral views and other "
+    "body parts are outside what they have seen. Images the gate refuses get no result unless you ask.</p>"
+    "<p>Models trained on data from Kermany et al., Mendeley Data v2 (2018), CC BY 4.0.</p>"
     "<p>Demo study: the RG1 adult chest CR of the pydicom-data package (github.com/pydicom/pydicom-data).</p>"
 )
 
@@ -59,6 +63,7 @@ class Pane:
     analysis: Analysis | None = None
     inferences: dict = field(default_factory=dict)  # model -> Inference, for the current film
     generation: int = 0  # bumps on every change; stale worker results are dropped
+    force: bool = False  # the user asked to see this film's result although the gate refused it
 
 
 class MainWindow(QMainWindow):
@@ -112,7 +117,12 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, left)
         right = QDockWidget("Analysis", self)
         right.setObjectName("analysis")
-        right.setWidget(self.panel)
+        scroll = QScrollArea()  # long reasons wrap, and the panel scrolls down rather than clipping them
+        scroll.setWidget(self.panel)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        right.setWidget(scroll)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, right)
 
         self.panel.settingsChanged.connect(self._settings_changed)
@@ -120,6 +130,7 @@ class MainWindow(QMainWindow):
         self.panel.providerChanged.connect(self.set_provider)
         self.panel.openModelRequested.connect(self.open_model_file)
         self.panel.cardRequested.connect(self.show_model_card)
+        self.panel.analyseAnywayRequested.connect(self.analyse_anyway)
 
         self.frame = QSpinBox()
         self.frame.setPrefix("Frame ")
@@ -227,6 +238,7 @@ class MainWindow(QMainWindow):
         for pane in self.panes:
             pane.inferences.clear()
             pane.analysis = None
+            pane.force = False
             pane.view.set_record(self.record)
         self.panel.show_result(None)
         self.analyze_all()
@@ -243,15 +255,15 @@ class MainWindow(QMainWindow):
         if self.record is None or not pane.settings.model:
             return
         pane.generation += 1
-        generation, settings, display = pane.generation, pane.settings, self.model_display
-        cached = pane.inferences.get(settings.model)
+        generation, settings, display, record = pane.generation, pane.settings, self.model_display, self.record
+        cached, force = pane.inferences.get(settings.model), pane.force
         engine = self.engine
 
-        def work() -> tuple[Inference, Analysis, np.ndarray]:
+        def work() -> tuple[Inference, Analysis, np.ndarray | None]:
             model = engine.model(settings.model)
             inference = cached or engine.infer(model, [display])[0]
-            analysis = engine.analysis(model, inference, display, settings.method, settings.target)
-            return inference, analysis, analysis.cam.heat
+            analysis = engine.analysis(model, inference, display, settings.method, settings.target, record, force)
+            return inference, analysis, None if analysis.cam is None else analysis.cam.heat
 
         if pane is self.active:
             self.panel.show_busy("Analysing...")
@@ -263,14 +275,16 @@ class MainWindow(QMainWindow):
         inference, analysis, heat = result
         pane.inferences[pane.settings.model] = inference
         pane.analysis = analysis
-        caption = f"{analysis.model}: {analysis.label} {analysis.probability:.1%}\n{analysis.method}"
-        if analysis.ood.get("flagged"):
-            caption += "\nOUT OF DISTRIBUTION"
-        pane.view.set_heat(heat, caption)
+        pane.view.set_heat(heat, caption_of(analysis), bar_top_of(analysis))
         if pane is self.active:
             self.panel.show_result(analysis)
         if all(p.analysis is not None for p in self.visible_panes()):
             self.analysisShown.emit()
+
+    def analyse_anyway(self) -> None:
+        """Show the active pane's result although the gate refused the film; it is marked out of scope."""
+        self.active.force = True
+        self.analyze(self.active)
 
     def _settings_changed(self, settings: AnalysisSettings) -> None:
         self.active.settings = settings
@@ -500,6 +514,21 @@ class MainWindow(QMainWindow):
         self.qsettings.setValue("geometry", self.saveGeometry())
         self.qsettings.setValue("state", self.saveState())
         super().closeEvent(event)
+
+
+def caption_of(analysis: Analysis) -> str:
+    """The viewport's bottom-right text for a result."""
+    if analysis.label is None:
+        return f"{analysis.model}: not analysed\n(outside what it can judge)"
+    scope = "\nOUT OF SCOPE (analysed anyway)" if analysis.out_of_scope else ""
+    return f"{analysis.model}: {analysis.label} {analysis.probability:.1%}\n{analysis.method}{scope}"
+
+
+def bar_top_of(analysis: Analysis) -> str:
+    """What the top of the colour bar means for a result's heatmap."""
+    if analysis.cam is None:
+        return ""
+    return "this image's maximum" if analysis.cam.reference is None else "typical pneumonia film"
 
 
 def _load(path: Path, frame: int) -> tuple[ImageRecord, np.ndarray]:

@@ -12,8 +12,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QLabel,
-    QProgressBar,
-    QPushButton,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -22,9 +20,22 @@ from PySide6.QtWidgets import (
 from xrayviewer.core.cam import METHODS
 from xrayviewer.core.engine import TARGETS
 from xrayviewer.core.overlay import COLORMAPS, OverlayStyle, colorbar
+from xrayviewer.gui.result_view import ResultView
 from xrayviewer.gui.viewport import to_qimage
 
 OPEN_MODEL = "Open model file..."
+GAP_NOTE = "With a global-average-pooling head (every shipped model) it equals Grad-CAM exactly."
+METHOD_TEXT = {  # list label (when it differs from the method's own) and tooltip
+    "gradcam": ("", "Feature maps weighted by the mean gradient of the target class. Class-specific."),
+    "gradcampp": ("", "Positive gradients weighted per position (alpha). Class-specific."),
+    "xgradcam": ("XGrad-CAM (= Grad-CAM, GAP head)",
+                 f"Gradients weighted by the normalised activations. Class-specific. {GAP_NOTE}"),
+    "layercam": ("", "Each position weighted by its own positive gradient. Class-specific."),
+    "eigencam": ("Eigen-CAM (ignores the target)", "First principal component of the activations, no gradients. "
+                 "Not class-specific: the map is the same for PNEUMONIA and NORMAL."),
+    "scorecam": ("", "Each map weighted by the target probability of the film masked by it (32 extra forward "
+                 "passes). Class-specific."),
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class ControlPanel(QWidget):
     providerChanged = Signal(str)
     openModelRequested = Signal()
     cardRequested = Signal()
+    analyseAnywayRequested = Signal()
 
     def __init__(self, models: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,8 +76,13 @@ class ControlPanel(QWidget):
         self.provider.addItems(["auto", "cpu", "cuda", "dml"])
         self.running = QLabel("-")
         self.method = QComboBox()
+        for combo in (self.model, self.method):  # long entries (user model paths) do not widen the panel
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(16)
         for name, cls in METHODS.items():
-            self.method.addItem(cls.label, name)
+            label, tip = METHOD_TEXT[name]
+            self.method.addItem(label or cls.label, name)
+            self.method.setItemData(self.method.count() - 1, f"{cls.label}: {tip}", Qt.ItemDataRole.ToolTipRole)
         self.target = QComboBox()
         self.target.addItems([t.upper() for t in TARGETS])
         form.addRow("Model", self.model)
@@ -75,21 +92,8 @@ class ControlPanel(QWidget):
         form.addRow("Target class", self.target)
         layout.addWidget(box)
 
-        result = QGroupBox("Result")
-        rl = QVBoxLayout(result)
-        self.probability = QProgressBar()
-        self.probability.setRange(0, 1000)
-        self.probability.setFormat("P(pneumonia): -")
-        self.label = QLabel("No analysis yet")
-        self.label.setWordWrap(True)
-        self.ood = QLabel("")
-        self.ood.setWordWrap(True)
-        self.ood.setStyleSheet("QLabel { background: #8a1c1c; color: white; padding: 6px; font-weight: bold; }")
-        self.ood.hide()
-        self.card_button = QPushButton("Model card...")
-        for w in (self.probability, self.label, self.ood, self.card_button):
-            rl.addWidget(w)
-        layout.addWidget(result)
+        self.result = ResultView()
+        layout.addWidget(self.result)
 
         overlay = QGroupBox("Heatmap overlay")
         of = QFormLayout(overlay)
@@ -120,7 +124,8 @@ class ControlPanel(QWidget):
         self.method.currentIndexChanged.connect(self._settings_changed)
         self.target.currentIndexChanged.connect(self._settings_changed)
         self.provider.currentTextChanged.connect(lambda p: None if self._loading else self.providerChanged.emit(p))
-        self.card_button.clicked.connect(self.cardRequested)
+        self.result.cardRequested.connect(self.cardRequested)
+        self.result.analyseAnyway.connect(self.analyseAnywayRequested)
         for signal in (self.visible.toggled, self.opacity.valueChanged, self.colormap.currentIndexChanged,
                        self.threshold.valueChanged, self.contours.toggled):
             signal.connect(self._style_changed)
@@ -172,25 +177,10 @@ class ControlPanel(QWidget):
         self.visible.toggle()
 
     def show_result(self, analysis) -> None:
-        """Probability bar, label and OOD warning of an Analysis (or None to clear)."""
-        if analysis is None:
-            self.probability.setValue(0)
-            self.probability.setFormat("P(pneumonia): -")
-            self.label.setText("No analysis yet")
-            self.ood.hide()
-            return
-        self.probability.setValue(round(analysis.probability * 1000))
-        self.probability.setFormat(f"P(pneumonia): {analysis.probability:.1%}")
-        self.label.setText(f"<b>{analysis.label}</b> at the model's operating threshold "
-                           f"{analysis.threshold:.3f} ({analysis.model})")
-        self.running.setText(analysis.provider.replace("ExecutionProvider", ""))
-        if analysis.ood.get("flagged"):
-            why = ", ".join(analysis.ood.get("reasons", []))
-            self.ood.setText("This image does not look like the frontal chest films the model was trained on "
-                             f"({why}). Treat the result with caution.")
-            self.ood.show()
-        else:
-            self.ood.hide()
+        """The result box for an Analysis (or None to clear), and the provider that ran it."""
+        self.result.show_analysis(analysis)
+        if analysis is not None:
+            self.running.setText(analysis.provider.replace("ExecutionProvider", ""))
 
     def show_busy(self, text: str) -> None:
-        self.label.setText(text)
+        self.result.show_busy(text)

@@ -59,6 +59,7 @@ class Viewport(QWidget):
         self.heat: np.ndarray | None = None
         self.style = OverlayStyle()
         self.caption = ""  # analysis text for the bottom-right corner
+        self.bar_top = ""  # what the top of the colour bar means
         self.active = False
         self.display: np.ndarray | None = None  # windowed film, uint8
         self.shown: np.ndarray | None = None  # film with overlay, RGB
@@ -72,8 +73,9 @@ class Viewport(QWidget):
         self.caption = ""
         self.reset()
 
-    def set_heat(self, heat: np.ndarray | None, caption: str = "") -> None:
-        self.heat, self.caption = heat, caption
+    def set_heat(self, heat: np.ndarray | None, caption: str = "", bar_top: str = "") -> None:
+        """The 8-bit heat to draw (None: none), the corner caption, and what the colour bar's top means."""
+        self.heat, self.caption, self.bar_top = heat, caption, bar_top
         self._compose()
 
     def set_style(self, style: OverlayStyle) -> None:
@@ -201,6 +203,13 @@ class Viewport(QWidget):
         painter.drawImage(target, bar)
         painter.setPen(QColor(220, 220, 220))
         painter.drawRect(target)
+        painter.setFont(QFont(self.font().family(), 8))
+        for text, y in ((self.bar_top, target.top()), ("none", target.bottom())):
+            box = painter.boundingRect(QRectF(0, 0, 96, 60), Qt.TextFlag.TextWordWrap, text)
+            box.moveTopRight(QPointF(target.left() - 4, min(y, target.bottom() - box.height())))
+            painter.fillRect(box.adjusted(-3, -1, 3, 1), QColor(0, 0, 0, 170))
+            painter.setPen(QColor(235, 235, 160))
+            painter.drawText(box, Qt.AlignmentFlag.AlignRight | Qt.TextFlag.TextWordWrap, text)
 
     # ----- interaction -----
     def mousePressEvent(self, event) -> None:  # noqa: N802

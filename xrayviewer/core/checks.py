@@ -1,0 +1,161 @@
+"""The gate's shipped checks: DICOM header rules, image statistics, the model's own gate, the population note.
+
+Header rules only fire on what a header says: a PNG or JPEG chest film has no header and passes
+them. Every finding names its evidence (tag and value, or score and limit).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import numpy as np
+
+from xrayviewer.core.display import to_gray
+from xrayviewer.core.gate import Finding, Note, Refusal, Subject
+
+RADIOGRAPHY = {"CR", "DX", "DR", "RG"}  # computed / digital radiography, digitised film
+MODALITY_NAMES = {
+    "CT": "computed tomography", "MR": "magnetic resonance", "US": "ultrasound", "NM": "nuclear medicine",
+    "PT": "PET", "MG": "mammography", "XA": "angiography", "RF": "fluoroscopy", "OT": "other",
+    "SC": "secondary capture", "SEG": "segmentation", "PX": "panoramic dental X-ray", "IO": "intra-oral X-ray",
+}
+CHEST_WORDS = ("CHEST", "THORA", "TORAX", "LUNG", "PULMO")  # CHEST, THORAX, THORACIC, LUNGS, PULMONARY...
+NON_FRONTAL_VIEWS = {
+    "LL": "left lateral", "RL": "right lateral", "LAT": "lateral", "LATERAL": "lateral",
+    "RLD": "right lateral decubitus", "LLD": "left lateral decubitus",
+    "RLO": "right lateral oblique", "LLO": "left lateral oblique",
+}
+COLOR_LIMIT = 3.0  # mean |R-G| + |G-B| in gray levels; every training film is exactly gray (0)
+ASPECT_LIMIT = 2.0  # no chest film is twice as long as it is wide
+FLAT_LIMIT = 6.0  # standard deviation in gray levels; the flattest validation chest film has 21
+TRAINING_AGES = (1.0, 6.0)  # years, [from, to): children aged 1-5
+POPULATION = "outside the training population (children aged 1-5)"
+AGE_UNITS = {"D": 365.25, "W": 365.25 / 7, "M": 12.0, "Y": 1.0}
+
+
+def _dicom(subject: Subject) -> bool:
+    return subject.record is not None and subject.record.format == "dicom"
+
+
+def modality(subject: Subject) -> list[Finding]:
+    """Modality present and not a radiograph."""
+    value = subject.record.metadata.modality.strip().upper() if _dicom(subject) else ""
+    if not value or value in RADIOGRAPHY:
+        return []
+    name = f" ({MODALITY_NAMES[value]})" if value in MODALITY_NAMES else ""
+    return [Refusal("modality", f"Modality {value}{name}: not a radiograph; the model reads CR/DX chest films",
+                    tag="Modality", value=value)]
+
+
+def body_part(subject: Subject) -> list[Finding]:
+    """BodyPartExamined present and not the chest."""
+    value = subject.record.metadata.body_part.strip().upper() if _dicom(subject) else ""
+    if not value or any(word in value for word in CHEST_WORDS):
+        return []
+    return [Refusal("body_part", f"BodyPartExamined {value}: not a chest film", tag="BodyPartExamined",
+                    value=value)]
+
+
+def view_position(subject: Subject) -> list[Finding]:
+    """A lateral, decubitus or oblique view."""
+    value = subject.record.metadata.view_position.strip().upper() if _dicom(subject) else ""
+    if value not in NON_FRONTAL_VIEWS:
+        return []
+    return [Refusal("view", f"ViewPosition {value} ({NON_FRONTAL_VIEWS[value]}): the model was trained on "
+                    "frontal (AP/PA) films only", tag="ViewPosition", value=value)]
+
+
+def frames(subject: Subject) -> list[Finding]:
+    """A multi-frame (cine) object is not a single radiograph."""
+    n = subject.record.frames if subject.record is not None else 1
+    if n <= 1:
+        return []
+    return [Refusal("frames", f"NumberOfFrames {n}: a multi-frame (cine) series, not a single radiograph",
+                    tag="NumberOfFrames", value=str(n))]
+
+
+def colour(subject: Subject) -> list[Finding]:
+    """A colour picture: no chest film is coloured."""
+    if subject.display.ndim != 3:
+        return []
+    f = subject.display[::4, ::4].astype(np.float32)  # a sample is enough to tell colour from gray
+    chroma = float((np.abs(f[..., 0] - f[..., 1]) + np.abs(f[..., 1] - f[..., 2])).mean())
+    if chroma <= COLOR_LIMIT:
+        return []
+    return [Refusal("colour", f"a colour image: colour score {chroma:.1f} > limit {COLOR_LIMIT:.1f} "
+                    "(chest films are gray)", score=round(chroma, 2), limit=COLOR_LIMIT)]
+
+
+def aspect(subject: Subject) -> list[Finding]:
+    """A picture more than twice as long as it is wide."""
+    h, w = subject.display.shape[:2]
+    ratio = max(h, w) / max(min(h, w), 1)
+    if ratio <= ASPECT_LIMIT:
+        return []
+    return [Refusal("aspect", f"aspect ratio {ratio:.1f} > limit {ASPECT_LIMIT:.1f}: no chest film is that "
+                    "elongated", score=round(ratio, 2), limit=ASPECT_LIMIT)]
+
+
+def flat(subject: Subject) -> list[Finding]:
+    """A (nearly) uniform image: nothing for a model to read."""
+    spread = float(to_gray(subject.display)[::4, ::4].std())
+    if spread >= FLAT_LIMIT:
+        return []
+    return [Refusal("flat", f"a flat image: contrast (standard deviation) {spread:.1f} < limit {FLAT_LIMIT:.1f} "
+                    "gray levels", score=round(spread, 2), limit=FLAT_LIMIT)]
+
+
+def model_ood(subject: Subject) -> list[Finding]:
+    """The model file's own out-of-distribution gate, above the threshold its card gives."""
+    gate = subject.card.data.get("ood") if subject.card is not None else None
+    score = subject.ood_score
+    if score is None or not gate or score <= float(gate["threshold"]):
+        return []
+    limit = float(gate["threshold"])
+    return [Refusal("ood_score", f"unlike the training films: out-of-distribution score {score:.2f} > limit "
+                    f"{limit:.2f} (the model's own gate)", score=round(score, 4), limit=limit)]
+
+
+def population(subject: Subject) -> list[Finding]:
+    """A note when the header puts the patient outside the training population (children aged 1-5)."""
+    if not _dicom(subject):
+        return []
+    meta = subject.record.metadata
+    match = re.fullmatch(r"(\d{1,3})\s*([DWMY])", meta.patient_age.strip().upper())
+    if match:
+        years, tag, value, where = int(match[1]) / AGE_UNITS[match[2]], "PatientAge", meta.patient_age, ""
+    else:
+        birth, study = _date(meta.patient_birth_date), _date(meta.study_date)
+        if birth is None or study is None or study < birth:
+            return []
+        years, tag, value = (study - birth).days / 365.25, "PatientBirthDate", meta.patient_birth_date
+        where = f" at the study (PatientBirthDate {meta.patient_birth_date}, StudyDate {meta.study_date})"
+    if TRAINING_AGES[0] <= years < TRAINING_AGES[1] or years > 130:
+        return []
+    said = f"PatientAge {value}: " if tag == "PatientAge" else ""
+    return [Note("population", f"{POPULATION}: {said}{_age_text(years)} old{where}", tag=tag, value=value,
+                 score=round(years, 2))]
+
+
+def _date(text: str) -> date | None:
+    """A DICOM DA value (YYYYMMDD; YYYY.MM.DD accepted) or None."""
+    digits = text.replace(".", "").strip()
+    try:
+        return date(int(digits[:4]), int(digits[4:6]), int(digits[6:8])) if len(digits) == 8 else None
+    except ValueError:
+        return None
+
+
+def _age_text(years: float) -> str:
+    years += 1e-9  # "2W" is 14 days, not 13.99...
+    if years >= 2:
+        return f"{int(years)} years"
+    if years >= 1 / 12:
+        return f"{int(years * 12)} months"
+    days = years * 365.25
+    return f"{int(days / 7)} weeks" if days >= 14 else f"{int(days)} days"
+
+
+HEADER = (modality, body_part, view_position, frames)
+IMAGE = (colour, aspect, flat)
