@@ -1,5 +1,5 @@
 """The viewer's side of the gate, under pytest-qt (offscreen): refusals, 'Analyse anyway', notes, threshold
-marker, heat legend, method list. Real widgets, real files, real ONNX sessions."""
+marker, heat legend, method list, model card. Real widgets, real files, real ONNX sessions."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from tiny_models import build
 
+from xrayviewer.gui.card_dialog import ModelCardDialog
 from xrayviewer.gui.main_window import ABOUT, MainWindow
 from xrayviewer.gui.result_view import MARKER
 
@@ -151,6 +152,26 @@ def test_method_list_says_which_methods_are_class_specific(shipped):
     assert "Not class-specific" in tips["eigencam"]
     assert "equals Grad-CAM" in tips["xgradcam"] and "Grad-CAM" in method.itemText(method.findData("xgradcam"))
     assert all("Class-specific" in tip for name, tip in tips.items() if name != "eigencam")
+
+
+def test_model_card_dialog_is_readable_text(qtbot, shipped, tmp_path):
+    shipped.show_model_card()
+    dialog = shipped.findChild(ModelCardDialog)
+    text = dialog.text.toPlainText()
+    for heading in ("Intended use", "Training population and data", "Operating threshold", "Validation",
+                    "Limitations", "Licence and attribution"):
+        assert heading in text
+    assert "Research use only, not a diagnosis" in text and "children aged 1-5" in text and "CC BY 4.0" in text
+    assert "{" not in text  # not raw JSON
+    new = build(tmp_path / "new.onnx", training_data={"population": "a test population", "attribution": "Test data"},
+                limitations=["Only for tests."], shifted={"auc": 0.91, "n": 10}, shortcut={"ring_20px": 0.2},
+                calibration={"temperature": 1.3}, cam_reference={"gradcam": 2.0, "rule": "95th percentile"})
+    new_dialog = ModelCardDialog(shipped.engine.model(new).card.data)
+    qtbot.addWidget(new_dialog)
+    new_text = new_dialog.text.toPlainText()
+    for part in ("a test population", "Only for tests.", "Shifted validation", "AUC 0.910", "Shortcut check",
+                 "Calibration", "temperature: 1.3", "Heatmap scale", "gradcam: 2", "Test data"):
+        assert part in new_text
 
 
 def test_about_box_states_the_training_population():

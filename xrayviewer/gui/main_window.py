@@ -31,6 +31,7 @@ from xrayviewer.core.display import percentile_window
 from xrayviewer.core.engine import Analysis, Engine, Inference
 from xrayviewer.core.overlay import OverlayStyle, save_png
 from xrayviewer.gui.browser import StudyBrowser
+from xrayviewer.gui.card_dialog import ModelCardDialog
 from xrayviewer.gui.panels import AnalysisSettings, ControlPanel
 from xrayviewer.gui.viewport import Viewport
 from xrayviewer.gui.workers import Worker, start
@@ -419,14 +420,7 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001
             self.show_error(str(exc))
             return
-        import json
-
-        box = QMessageBox(self)
-        box.setWindowTitle(f"Model card - {card.get('name')}")
-        box.setText(f"{card.get('architecture')}, input {card.get('input_size')}, CAM layer {card.get('cam_layer')}")
-        box.setDetailedText(json.dumps(card, indent=2))
-        box.setModal(False)
-        box.show()
+        ModelCardDialog(card, self).show()
 
     def show_shortcuts(self) -> None:
         rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
