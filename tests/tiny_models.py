@@ -85,26 +85,25 @@ def quadrant_film(size: int = 64, quadrant: tuple[int, int] = (0, 0)) -> np.ndar
 
 
 def build_detector(path: Path, threshold: float = 0.5) -> Path:
-    """A tiny chest-detector ONNX (the contract in xrayviewer.core.detector): P(chest) = sigmoid(20 (mean - 0.3)),
-    so a bright film counts as a chest film and a dark one does not."""
+    """A tiny chest detector (the contract in xrayviewer.core.detector): P(chest) = sigmoid(20 (mean - 0.3)) on
+    the gray film scaled to 0..1, so a bright film counts as a chest film and a dark one does not."""
     nodes = [
         helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2, 3], keepdims=0),
         helper.make_node("Sub", ["mean", "c"], ["centred"]),
         helper.make_node("Mul", ["centred", "k"], ["logit0"]),
         helper.make_node("Reshape", ["logit0", "shape_n1"], ["logit"]),
-        helper.make_node("Sigmoid", ["logit"], ["probability"]),
+        helper.make_node("Sigmoid", ["logit"], ["chest"]),
     ]
     inits = [numpy_helper.from_array(np.array([0.3], np.float32), "c"),
              numpy_helper.from_array(np.array([20.0], np.float32), "k"),
              numpy_helper.from_array(np.array([-1, 1], np.int64), "shape_n1")]
     graph = helper.make_graph(
-        nodes, "detector", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", SIZE, SIZE, 3])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["N", 1])], inits)
+        nodes, "detector", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", SIZE, SIZE, 1])],
+        [helper.make_tensor_value_info("chest", TensorProto.FLOAT, ["N", 1])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     detector_card = {"name": "tiny-detector", "input_size": [SIZE, SIZE],
-                     "preprocessing": {"scale": 1 / 255, "offset": 0.0},
-                     "threshold": {"value": threshold, "rule": "fixed"}}
-    model.metadata_props.add(key="xrayviewer.model_card", value=json.dumps(detector_card))
+                     "preprocessing": {"scale": 1 / 255, "offset": 0.0, "channels": 1}, "threshold": threshold}
+    model.metadata_props.add(key="xrayviewer.detector_card", value=json.dumps(detector_card))
     onnx.save(model, path)
     return path

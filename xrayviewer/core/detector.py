@@ -1,10 +1,11 @@
 """The chest-radiograph detector check: one more gate check, run only when its ONNX file is present.
 
-Contract of the file (`models/chest-detector.onnx`, not shipped yet): input `image`, float32
-`[N, H, W, 3]`, prepared like a pneumonia model's input (`core.preprocess.model_input`); output
-`probability` `[N, 1]` = P(a frontal chest radiograph); metadata key `xrayviewer.model_card` holds a
-JSON card with `name`, `input_size`, `preprocessing` (`scale`, `offset`, optional `border`) and
-`threshold` (`value`, `rule`). An image scoring below the threshold is refused.
+Contract of the file (`models/chest-detector.onnx`, made by `converters/detector.py`): input `image`,
+float32 `[N, H, W, C]` = the display array to gray, resized whole to `input_size` (cv2.INTER_AREA),
+`x = pixel * scale + offset`, repeated to `channels` (default 1); output `chest` `[N, 1]` = P(a frontal
+chest radiograph); metadata key `xrayviewer.detector_card` holds a JSON card with `name`, `input_size`,
+`preprocessing` (`scale`, `offset`, `channels`) and `threshold` (a number). An image scoring below the
+threshold is refused.
 """
 
 from __future__ import annotations
@@ -13,14 +14,26 @@ import json
 import threading
 from pathlib import Path
 
+import cv2
+import numpy as np
 import onnxruntime as ort
 
-from xrayviewer.core.contract import FIX, META_CARD, ModelCard, ModelContractError
+from xrayviewer.core.contract import ModelContractError
+from xrayviewer.core.display import to_gray
 from xrayviewer.core.gate import Finding, Refusal, Subject
-from xrayviewer.core.preprocess import model_input
 from xrayviewer.core.session import session_options
 
+META_CARD = "xrayviewer.detector_card"
 CARD_KEYS = ("name", "input_size", "preprocessing", "threshold")
+
+
+def detector_input(display: np.ndarray, card: dict) -> np.ndarray:
+    """uint8 display array -> float32 `[1, H, W, C]` as the detector's card says."""
+    h, w = card["input_size"]
+    pre = card["preprocessing"]
+    gray = cv2.resize(to_gray(display), (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+    x = gray * np.float32(pre["scale"]) + np.float32(pre["offset"])
+    return np.repeat(x[None, :, :, None], int(pre.get("channels", 1)), axis=3)
 
 
 class ChestDetector:
@@ -28,32 +41,34 @@ class ChestDetector:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._loaded: tuple[ort.InferenceSession, ModelCard] | None = None
+        self._loaded: tuple[ort.InferenceSession, dict] | None = None
         self._lock = threading.Lock()
 
-    def _load(self) -> tuple[ort.InferenceSession, ModelCard]:
+    def _load(self) -> tuple[ort.InferenceSession, dict]:
         with self._lock:
             if self._loaded is None:
                 try:
                     session = ort.InferenceSession(self.path.read_bytes(), sess_options=session_options(),
                                                    providers=["CPUExecutionProvider"])
-                    data = json.loads(session.get_modelmeta().custom_metadata_map[META_CARD])
-                    missing = [k for k in CARD_KEYS if k not in data]
+                    card = json.loads(session.get_modelmeta().custom_metadata_map[META_CARD])
+                    missing = [k for k in CARD_KEYS if k not in card]
                     if missing:
                         raise ValueError(f"its card lacks {', '.join(missing)}")
                 except Exception as exc:  # noqa: BLE001 - ORT, JSON and key errors alike
                     raise ModelContractError(self.path, "chest detector cannot be used",
                                              " ".join(str(exc).split())[:300] or type(exc).__name__,
-                                             f"Replace or remove the file. {FIX}") from None
-                self._loaded = (session, ModelCard(data))
+                                             "Replace the file with one from `python -m converters.detector`, "
+                                             "or remove it.") from None
+                self._loaded = (session, card)
             return self._loaded
 
     def __call__(self, subject: Subject) -> list[Finding]:
         if not self.path.is_file():
             return []
         session, card = self._load()
-        p = float(session.run(["probability"], {"image": model_input(subject.display, card)})[0][0, 0])
-        if p >= card.threshold:
+        p = float(session.run(["chest"], {"image": detector_input(subject.display, card)})[0][0, 0])
+        limit = float(card["threshold"])
+        if p >= limit:
             return []
         return [Refusal("detector", f"not recognised as a frontal chest radiograph: detector score {p:.2f} < "
-                        f"limit {card.threshold:.2f}", score=round(p, 4), limit=card.threshold)]
+                        f"limit {limit:.2f}", score=round(p, 4), limit=limit)]
