@@ -152,3 +152,21 @@ def test_a_broken_detector_file_is_an_error_not_a_silent_pass(tmp_path):
     path.write_bytes(b"not a model")
     with pytest.raises(ModelContractError, match="chest detector cannot be used"):
         ChestDetector(path)(Subject(quadrant_film(64)))
+
+
+def test_a_recognised_chest_film_a_little_unlike_the_training_films_gets_a_note_not_a_refusal(tmp_path):
+    from xrayviewer.core.contract import ModelCard
+
+    detector = ChestDetector(build_detector(tmp_path / "chest-detector.onnx", threshold=0.5))
+    gate = Gate([checks.model_ood, detector])
+    card = ModelCard({"ood": {"threshold": 1.0}})
+    bright, dark = quadrant_film(64, (0, 0)) + 120, quadrant_film(64, (0, 0)) // 4
+    near = gate(Subject(bright, card=card, ood_score=1.5))
+    assert near.refused == [] and [n.code for n in near.notes] == ["ood_population"]
+    assert "1.50 > limit 1.00" in str(near.notes[0]) and "recognised as a chest film" in str(near.notes[0])
+    far = gate(Subject(bright, card=card, ood_score=2.5))  # far above the limit the refusal stands
+    assert [r.code for r in far.refused] == ["ood_score"]
+    not_chest = gate(Subject(dark, card=card, ood_score=1.5))  # the detector did not vouch for it
+    assert sorted(r.code for r in not_chest.refused) == ["detector", "ood_score"]
+    assert [r.code for r in Gate([checks.model_ood])(Subject(bright, card=card, ood_score=1.5)).refused] == \
+        ["ood_score"]  # no detector file: the model's own gate refuses

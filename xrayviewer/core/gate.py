@@ -85,4 +85,30 @@ class Gate:
 
     def __call__(self, subject: Subject) -> Verdict:
         findings = [f for check in self.checks for f in check(subject)]
+        if self._detector_saw_a_chest_film(findings):
+            findings = [_as_population_note(f) for f in findings]
         return Verdict([f for f in findings if isinstance(f, Refusal)], [f for f in findings if isinstance(f, Note)])
+
+    def _detector_saw_a_chest_film(self, findings: list[Finding]) -> bool:
+        from xrayviewer.core.detector import ChestDetector
+
+        ran = any(isinstance(c, ChestDetector) and c.path.is_file() for c in self.checks)
+        return ran and not any(f.code == "detector" for f in findings)
+
+
+OOD_NOTE_FACTOR = 2.0  # a recognised chest film up to this many times the model's own OOD limit is analysed
+
+
+def _as_population_note(finding: Finding) -> Finding:
+    """The model's own OOD refusal of a film the detector recognised as a chest film, as a note.
+
+    The feature-space score says the film is unlike the training films, not that it is no chest film:
+    an adult's or another hospital's chest film is analysed, with the note in view. Far above the
+    limit the refusal stands.
+    """
+    if finding.code != "ood_score" or finding.score is None or finding.limit is None \
+            or finding.score > OOD_NOTE_FACTOR * finding.limit:
+        return finding
+    return Note("ood_population", f"unlike the training films (out-of-distribution score {finding.score:.2f} > "
+                f"limit {finding.limit:.2f}), though recognised as a chest film: another population or "
+                "another kind of machine; read the result with care", score=finding.score, limit=finding.limit)
