@@ -41,7 +41,8 @@ def max_differences(full, half, films: np.ndarray, cam_size: tuple[int, int] = (
     a = dict(zip(names, full.run(names, {"image": films})))
     b = dict(zip(names, half.run(names, {"image": films})))
     cam = GradCAM()
-    cams = [float(np.abs(cam.compute(CamInput(fa, ga), cam_size).map - cam.compute(CamInput(fb, gb), cam_size).map).max())
+    cams = [float(np.abs(cam.compute(CamInput(fa, ga), cam_size).map
+                         - cam.compute(CamInput(fb, gb), cam_size).map).max())
             for fa, ga, fb, gb in zip(a["features"], a["gradients"], b["features"], b["gradients"])]
     return {"probability_max_abs_diff": float(np.abs(a["probability"] - b["probability"]).max()),
             "gradcam_max_abs_diff": max(cams), "films": int(len(films))}

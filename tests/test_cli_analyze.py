@@ -22,11 +22,13 @@ def tiny(tmp_path):
     return build(tmp_path / "tiny.onnx", bias=-2.0, ood_threshold=0.9)
 
 
-def test_analyze_folder_with_a_corrupt_file(tmp_path, tiny, dicom_data):
+def test_analyze_folder_with_a_corrupt_file(tmp_path, tiny, dicom_data, kermany):
+    from converters import dataset
+
     films = tmp_path / "films"
     films.mkdir()
-    for i, q in enumerate([(0, 0), (1, 1)]):
-        cv2.imwrite(str(films / f"film{i}.png"), quadrant_film(96, q))
+    for i, sample in enumerate(dataset.split_samples(dataset.list_samples(kermany))["val"][:2]):
+        cv2.imwrite(str(films / f"film{i}.png"), cv2.imread(str(sample.path), cv2.IMREAD_GRAYSCALE))
     shutil.copy(dicom_data / "RG1_J2KI.dcm", films / "chest.dcm")
     (films / "broken.dcm").write_bytes((dicom_data / "RG1_UNCR.dcm").read_bytes()[:4000])
     out = tmp_path / "overlays"

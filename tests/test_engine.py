@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tiny_models import build, quadrant_film
+from tiny_models import build, quadrant_film, engine_for_made_films
 
 from xrayviewer.core.cam import METHODS, CamInput, GradCAM
 from xrayviewer.core.contract import ModelContractError
@@ -15,7 +15,7 @@ from xrayviewer.core.session import open_model, resolve_provider
 
 @pytest.fixture
 def engine() -> Engine:
-    return Engine("cpu")
+    return engine_for_made_films()
 
 
 def peak_quadrant(cam_map: np.ndarray) -> tuple[int, int]:

@@ -170,3 +170,23 @@ def test_a_recognised_chest_film_a_little_unlike_the_training_films_gets_a_note_
     assert sorted(r.code for r in not_chest.refused) == ["detector", "ood_score"]
     assert [r.code for r in Gate([checks.model_ood])(Subject(bright, card=card, ood_score=1.5)).refused] == \
         ["ood_score"]  # no detector file: the model's own gate refuses
+
+
+def test_the_shipped_chest_detector_passes_chest_films_and_refuses_other_pictures(dicom_data, kermany):
+    from converters import dataset
+    from xrayviewer.models import FOLDER
+
+    detector = ChestDetector(FOLDER / "chest-detector.onnx")
+    assert detector.path.is_file()
+    for sample in dataset.split_samples(dataset.list_samples(kermany))["val"][::12]:  # 43 films, both classes
+        film = cv2.imread(str(sample.path), cv2.IMREAD_GRAYSCALE)
+        assert detector(Subject(film)) == [], sample.path.name
+    assert detector(Subject(to_display(read_image(dicom_data / "RG1_UNCR.dcm")))) == []  # an adult chest CR
+    ramp = np.tile(np.linspace(0, 255, 256, dtype=np.uint8), (256, 1))
+    others = {"tibia": to_display(read_image(dicom_data / "RG3_UNCR.dcm")),
+              "MR": to_display(read_image(dicom_data / "MR2_UNCR.dcm")),
+              "flat": np.full((300, 300), 128, np.uint8), "ramp": ramp,
+              "upside-down chest": to_display(read_image(dicom_data / "RG1_UNCR.dcm"))[::-1].copy()}
+    for name, display in others.items():
+        (refusal,) = detector(Subject(display))
+        assert refusal.code == "detector" and refusal.score < refusal.limit, name

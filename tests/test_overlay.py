@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tiny_models import build, quadrant_film
+from tiny_models import build, quadrant_film, engine_for_made_films
 
-from xrayviewer.core.engine import Engine
 from xrayviewer.core.overlay import COLORMAPS, OverlayStyle, colorbar, colormap_lut, composite
 
 
 @pytest.fixture
 def film_and_heat(tmp_path):
-    engine = Engine("cpu")
+    engine = engine_for_made_films()
     model = engine.model(build(tmp_path / "tiny.onnx"))
     film = quadrant_film(256, (0, 1))
     runs = []
