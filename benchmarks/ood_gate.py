@@ -1,13 +1,15 @@
-"""How often the gate's image checks (colour, aspect ratio, flat) and the model's own OOD gate refuse
-real chest films and non-chest images. The DICOM header rules are left out: they would refuse most
-non-chest DICOMs by their header alone, and this measures what is left when a header is missing.
+"""How often the gate refuses real chest films and non-chest images when the file has no header to go by:
+the image checks (colour, aspect ratio, flat), the chest-radiograph detector and the model's own OOD
+gate (with the detector's population-note rule). The DICOM header rules are left out: they would refuse
+most non-chest DICOMs by their header alone.
 
-    python benchmarks/ood_gate.py [--model mobilenetv2]
+    PYTHONPATH=. python benchmarks/ood_gate.py [--model mobilenetv2]
 
 Chest films: the validation and internal-test splits of the shared data (patients the model
 was not trained on). Non-chest: every non-chest image among pydicom-data's DICOMs (CT, MR,
 ultrasound, extremity CR, nuclear medicine, secondary captures...) and pydicom's own test
-images, plus scikit-image's sample photos when scikit-image is installed. Prints one JSON object.
+images, and the sample photos of the scikit-image, scikit-learn and matplotlib wheels (fetched
+with pip download). Prints one JSON object; `detector_only` counts the detector's refusals alone.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from pathlib import Path
 import pydicom
 
 from converters import dataset
+from converters.detector import photos
 from xrayviewer.core import XRayViewerError, read_image, to_display
 from xrayviewer.core import checks
 from xrayviewer.core.engine import Engine
-from xrayviewer.core.gate import Gate, Subject
+from xrayviewer.core.detector import ChestDetector
+from xrayviewer.core.gate import DETECTOR_FILE, Gate, Subject
 from xrayviewer.demo import data_store_folder
+from xrayviewer.models import FOLDER
 
 CHEST = ("RG1_",)  # the adult chest CR of pydicom-data
 
@@ -39,17 +44,9 @@ def non_chest_images() -> dict[str, list]:
                 sets["dicom"].append((path.name, to_display(read_image(path))))
             except XRayViewerError:
                 pass
-    try:
-        import skimage.data as sd
-    except ImportError:
-        return sets
-    for name in ("astronaut", "camera", "coffee", "chelsea", "rocket", "moon", "page", "text", "coins",
-                 "horse", "hubble_deep_field", "immunohistochemistry", "motorcycle_left", "retina", "skin"):
-        try:
-            image = getattr(sd, name)()
-        except Exception:  # noqa: BLE001 - images that scikit-image would have to download
-            continue
-        sets["photos"].append((name, image if image.dtype.kind == "u" else (image * 255).astype("uint8")))
+    for side in ("train", "check"):
+        grays, names = photos(side)
+        sets["photos"] += list(zip(names, grays))
     return sets
 
 
@@ -59,7 +56,8 @@ def main() -> None:
     args = parser.parse_args()
     engine = Engine("cpu")
     model = engine.model(args.model)
-    gate = Gate([*checks.IMAGE, checks.model_ood])
+    detector = ChestDetector(FOLDER / DETECTOR_FILE)
+    gate = Gate([*checks.IMAGE, checks.model_ood, detector])
 
     def flags(displays: list) -> list[bool]:
         out = []
@@ -69,16 +67,21 @@ def main() -> None:
                 out.append(bool(gate(Subject(display, None, model.card, inference.ood_score)).refused))
         return out
 
+    def detector_only(displays: list) -> int:
+        return sum(bool(detector(Subject(d))) for d in displays)
+
     result = {"model": model.card.name, "threshold": model.card.data["ood"]["threshold"]}
     split = dataset.split_samples(dataset.list_samples())
     for side in ("val", "test"):
         displays = [to_display(read_image(s.path)) for s in split[side]]
         f = flags(displays)
-        result[f"chest_{side}"] = {"n": len(f), "flagged": sum(f), "rate": round(sum(f) / len(f), 4)}
+        result[f"chest_{side}"] = {"n": len(f), "flagged": sum(f), "rate": round(sum(f) / len(f), 4),
+                                   "detector_only": detector_only(displays)}
     for name, items in non_chest_images().items():
         if items:
             f = flags([d for _, d in items])
             result[f"non_chest_{name}"] = {"n": len(f), "flagged": sum(f), "rate": round(sum(f) / len(f), 4),
+                                           "detector_only": detector_only([d for _, d in items]),
                                            "missed": [n for (n, _), hit in zip(items, f) if not hit]}
     print(json.dumps(result))
 

@@ -21,9 +21,9 @@ import numpy as np
 from converters import dataset, ood
 from converters.float16 import max_differences, store_weights_float16
 from converters.train import SCALING, to_input
-from converters.validate import validate
+from converters.validate import update_card, validate, write_card
 from xrayviewer.core.cam import CamInput, GradCAM
-from xrayviewer.core.contract import card_metadata, validate_session
+from xrayviewer.core.contract import validate_session
 from xrayviewer.core.metrics import binary_figures, pick_threshold
 from xrayviewer.core.preprocess import blank_border
 
@@ -218,22 +218,16 @@ def to_onnx(split: Split, size: tuple[int, int], opset: int = 17):
     return proto
 
 
-def run_batches(session, images: np.ndarray, output: str, batch: int = 64) -> np.ndarray:
-    """One output of the session over `images`, in batches."""
-    return np.concatenate([session.run([output], {"image": images[i:i + batch]})[0]
-                           for i in range(0, len(images), batch)])
+def run_batches(session, images: np.ndarray, output: str | list[str], batch: int = 64):
+    """One output (or a list of outputs, one pass) of the session over `images`, in batches."""
+    names = [output] if isinstance(output, str) else output
+    parts = [session.run(names, {"image": images[i:i + batch]}) for i in range(0, len(images), batch)]
+    joined = [np.concatenate([p[k] for p in parts]) for k in range(len(names))]
+    return joined[0] if isinstance(output, str) else joined
 
 
 def score(session, images: np.ndarray) -> np.ndarray:
     return run_batches(session, images, "probability")[:, 0]
-
-
-def write_card(proto, card: dict) -> None:
-    """Replace the file's metadata with `card` under the contract's keys."""
-    del proto.metadata_props[:]
-    for key, value in card_metadata(card).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     pixels = ood.add_pixel_vector(proto, size)
     ood.add_output(proto, pixels, ["N", "P"])
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    pixel_gate = ood.fit(run_batches(session, to_input(train_gray), pixels), components=16)
-    feature_gate = ood.fit(run_batches(session, to_input(train_gray), "pooled"))
+    pixel_vectors, pooled = run_batches(session, to_input(train_gray), [pixels, "pooled"])
+    pixel_gate = ood.fit(pixel_vectors, components=16)
+    feature_gate = ood.fit(pooled)
     del train_gray
     ood.remove_output(proto, pixels)
     ratios = [ood.add_gate(proto, pixel_gate, pixels, "ood_px"), ood.add_gate(proto, feature_gate, "pooled", "ood_ft")]
@@ -354,11 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(proto.SerializeToString())
     if not args.skip_validation:
-        checks = validate(args.out, args.data, args.seed)
-        card.update({k: checks[k] for k in ("shifted", "shortcut", "cam_lung_share", "cam_reference")})
-        card["shifted"].pop("per_kind")
-        write_card(proto, card)
-        args.out.write_bytes(proto.SerializeToString())
+        update_card(args.out, validate(args.out, args.data, args.seed))
     print(json.dumps({"written": str(args.out), "bytes": args.out.stat().st_size,
                       "validation": card["validation"], "internal_test": card["internal_test"]}))
     return 0

@@ -11,6 +11,8 @@ films (224 x 224) and prints one JSON object:
 - `shortcut`: mean |change of the pneumonia logit| when the outer ring (20 px) or a corner square
   (24 or 40 px) of the 224-px film is blanked to black; a model that reads the film's anatomy
   barely moves;
+- `lung_reliance`: validation AUC with only the lung boxes visible (the rest black) and with the lung
+  boxes blanked;
 - `cam_reference`: the 95th percentile of each CAM method's raw peak on validation pneumonia films,
   the fixed scale that heatmap colours are drawn against;
 - `cam_lung_share`: share of the Grad-CAM (pneumonia target) mass inside the two lung boxes
@@ -120,6 +122,13 @@ def validate(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: in
         shortcut[f"corner_{k}px_max"] = round(max(moves.values()), 4)
     shortcut[f"ring_{RING}px"] = round(shortcut[f"ring_{RING}px"], 4)
     result["shortcut"] = {**shortcut, "unit": "mean |change of the pneumonia logit| on validation films"}
+    lungs = lung_mask(films.shape[1])
+    result["lung_reliance"] = {
+        "auc_only_lung_boxes": binary_figures(labels, probabilities(engine, model, films * lungs), threshold)["auc"],
+        "auc_lung_boxes_blanked": binary_figures(labels, probabilities(engine, model, films * ~lungs),
+                                                 threshold)["auc"],
+        "meaning": "AUC with everything outside the two lung boxes set to black, and with the boxes themselves "
+                   "set to black: a model that reads the lungs keeps the first and loses the second"}
 
     shares, peaks = cam_figures(engine, model, films[labels == 1])
     result["cam_lung_share"] = {"mean": round(float(np.mean(shares)), 4), "median": round(float(np.median(shares)), 4),
@@ -130,14 +139,45 @@ def validate(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: in
     return result
 
 
+CARD_FIGURES = ("shifted", "shortcut", "lung_reliance", "cam_lung_share", "cam_reference")
+
+
+def write_card(proto, card: dict) -> None:
+    """Replace the model file's contract metadata with `card`."""
+    from xrayviewer.core.contract import card_metadata
+
+    del proto.metadata_props[:]
+    for key, value in card_metadata(card).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def update_card(path: Path, result: dict) -> None:
+    """Store the figures of `validate` (per-perturbation detail left out) in the card of the file at `path`."""
+    import onnx
+
+    from xrayviewer.core.contract import META_CARD
+
+    proto = onnx.load(str(path))
+    card = json.loads({p.key: p.value for p in proto.metadata_props}[META_CARD])
+    card.update({k: result[k] for k in CARD_FIGURES})
+    card["shifted"] = {k: v for k, v in card["shifted"].items() if k != "per_kind"}
+    write_card(proto, card)
+    path.write_bytes(proto.SerializeToString())
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="ONNX model file or shipped model name")
     p.add_argument("--data", type=Path, default=dataset.DEFAULT_DATA)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--json", type=Path, help="also write the result here")
+    p.add_argument("--write-card", action="store_true",
+                   help="also store these figures in the model file's card (a file path, not a shipped name)")
     args = p.parse_args(argv)
     result = validate(args.model, args.data, args.seed)
+    if args.write_card:
+        update_card(Path(args.model), result)
     text = json.dumps(result, indent=1)
     if args.json:
         args.json.write_text(text)
