@@ -211,10 +211,10 @@ def hardware() -> str:
                 return f"torch on {torch.cuda.get_device_name(0)}"
     except Exception:  # noqa: BLE001 - a description only
         pass
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
-        else platform.processor()
-    return f"{backend} on CPU ({os.cpu_count()} cores, {cpu})"
+    info = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in (info.read_text().splitlines() if info.exists() else [])
+             if line.startswith("model name")]
+    return f"{backend} on CPU ({os.cpu_count()} cores, {names[0] if names else platform.processor()})"
 
 
 def main(argv: list[str] | None = None) -> int:
