@@ -39,6 +39,9 @@ from converters.augment import augment
 
 SIZE = 64
 META_CARD = "xrayviewer.detector_card"
+PREPROCESSING = {"scale": 1 / 127.5, "offset": -1.0, "channels": 1,
+                 "resize": "whole image to input_size, cv2.INTER_AREA"}
+CARD_INPUT = {"input_size": [SIZE, SIZE], "preprocessing": PREPROCESSING}
 PASS_RATE = 0.99
 PHOTO_WHEELS = {"train": ["scikit-image"], "check": ["scikit-learn", "matplotlib"]}
 PHOTO_DIRS = ("skimage/data/", "sklearn/datasets/images/", "matplotlib/mpl-data/sample_data/")
@@ -52,7 +55,8 @@ def to_gray(display: np.ndarray) -> np.ndarray:
 
 
 def to_input(gray: np.ndarray) -> np.ndarray:
-    return (gray.astype(np.float32) / 127.5 - 1.0)[..., None]
+    """Training batches: uint8 gray `[N, SIZE, SIZE]` scaled as PREPROCESSING says, one channel."""
+    return (gray.astype(np.float32) * PREPROCESSING["scale"] + PREPROCESSING["offset"])[..., None]
 
 
 # ---- images made on the fly ------------------------------------------------------------------------------
@@ -329,7 +333,10 @@ def _producers_of(proto, output: str) -> set[str]:
 
 
 def logits(session, grays: list[np.ndarray] | np.ndarray) -> np.ndarray:
-    x = to_input(np.stack([cv2.resize(g, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for g in grays]))
+    """Logits of pictures of any size, through the app's own detector preprocessing."""
+    from xrayviewer.core.detector import detector_input
+
+    x = np.concatenate([detector_input(g, CARD_INPUT) for g in grays])
     return np.concatenate([session.run(["chest_logit"], {"image": x[i:i + 256]})[0][:, 0]
                            for i in range(0, len(x), 256)])
 
@@ -402,9 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         model.fit(make_batches(chest_train, real["train_dicom"][0] + real["train_photos"][0], args.steps, 64,
                                args.seed), epochs=args.epochs, verbose=2)
         proto = to_onnx(model)
-    card = {"name": "chest-detector", "input_size": [SIZE, SIZE],
-            "preprocessing": {"scale": 1 / 127.5, "offset": -1.0, "channels": 1,
-                              "resize": "whole image to input_size, cv2.INTER_AREA"},
+    card = {"name": "chest-detector", **CARD_INPUT,
             **calibrate(proto, chest_val, real),
             "trained_on": "chest films of the training split vs made images, chest films made unlike a frontal "
                           "film, pydicom-data non-chest frames and scikit-image sample photos",
