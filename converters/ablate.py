@@ -23,6 +23,7 @@ from xrayviewer.core.metrics import roc_auc
 
 ARMS = {
     "full": [],
+    "full_seed2": ["--seed", "2"],  # the same recipe and split, another initialisation: the noise floor
     "no_border": ["--border", "0"],
     "augment_v1": ["--augment", "v1"],
     "no_ema": ["--no-ema"],

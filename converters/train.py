@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--border", type=float, default=DEFAULT_BORDER, help="fraction of each side blanked")
     p.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="v2")
     p.add_argument("--no-ema", action="store_true", help="no exponential moving average of the weights")
-    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--seed", type=int, default=1234, help="initialisation and augmentation stream")
+    p.add_argument("--split-seed", type=int, default=1234, help="patient-level train/val/test split")
     p.add_argument("--workers", type=int, default=1, help="threads that augment batches ahead (GPU: 8 or more)")
     p.add_argument("--imagenet-weights", help="optional .h5/.weights.h5 of the base, include_top=False")
     args = p.parse_args(argv)
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
     keras.utils.set_random_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    split = dataset.split_samples(dataset.list_samples(args.data), args.seed)
+    split = dataset.split_samples(dataset.list_samples(args.data), args.split_seed)
     x_train, y_train = dataset.load_gray(split["train"], args.size)
     x_val, y_val = dataset.load_gray(split["val"], args.size)
     n_pos = float(y_train.sum())
@@ -285,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         "architecture": args.arch,
         "input_size": args.size,
         "seed": args.seed,
+        "split_seed": args.split_seed,
         "split": {k: len(v) for k, v in split.items()},
         "epochs_run": len(history) - 1,
         "train_seconds": seconds,
