@@ -42,3 +42,16 @@ class NoPixelDataError(ImageReadError):
 
 class FrameIndexError(ImageReadError):
     """A frame was asked for that the file does not have."""
+
+
+class OutputError(XRayViewerError):
+    """A result could not be written where the user asked."""
+
+
+def user_error(path: str | Path | None, exc: BaseException, what: str = "could not be processed") -> XRayViewerError:
+    """`exc` as a message for the user: a project error as it is, anything else (a bug) in one line naming `path`."""
+    if isinstance(exc, XRayViewerError):
+        return exc
+    detail = " ".join(str(exc).split())[:300]
+    return XRayViewerError(path, what, f"{type(exc).__name__}{': ' + detail if detail else ''}",
+                           "This is a fault in XRay Viewer: please report it together with the file.")
