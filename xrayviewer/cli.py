@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from xrayviewer import __version__
-from xrayviewer.commands import analyze, bench, evaluate, info
+from xrayviewer.commands import analyze, bench, evaluate, info, report, worklist
 from xrayviewer.core import XRayViewerError
 
 
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "second opinion (research use, not a diagnosis).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
-    for command in (info, analyze, evaluate, bench):
+    for command in (info, analyze, evaluate, bench, worklist, report):
         command.add_parser(sub)
     return parser
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 def viewer_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xrayviewer", description="Offline chest X-ray viewer with an AI second opinion (research use, not a "
-        "diagnosis). Commands: info, analyze, evaluate, bench (see `xrayviewer COMMAND --help`).")
+        "diagnosis). Commands: info, analyze, evaluate, bench, worklist, report (see `xrayviewer COMMAND --help`).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files, folders or DICOMDIRs to open")
     parser.add_argument("--demo", action="store_true", help="open the demo chest study")
@@ -40,7 +40,7 @@ def viewer_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"info", "analyze", "evaluate", "bench"}
+    commands = {"info", "analyze", "evaluate", "bench", "worklist", "report"}
     if argv and argv[0] in commands:
         args = build_parser().parse_args(argv)
         try:

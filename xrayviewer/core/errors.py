@@ -44,6 +44,10 @@ class FrameIndexError(ImageReadError):
     """A frame was asked for that the file does not have."""
 
 
+class TooLargeError(ImageReadError):
+    """The file, or the image its header declares, is over a limit that keeps memory bounded."""
+
+
 class OutputError(XRayViewerError):
     """A result could not be written where the user asked."""
 
