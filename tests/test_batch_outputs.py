@@ -34,14 +34,6 @@ def rows_of(result: subprocess.CompletedProcess) -> dict[str, dict]:
     return {Path(r["path"]).name: r for r in map(json.loads, result.stdout.splitlines())}
 
 
-def unknown_vr_dicom(path: Path) -> Path:
-    """A real CT file whose PatientID is given the VR 'XX' (pydicom raises NotImplementedError on it)."""
-    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
-    at = data.find(b"\x10\x00\x20\x00LO")
-    path.write_bytes(data[:at + 4] + b"XX" + data[at + 6:])
-    return path
-
-
 def films(folder: Path, n: int, bright: bool = True) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -53,14 +45,17 @@ def films(folder: Path, n: int, bright: bool = True) -> list[Path]:
 
 def test_info_one_bad_file_is_one_error_line(tmp_path):
     inputs = films(tmp_path / "study", 2)
-    odd = unknown_vr_dicom(tmp_path / "study" / "odd.dcm")
-    result = xrayviewer("info", str(inputs[0]), str(odd), str(inputs[1]))
+    broken = tmp_path / "study" / "broken.dcm"
+    broken.write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes()[:3000])
+    too_long = tmp_path / ("x" * 300 + ".dcm")  # the file system refuses the name itself (ENAMETOOLONG)
+    result = xrayviewer("info", str(inputs[0]), str(broken), str(too_long), str(inputs[1]))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [Path(r["path"]).name for r in lines] == ["film0.png", "odd.dcm", "film1.png"]
-    assert "odd.dcm" in lines[1]["error"] and "XX" in lines[1]["error"]
-    assert lines[0]["rows"] == 64 and lines[2]["columns"] == 64
-    assert result.stderr.count("error: ") == 1 and "odd.dcm" in result.stderr
+    assert [Path(r["path"]).name for r in lines] == ["film0.png", "broken.dcm", too_long.name, "film1.png"]
+    assert "broken.dcm" in lines[1]["error"] and "rows" not in lines[1]
+    assert "File name too long" in lines[2]["error"] and "Check the path" in lines[2]["error"]
+    assert lines[0]["rows"] == 64 and lines[3]["columns"] == 64
+    assert result.stderr.count("error: ") == 2
 
 
 def nan_for_dark_films(path: Path) -> Path:
@@ -88,7 +83,8 @@ def test_analyze_a_failing_batch_keeps_the_other_results(tmp_path):
     """A model that gives NaN for one film of the batch: that film is one error line, the others have results."""
     inputs = films(tmp_path / "films", 3)
     cv2.imwrite(str(inputs[1]), np.full((64, 64), 10, np.uint8))  # the dark one
-    odd = unknown_vr_dicom(tmp_path / "films" / "odd.dcm")
+    odd = tmp_path / "films" / "odd.dcm"
+    odd.write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes()[:3000])
     model = nan_for_dark_films(tmp_path / "picky.onnx")
     result = xrayviewer("analyze", *map(str, inputs), str(odd), "--model", str(model), "--provider", "cpu",
                         "--force", "--out", str(tmp_path / "out"))

@@ -170,3 +170,15 @@ def test_analyze_with_an_endless_model_ends_with_error_lines(tmp_path):
     assert [r["path"] for r in rows] == list(map(str, films))
     assert "took longer than" in rows[0]["error"] and "model stopped" in rows[1]["error"]
     assert all(r["probability"] is None for r in rows)
+
+
+@pytest.mark.parametrize("threshold", ["high", float("nan"), 2.0])
+def test_a_detector_card_with_a_bad_threshold_is_refused(tmp_path, threshold):
+    from tiny_models import build_detector
+
+    from xrayviewer.core.detector import ChestDetector
+    from xrayviewer.core.gate import Subject
+
+    detector = ChestDetector(build_detector(tmp_path / "detector.onnx", threshold=threshold))
+    with pytest.raises(ModelContractError, match=r"detector\.onnx: chest detector cannot be used: .*'threshold'"):
+        detector(Subject(quadrant_film()))

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from xrayviewer.core.cam import METHODS
-from xrayviewer.core.errors import XRayViewerError, user_error
 from xrayviewer.core.engine import TARGETS
+from xrayviewer.core.errors import XRayViewerError, user_error
 from xrayviewer.core.overlay import COLORMAPS
 from xrayviewer.core.study import image_paths
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
 from xrayviewer.commands import listed
 from xrayviewer.core import ImageRecord, read_image
 from xrayviewer.core.errors import user_error

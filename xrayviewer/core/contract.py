@@ -30,7 +30,7 @@ FIX = "Export the model with `python -m converters.export` (see models/README.md
 MAX_INPUT_SIDE = 4096
 
 
-def _finite(value: Any) -> bool:
+def finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -62,8 +62,8 @@ class Fields:
         return None
 
 
-def _probability(value: Any) -> bool:
-    return _finite(value) and 0 <= value <= 1
+def probability_value(value: Any) -> bool:
+    return finite_number(value) and 0 <= value <= 1
 
 
 # What each known card key must hold, in words for the message. Keys not listed here (figures, limitations,
@@ -75,19 +75,19 @@ CARD_TYPES: dict[str, tuple[Check | Fields, str]] = {
                 'a list of the two class names, e.g. ["NORMAL", "PNEUMONIA"]'),
     "positive_class": (_text, "the name of the class the probability is of"),
     "input_size": (_size, f"[rows, columns]: two whole numbers from 1 to {MAX_INPUT_SIDE}"),
-    "preprocessing": (Fields({"scale": (lambda v: _finite(v) and v != 0, True), "offset": (_finite, True),
-                              "border": (lambda v: _finite(v) and 0 <= v < 0.5, False)}),
-                      'an object {"scale": a non-zero number, "offset": a number, "border": (optional) a number '
-                      "from 0 to 0.5}"),
+    "preprocessing": (Fields({"scale": (lambda v: finite_number(v) and v != 0, True), "offset": (finite_number, True),
+                              "border": (lambda v: finite_number(v) and 0 <= v < 0.5, False)}),
+                      ('an object {"scale": a non-zero number, "offset": a number, "border": (optional) a number '
+                       "from 0 to 0.5}")),
     "cam_layer": (_text, "the name of the CAM layer"),
-    "threshold": (Fields({"value": (_probability, True), "rule": (lambda v: isinstance(v, str), False)}),
+    "threshold": (Fields({"value": (probability_value, True), "rule": (lambda v: isinstance(v, str), False)}),
                   'an object {"value": a probability from 0 to 1, "rule": (optional) text}'),
     "validation": (lambda v: isinstance(v, dict), "an object (the validation figures)"),
     "training_data": (lambda v: isinstance(v, dict), "an object (what the model was trained on)"),
-    "recipe_version": (lambda v: _text(v) or _finite(v), "a text or a number"),
-    "converter_version": (lambda v: _text(v) or _finite(v), "a text or a number"),
+    "recipe_version": (lambda v: _text(v) or finite_number(v), "a text or a number"),
+    "converter_version": (lambda v: _text(v) or finite_number(v), "a text or a number"),
     "cam_reference": (lambda v: isinstance(v, dict), "an object (CAM method -> raw CAM scale)"),
-    "ood": (Fields({"output": (_text, True), "threshold": (_finite, True)}),
+    "ood": (Fields({"output": (_text, True), "threshold": (finite_number, True)}),
             'an object {"output": the name of the score output, "threshold": a number}'),
 }
 
@@ -97,23 +97,32 @@ def card_problem(card: Any) -> tuple[str, str] | None:
 
     Unknown keys are allowed: cards carry free-form figures and notes, and a newer converter may add keys.
     """
+    problem = typed_problem(card, CARD_KEYS, CARD_TYPES)
+    if problem is None and card["positive_class"] not in card["classes"]:
+        return ("invalid model card key 'positive_class'",
+                f"{_shown(card['positive_class'])} is not one of the classes {_shown(card['classes'])}")
+    return problem
+
+
+def typed_problem(card: Any, required: tuple[str, ...],
+                  types: dict[str, tuple[Check | Fields, str]]) -> tuple[str, str] | None:
+    """(what, why) when `card` is no JSON object, lacks a `required` key or holds a value `types` refuses."""
     if not isinstance(card, dict):
         return "model card is not a JSON object", f"found {_shown(card)}"
-    missing = [k for k in CARD_KEYS if k not in card]
+    missing = [k for k in required if k not in card]
     if missing:
         return "incomplete model card", f"missing {', '.join(missing)}"
-    for key, (check, expected) in CARD_TYPES.items():
+    for key, (check, expected) in types.items():
         if key not in card:
             continue
         value = card[key]
         bad = check.bad(value) if isinstance(check, Fields) else (None if check(value) else "")
         if bad is not None:
-            where = f"{key}.{bad}" if bad else key
-            found = f"it has no '{bad}'" if bad and bad not in value else f"found {_shown(value[bad] if bad else value)}"
+            if bad:  # a field of an object
+                where, found = f"{key}.{bad}", f"found {_shown(value[bad])}" if bad in value else f"it has no '{bad}'"
+            else:
+                where, found = key, f"found {_shown(value)}"
             return f"invalid model card key '{where}'", f"'{key}' must be {expected}; {found}"
-    if card["positive_class"] not in card["classes"]:
-        return ("invalid model card key 'positive_class'",
-                f"{_shown(card['positive_class'])} is not one of the classes {_shown(card['classes'])}")
     return None
 
 

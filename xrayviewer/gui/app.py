@@ -36,7 +36,7 @@ def application() -> QApplication:
     return app
 
 
-def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, provider: str = "auto",
+def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, provider: str | None = None,
         compare: bool = False) -> int:
     """Open the main window; with `screenshot`, save it once the analysis is on screen and exit."""
     from xrayviewer.gui.main_window import MainWindow

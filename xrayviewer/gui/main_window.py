@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -40,6 +40,7 @@ from xrayviewer.gui.menus import ABOUT, SHORTCUTS, MenusMixin
 from xrayviewer.gui.opening import OpeningMixin
 from xrayviewer.gui.panels import AnalysisSettings, ControlPanel
 from xrayviewer.gui.persistence import PersistenceMixin
+from xrayviewer.gui.settings import Settings
 from xrayviewer.gui.viewport import Viewport
 from xrayviewer.gui.workers import Worker
 
@@ -50,18 +51,20 @@ class MainWindow(MenusMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMi
                  BackgroundMixin, QMainWindow):
     analysisShown = Signal()  # every pane with a film has its analysis on screen
 
-    def __init__(self, provider: str = "auto", models: list[str] | None = None) -> None:
+    def __init__(self, provider: str | None = None, models: list[str] | None = None) -> None:
+        """`provider` from the command line wins over the saved one; None: the saved one, else auto."""
         super().__init__()
         from xrayviewer.models import available
 
         self.setWindowTitle("XRay Viewer - research use only, not a diagnosis")
         self.setAcceptDrops(True)
-        self.qsettings = QSettings("XRayViewer", "XRayViewer")
+        self.saved = Settings()
         self.models = models if models is not None else available()
-        self.engine = Engine(str(self.qsettings.value("provider", provider)))
+        self.engine = Engine(self.saved.provider(provider))
         self.record: ImageRecord | None = None
         self.model_display: np.ndarray | None = None  # the film at its default window: what the model sees
         self.workers: set[Worker] = set()
+        self.opening: Path | None = None  # what open_paths was last given
 
         self.panel = ControlPanel(self.models)
         first = AnalysisSettings(model=self.models[0] if self.models else "")

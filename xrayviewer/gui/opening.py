@@ -18,9 +18,8 @@ class OpeningMixin:
         paths = [Path(p) for p in paths]
         if not paths:
             return
+        self.opening = paths[0]  # enters Recent once a film from it is on screen (see _image_loaded)
         self.browser.scan(paths)
-        self.qsettings.setValue("last_folder", str(paths[0] if paths[0].is_dir() else paths[0].parent))
-        self._remember(paths[0])
 
     def open_demo(self) -> None:
         from xrayviewer.demo import demo_paths
@@ -47,6 +46,9 @@ class OpeningMixin:
 
     def _image_loaded(self, loaded: tuple[ImageRecord, np.ndarray]) -> None:
         self.record, self.model_display = loaded
+        if self.opening is not None and opened_from(self.opening, Path(self.record.path)):
+            self._remember(self.opening)  # Recent holds only what opened: no typos, no missing or unreadable paths
+            self.opening = None
         self.frame.blockSignals(True)
         self.frame.setMaximum(max(self.record.frames, 1))
         self.frame.setValue(self.record.frame + 1)
@@ -67,6 +69,12 @@ class OpeningMixin:
 
     def dropEvent(self, event) -> None:  # noqa: N802
         self.open_paths([u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()])
+
+
+def opened_from(given: Path, film: Path) -> bool:
+    """Whether `film` is `given` itself or one of its images (a folder's, or a DICOMDIR's folder's)."""
+    root = given.parent if given.name.upper() == "DICOMDIR" else given
+    return film == given or root in film.parents
 
 
 def load_film(path: Path, frame: int) -> tuple[ImageRecord, np.ndarray]:
