@@ -6,8 +6,9 @@ app tried) with a fresh temporary HOME:
            counting sees when telemetry is on (DNS lookups of Microsoft's events host, a device-id file);
   analyze  `python -m xrayviewer analyze` over --films films of --folder (the app as a user runs it);
   viewer   the real viewer (offscreen Qt) opening film after film for --viewer-seconds.
-Prints one JSON object: per run, inet/inet6/unix sockets, connect and sendto/sendmsg calls (all, and those naming an
-inet address), the files ONNX Runtime's telemetry leaves under HOME, the exit code and seconds.
+Prints one JSON object: per run, inet/inet6/unix sockets, connect and sendto/sendmsg/sendmmsg calls (all, and those
+naming an inet address), the files ONNX Runtime's telemetry leaves under HOME, the exit code and seconds. The exit
+code is 1 when the analyze or viewer run opened an inet socket or connected to an inet address.
 
     python benchmarks/network.py --folder /work/shared/data/kermany224/train --films 2000 --viewer-seconds 180
 
@@ -52,8 +53,8 @@ def count(log: Path) -> dict[str, int]:
         "inet_sockets": n(r"\bsocket\(AF_INET,"), "inet6_sockets": n(r"\bsocket\(AF_INET6,"),
         "unix_sockets": n(r"\bsocket\(AF_UNIX,"),
         "connect_calls": n(r"\bconnect\("), "connect_inet": n(r"\bconnect\(.*" + inet),
-        "sendto_calls": n(r"\bsendto\("), "sendmsg_calls": n(r"\bsendmsg\("),
-        "sendto_inet": n(r"\bsend(to|msg)\(.*" + inet),
+        "sendto_calls": n(r"\bsendto\("), "sendmsg_calls": n(r"\bsendm?msg\("),
+        "sendto_inet": n(r"\bsend(to|m?msg)\(.*" + inet),
     }
 
 

@@ -178,6 +178,11 @@ def test_analyze_never_writes_into_the_analysed_folder_unless_asked(tmp_path):
     assert refused.returncode == 2 and refused.stdout == ""
     assert "inside the folder being analysed" in refused.stderr and "--out-inside" in refused.stderr
     assert sorted(p.name for p in folder.iterdir()) == before
+    dicomdir = tmp_path / "cd" / "DICOMDIR"  # a DICOMDIR stands for its folder
+    dicomdir.parent.mkdir()
+    dicomdir.write_bytes(b"")
+    refused = xrayviewer("analyze", str(dicomdir), "--model", str(model), "--out", str(dicomdir.parent / "out"))
+    assert refused.returncode == 2 and "inside the folder being analysed" in refused.stderr
 
     for _ in range(2):  # asked twice: the second run skips the first run's overlays and overwrites no film
         result = xrayviewer("analyze", str(folder), "--model", str(model), "--provider", "cpu", "--force",

@@ -10,7 +10,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -124,24 +124,26 @@ def is_overlay(path: Path) -> bool:
 
 
 class Overlays:
-    """Where the overlay PNGs go: a folder made on first use, names that never repeat in one run, never an input,
-    and not inside a folder being analysed unless the user allows it."""
+    """Where the overlay PNGs go: a folder made at the start (and again when it was missing), names that never repeat
+    in one run, never an input, and not inside a folder being analysed unless the user allows it."""
 
     def __init__(self, folder: Path, method: str, inputs: list[str], allow_inside: bool) -> None:
         self.folder, self.method = folder, method
         self.used: set[str] = set()
         self.refusal = ""
         target = folder.resolve()
-        inside = [Path(p) for p in inputs if Path(p).is_dir() and target.is_relative_to(Path(p).resolve())]
+        given = [Path(p) for p in inputs]
+        analysed = [p if _is(p, Path.is_dir) else p.parent for p in given
+                    if _is(p, Path.is_dir) or p.name.upper() == "DICOMDIR"]  # a DICOMDIR stands for its folder
+        inside = [p for p in analysed if target.is_relative_to(p.resolve())]
         if inside and not allow_inside:
             self.refusal = (f"{folder}: the overlay folder is inside the folder being analysed ({inside[0]}), "
                             "where overlays would mix with the films. Choose a folder outside it, or add "
                             "--out-inside to write there anyway.")
         # never overwrite a file the user named, nor (inside an analysed folder) a film there; an earlier run's
         # overlays, which are never analysed, are written over
-        existing = [p for p in target.iterdir() if p.is_file() and not is_overlay(p)] if inside and target.is_dir() \
-            else []
-        self.taken = {p.resolve() for p in [*map(Path, inputs), *existing] if p.is_file()}
+        existing = [p for p in _files(target) if not is_overlay(p)] if inside else []
+        self.taken = {p.resolve() for p in [*given, *existing] if _is(p, Path.is_file)}
         self.problem = None if self.refusal else self._make()
         if self.problem:
             print(f"error: {self.problem}", file=sys.stderr)
@@ -168,3 +170,19 @@ class Overlays:
         self.used.add(name)
         save_png(self.folder / name, rgb)
         return self.folder / name
+
+
+def _is(path: Path, test: Callable[[Path], bool]) -> bool:
+    """`test(path)`, False where the file system refuses the question (a name too long, no permission)."""
+    try:
+        return test(path)
+    except OSError:
+        return False
+
+
+def _files(folder: Path) -> list[Path]:
+    """The files directly in `folder`; none when it is missing or cannot be listed."""
+    try:
+        return [p for p in folder.iterdir() if _is(p, Path.is_file)]
+    except OSError:
+        return []

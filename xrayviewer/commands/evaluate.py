@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 
 from xrayviewer.commands import add_model_options
-from xrayviewer.core import XRayViewerError, read_image, to_display
+from xrayviewer.core import read_image, to_display
 from xrayviewer.core.engine import Engine
+from xrayviewer.core.errors import user_error
 from xrayviewer.core.metrics import binary_figures, roc_curve
 from xrayviewer.core.overlay import save_png
 
@@ -44,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 displays.append(to_display(read_image(path)))
                 batch_labels.append(label)
-            except XRayViewerError as exc:
-                print(f"error: {exc}", file=sys.stderr)
+            except Exception as exc:  # noqa: BLE001 - one unreadable film is one error line, the rest go on
+                print(f"error: {user_error(path, exc, 'could not be read')}", file=sys.stderr)
                 unreadable += 1
         if displays:
             scores += [i.probability for i in engine.infer(model, displays)]
