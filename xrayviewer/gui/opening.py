@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtWidgets import QFileDialog
 
-from xrayviewer.core import ImageRecord, read_image, to_display
+from xrayviewer.core import ImageRecord
 
 
 class OpeningMixin:
@@ -42,10 +42,15 @@ class OpeningMixin:
             self.open_paths([folder])
 
     def open_image(self, path: Path, frame: int = 0) -> None:
-        """Read one film in the background and show it in every visible viewport."""
-        self._run(lambda: load_film(path, frame), self._image_loaded, f"Reading {Path(path).name}...")
+        """Read one film in the background (or take it from the decode-ahead cache) and show it in every pane."""
+        self.load_generation += 1
+        generation = self.load_generation
+        self._run(lambda: self.films.get(path, frame), lambda loaded: self._image_loaded(loaded, generation),
+                  f"Reading {Path(path).name}...")
 
-    def _image_loaded(self, loaded: tuple[ImageRecord, np.ndarray]) -> None:
+    def _image_loaded(self, loaded: tuple[ImageRecord, np.ndarray], generation: int | None = None) -> None:
+        if generation is not None and generation != self.load_generation:
+            return  # the reader has moved on to another film meanwhile
         self.record, self.model_display = loaded
         self.frame.blockSignals(True)
         self.frame.setMaximum(max(self.record.frames, 1))
@@ -68,8 +73,3 @@ class OpeningMixin:
     def dropEvent(self, event) -> None:  # noqa: N802
         self.open_paths([u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()])
 
-
-def load_film(path: Path, frame: int) -> tuple[ImageRecord, np.ndarray]:
-    """Read a film and make the display array the model sees (its default window)."""
-    record = read_image(path, frame)
-    return record, to_display(record)
