@@ -33,7 +33,8 @@ def self_test(provider: str = "auto") -> dict:
         save_png(overlay, composite(display, analysis.cam.heat, OverlayStyle()))
         results[name] = {"probability": round(analysis.probability, 4), "label": analysis.label,
                          "refused": [str(r) for r in analysis.refused], "notes": [str(n) for n in analysis.notes],
-                         "out_of_scope": analysis.out_of_scope, "provider": analysis.provider, "overlay": str(overlay),
+                         "out_of_scope": analysis.out_of_scope, "provider": analysis.provider,
+                         "provider_note": analysis.provider_note, "overlay": str(overlay),
                          "cam_peak": round(analysis.cam.peak, 6)}
     ok = bool(results) and all(Path(r["overlay"]).stat().st_size > 0 for r in results.values())
     return {"ok": ok, "version": __version__, "demo": str(demo_path()), "models": results,

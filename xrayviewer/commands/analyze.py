@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from xrayviewer.commands import add_model_options
+from xrayviewer.commands import add_model_options, command_parser
 from xrayviewer.core import XRayViewerError, read_image, to_display
 from xrayviewer.core.engine import Engine
 from xrayviewer.core.overlay import OverlayStyle, composite, save_png
@@ -21,7 +21,15 @@ BATCH = 32
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("analyze", help="run the model on images, folders or DICOM studies; one JSON line each")
+    p = command_parser(
+        sub, "analyze", "run the model on images, folders or DICOM studies; one JSON line each",
+        "Run a model on each image behind the gate and print one JSON object per image: path, frame, model, "
+        "provider, method, target, probability, label, threshold (the decision threshold of the model card), "
+        "refused (the gate's reasons), notes, out_of_scope, ood_score, overlay, error. An image the gate refuses "
+        "gets no label, probability or overlay unless --force. Exit 1 if any image failed.",
+        "  xrayviewer analyze chest.dcm\n"
+        "  xrayviewer analyze studies/ --model xception --method gradcampp --out overlays/ --heat-floor 0.3\n"
+        "  xrayviewer analyze films/ | jq -r 'select(.label == \"PNEUMONIA\") | .path'")
     p.add_argument("paths", nargs="+", metavar="PATH")
     add_model_options(p, cam=True)
     p.add_argument("--out", type=Path, help="folder for overlay PNGs")
@@ -33,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     engine = Engine(args.provider)
     model = engine.model(args.model)
-    style = OverlayStyle(args.colormap, args.opacity, args.threshold)
+    style = OverlayStyle(args.colormap, args.opacity, args.heat_floor)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
     base = {"model": model.card.name, "provider": model.provider, "method": args.method, "target": args.target}

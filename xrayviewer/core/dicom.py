@@ -10,8 +10,9 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder, pixel_array
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder
 
+from xrayviewer.core.decoders import decode_pixels
 from xrayviewer.core.display import percentile_window
 from xrayviewer.core.errors import (
     CorruptFileError,
@@ -114,7 +115,7 @@ def _decode(path: Path, ds: Dataset, ts: pydicom.uid.UID, frame: int, frames: in
         raise MissingDecoderError(path, f"no decoder for {ts.name}", f"transfer syntax {ts} needs a plug-in "
                                   "that is not installed", f"Install {hint}.")
     try:
-        return pixel_array(ds, index=frame if frames > 1 else None)
+        return decode_pixels(ds, index=frame if frames > 1 else None)  # the measured decoder order
     except Exception as exc:  # noqa: BLE001 - decoders raise ValueError, RuntimeError, OSError...
         if "does not support" in str(exc):
             raise MissingDecoderError(path, f"no decoder for this {ts.name} variant", _reason(exc),
