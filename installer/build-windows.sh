@@ -27,6 +27,9 @@ WIN_PIP=(--platform win_amd64 --python-version 3.11 --implementation cp --only-b
 # (winemenubuilder); no screen (nothing here needs one, and a stray dialog then fails fast instead of waiting).
 export WINEARCH=win64 WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
 export WINEPREFIX="$CACHE/wineprefix"
+# No ONNX Runtime telemetry from the build either (PyInstaller's analysis and the smoke test import onnxruntime);
+# the app sets this itself (xrayviewer/__init__.py, installer/entry.py). Wine passes it on to Windows processes.
+export ORT_DISABLE_TELEMETRY=1
 unset DISPLAY WAYLAND_DISPLAY
 
 start=$(date +%s)

@@ -11,6 +11,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="xrayviewer-test-settings-")  # QSettings of the tests
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="xrayviewer-test-data-")  # the default review store
 
 from xrayviewer.demo import data_store_folder  # noqa: E402
 

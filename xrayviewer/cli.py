@@ -11,7 +11,7 @@ from pathlib import Path
 
 from xrayviewer import __version__
 
-COMMANDS = ("info", "analyze", "evaluate", "bench")  # modules of xrayviewer.commands, imported when used
+COMMANDS = ("info", "analyze", "evaluate", "bench", "worklist", "report")  # modules of xrayviewer.commands, imported when used
 SIGPIPE_EXIT = 141  # what a shell reports for a program that the closed end of a pipe stopped (128 + SIGPIPE)
 VIEWER_EPILOG = """examples:
   xrayviewer --demo                      open the demo chest study

@@ -130,13 +130,14 @@ def user_figures(engine: Engine, model, repeat: int) -> dict:
     import pydicom
     from pydicom.pixels import pixel_array
 
-    from xrayviewer.core.decoders import THREADS, installed
+    from xrayviewer.core.decoders import THREADS
+    from xrayviewer.core.dicom import decoding_plugins
     from xrayviewer.demo import data_store_folder
 
     folder = data_store_folder()
     films = {name: folder / f"{name}.dcm" for name in ("RG1_UNCR", "RG1_J2KR")}
     j2kr = pydicom.dcmread(films["RG1_J2KR"])
-    decoders = installed(j2kr.file_meta.TransferSyntaxUID)
+    decoders = decoding_plugins(j2kr.file_meta.TransferSyntaxUID)
     decode = {f"decode {name}": (lambda name=name: pixel_array(j2kr, decoding_plugin=name)) for name in decoders}
     opens = {name: (lambda path=path: open_to_overlay(engine, model, path)) for name, path in films.items()}
     load_before = os.getloadavg()

@@ -1,9 +1,8 @@
-"""Which pydicom decoder plug-in decodes a compressed frame: the order measured by `xrayviewer bench`.
+"""imagecodecs as a pydicom decoder plug-in for JPEG 2000: OpenJPEG with one thread per core.
 
-On the demo chest CR compressed as JPEG 2000 lossless (RG1_J2KR, 1955 x 1841), imagecodecs' OpenJPEG with one
-thread per core decodes about twice as fast as gdcm, which is faster than pylibjpeg-openjpeg (figures in the
-README's Benchmarks). imagecodecs is not one of pydicom's own plug-ins: this module is one, registered for
-JPEG 2000 when imagecodecs is installed. A frame the preferred plug-in fails on is tried with the others.
+On the demo chest CR compressed as JPEG 2000 lossless (RG1_J2KR, 1955 x 1841) it decodes about twice as fast as
+gdcm or pylibjpeg-openjpeg (`xrayviewer bench`, figures in the README), so `core.dicom.PLUGIN_PREFERENCE` puts it
+first. It reports a broken stream as a Python exception. Registered on import when imagecodecs is installed.
 """
 
 from __future__ import annotations
@@ -12,9 +11,8 @@ import os
 
 import numpy as np
 from pydicom import uid
-from pydicom.pixels import get_decoder, pixel_array
+from pydicom.pixels import get_decoder
 from pydicom.pixels.common import PhotometricInterpretation
-from pydicom.dataset import Dataset
 from pydicom.pixels.decoders.base import DecodeRunner
 
 try:
@@ -23,7 +21,6 @@ except ImportError:  # optional: the other plug-ins decode the same files, only 
     imagecodecs = None
 
 PLUGIN = "imagecodecs"
-DECODER_ORDER = (PLUGIN, "gdcm", "pylibjpeg")  # fastest first, as measured on RG1_J2KR
 J2K_SYNTAXES = (uid.JPEG2000Lossless, uid.JPEG2000)
 DECODER_DEPENDENCIES = {syntax: ("imagecodecs>=2024.1",) for syntax in J2K_SYNTAXES}
 THREADS = os.cpu_count() or 1
@@ -51,26 +48,6 @@ def register() -> None:
             get_decoder(syntax).add_plugin(PLUGIN, (__name__, "_decode_frame"))
         except ValueError:  # already registered
             pass
-
-
-def installed(syntax: str) -> list[str]:
-    """The plug-ins that can decode `syntax` here, in the measured order (others after them)."""
-    available = get_decoder(syntax).available_plugins
-    return [p for p in DECODER_ORDER if p in available] + [p for p in available if p not in DECODER_ORDER]
-
-
-def decode_pixels(ds: Dataset, index: int | None, plugin: str = "") -> np.ndarray:
-    """The frame's pixels by `plugin`, else the fastest installed plug-in, else whichever of the others can."""
-    syntax = ds.file_meta.TransferSyntaxUID
-    if not syntax.is_compressed:
-        return pixel_array(ds, index=index)
-    chosen = plugin or next(iter(installed(syntax)), "")
-    try:
-        return pixel_array(ds, index=index, decoding_plugin=chosen)
-    except Exception:  # noqa: BLE001 - a variant this plug-in does not support: let the others try
-        if plugin or not chosen:
-            raise
-        return pixel_array(ds, index=index)
 
 
 register()

@@ -42,3 +42,7 @@ class NoPixelDataError(ImageReadError):
 
 class FrameIndexError(ImageReadError):
     """A frame was asked for that the file does not have."""
+
+
+class TooLargeError(ImageReadError):
+    """The file, or the image its header declares, is over a limit that keeps memory bounded."""

@@ -7,9 +7,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from xrayviewer.core import headers
 from xrayviewer.core.display import percentile_window
 from xrayviewer.core.errors import CorruptFileError, FrameIndexError
+from xrayviewer.core.limits import check_declared
 from xrayviewer.core.record import ImageRecord, Metadata, Window
+
+# OpenCV's own warnings about damaged files would reach the user's terminal; the reader reports them itself.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 MAGIC = {
     b"\x89PNG\r\n\x1a\n": "PNG",
@@ -32,16 +37,20 @@ def read_raster(path: Path, data: bytes, frame: int = 0) -> ImageRecord:
     become grayscale; alpha is dropped after compositing over black.
     """
     fmt = sniff(data[:8]) or "image"
+    _check_header(path, fmt, data)
     if fmt == "JPEG" and data.rfind(b"\xff\xd9") < len(data) - 1024:
         raise CorruptFileError(path, "truncated JPEG", "the end-of-image marker is missing, so the "
                                "lower part of the picture was never written", "Export or copy the file again.")
     buffer = np.frombuffer(data, np.uint8)
-    if fmt == "TIFF":
-        ok, pages = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED)
-        pages = list(pages) if ok else []
-    else:
-        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
-        pages = [] if image is None else [image]
+    try:
+        if fmt == "TIFF":
+            ok, pages = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED)
+            pages = list(pages) if ok else []
+        else:
+            image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+            pages = [] if image is None else [image]
+    except cv2.error:
+        pages = []
     if not pages:
         raise CorruptFileError(path, f"unreadable {fmt}", "OpenCV could not decode its pixels (the file is "
                                "damaged or truncated)", "Export or copy the file again.")
@@ -67,6 +76,16 @@ def read_raster(path: Path, data: bytes, frame: int = 0) -> ImageRecord:
         bits_stored=bits,
         metadata=Metadata(modality="", series_description=path.name),
     )
+
+
+def _check_header(path: Path, fmt: str, data: bytes) -> None:
+    """Refuse a file whose header is broken or declares an image over the size limit, before OpenCV decodes it."""
+    try:
+        declared = headers.RASTER[fmt](data)
+    except headers.HeaderError as exc:
+        raise CorruptFileError(path, f"damaged {fmt} file", str(exc),
+                               "The file is damaged or truncated; export or copy it again.") from None
+    check_declared(path, declared.rows, declared.columns, declared.samples, f"its {fmt} header", declared.values)
 
 
 def _normalise_channels(image: np.ndarray) -> np.ndarray:

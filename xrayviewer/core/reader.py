@@ -6,10 +6,12 @@ from pathlib import Path
 
 from xrayviewer.core.dicom import read_dicom
 from xrayviewer.core.errors import CorruptFileError, UnsupportedFileError
+from xrayviewer.core.limits import open_regular
 from xrayviewer.core.raster import read_raster, sniff
 from xrayviewer.core.record import ImageRecord
 
 SUPPORTED = "DICOM, PNG, JPEG, TIFF or BMP"
+HEAD_BYTES = 132  # enough for the DICOM preamble and "DICM", and every raster signature
 _FIRST_GROUPS = {0x0002, 0x0008}
 
 
@@ -26,33 +28,23 @@ def kind_of(head: bytes) -> str | None:
     return None
 
 
-def read_bytes(path: str | Path) -> bytes:
-    """The whole file, with file-system failures turned into project errors."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UnsupportedFileError(path, "file not found", "nothing exists at that path",
-                                   "Check the path, or open the folder that holds it.") from None
-    except IsADirectoryError:
-        raise UnsupportedFileError(path, "is a folder", "a single image was expected",
-                                   "Open the folder as a study instead.") from None
-    except OSError as exc:
-        raise UnsupportedFileError(path, "cannot read file", exc.strerror or str(exc),
-                                   "Check the file's permissions and that its drive is connected.") from None
-    if not data:
-        raise CorruptFileError(path, "empty file", "it holds 0 bytes", "Copy or export the file again.")
-    return data
-
-
 def read_image(path: str | Path, frame: int = 0) -> ImageRecord:
-    """Read frame `frame` of `path`, deciding the format by content, not by the file name."""
+    """Read frame `frame` of `path`, deciding the format by content, not by the file name.
+
+    Only regular files within the size limit are opened, and only the first bytes are read before the format
+    is known: a pipe, a device or a large file that is not an image is refused without being read.
+    """
     path = Path(path)
-    data = read_bytes(path)
-    kind = kind_of(data[:132])
-    if kind == "raster":
-        return read_raster(path, data, frame)
-    if kind in ("dicom", "dicom-raw"):
-        return read_dicom(path, data, frame, force=kind == "dicom-raw")
-    raise UnsupportedFileError(path, "unsupported file", f"its content is not {SUPPORTED}",
-                               f"Open a {SUPPORTED} file.")
+    file, size = open_regular(path)
+    with file:
+        if size == 0:
+            raise CorruptFileError(path, "empty file", "it holds 0 bytes", "Copy or export the file again.")
+        head = file.read(HEAD_BYTES)
+        kind = kind_of(head)
+        if kind is None:
+            raise UnsupportedFileError(path, "unsupported file", f"its content is not {SUPPORTED}",
+                                       f"Open a {SUPPORTED} file.")
+        file.seek(0)
+        if kind == "raster":
+            return read_raster(path, file.read(), frame)
+        return read_dicom(path, file, frame, force=kind == "dicom-raw")

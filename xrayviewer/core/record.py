@@ -69,6 +69,7 @@ class ImageRecord:
     transfer_syntax: str = ""
     invert_default: bool = False
     metadata: Metadata = field(default_factory=Metadata)
+    notes: tuple[str, ...] = ()  # header values the reader could not use and what it did instead
 
     def __post_init__(self) -> None:
         self.pixels.setflags(write=False)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.dataset import Dataset
-from pydicom.fileset import FileInstance, FileSet
 
-from xrayviewer.core.dicom import as_int, parse, sop_class_name
+from xrayviewer.core.dicom import as_int, number, parse, sop_class_name, text, value
 from xrayviewer.core.errors import XRayViewerError
-from xrayviewer.core.reader import SUPPORTED, kind_of
+from xrayviewer.core.limits import open_regular
+from xrayviewer.core.reader import HEAD_BYTES, SUPPORTED, kind_of
 
 NO_PATIENT = "(plain images)"
 
@@ -99,7 +100,11 @@ def image_paths(paths: list[str | Path]) -> Iterator[tuple[Path, str | None]]:
 
 
 def scan(path: str | Path) -> StudyTree:
-    """Scan a folder (recursively), a DICOMDIR, or a single file, reading headers only."""
+    """Scan a folder (recursively), a DICOMDIR, or a single file, reading headers only.
+
+    Nothing in the folder stops the scan: each file, folder or DICOMDIR record that cannot be used becomes one
+    entry in `problems` and the rest are listed.
+    """
     path = Path(path)
     tree = StudyTree(path)
     if path.is_dir() and (path / "DICOMDIR").is_file():
@@ -107,9 +112,9 @@ def scan(path: str | Path) -> StudyTree:
     if path.is_file() and path.name.upper() == "DICOMDIR":
         _scan_dicomdir(path, tree)
     elif path.is_dir():
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        for file in _files_under(path, tree):
             _scan_file(file, tree)
-    elif path.is_file():
+    elif path.exists():
         _scan_file(path, tree)
     else:
         tree.problems.append(Problem(path, "no such file or folder"))
@@ -117,71 +122,128 @@ def scan(path: str | Path) -> StudyTree:
     return tree
 
 
+def _files_under(folder: Path, tree: StudyTree) -> list[Path]:
+    """Every file below `folder` in name order; symbolic links to folders are not followed (they can loop)."""
+    files: list[Path] = []
+
+    def unreadable(exc: OSError) -> None:
+        tree.problems.append(Problem(Path(exc.filename or folder), f"cannot read folder: {exc.strerror or exc}"))
+
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
+        dirs.sort()
+        files.extend(Path(root, name) for name in names)
+    return sorted(files)
+
+
 def _scan_file(path: Path, tree: StudyTree) -> None:
+    """Add one file to the tree, or one problem; nothing it holds escapes as an exception."""
     try:
-        with path.open("rb") as f:
-            head = f.read(132)
+        file, _ = open_regular(path)
+        with file:
+            head = file.read(HEAD_BYTES)
+        kind = kind_of(head)
+        if kind == "raster":
+            folder = str(path.parent)
+            tree.add(Patient(NO_PATIENT), Study(folder, description=path.parent.name),
+                     Series(folder, description=path.parent.name), Instance(path))
+        elif kind is None:
+            tree.problems.append(Problem(path, "empty file" if not head else f"not {SUPPORTED}"))
+        else:
+            ds = parse(path, force=kind == "dicom-raw", headers_only=True)
+            if "DirectoryRecordSequence" in ds:
+                return  # a DICOMDIR inside a scanned folder: its files are scanned as files
+            if "Rows" not in ds:  # image modules always carry Rows; reports, PR and KO objects do not
+                tree.problems.append(Problem(path, f"no pixel data ({sop_class_name(ds)})"))
+                return
+            _add_dataset(tree, path, ds)
+    except XRayViewerError as exc:
+        tree.problems.append(Problem(path, f"{exc.what}: {exc.why}"))
     except OSError as exc:
         tree.problems.append(Problem(path, f"cannot read: {exc.strerror or exc}"))
-        return
-    kind = kind_of(head)
-    if kind == "raster":
-        folder = str(path.parent)
-        tree.add(Patient(NO_PATIENT), Study(folder, description=path.parent.name),
-                 Series(folder, description=path.parent.name), Instance(path))
-    elif kind is None:
-        tree.problems.append(Problem(path, "empty file" if not head else f"not {SUPPORTED}"))
-    else:
-        try:
-            ds = parse(path, force=kind == "dicom-raw", headers_only=True)
-        except XRayViewerError as exc:
-            tree.problems.append(Problem(path, f"{exc.what}: {exc.why}"))
-            return
-        if "DirectoryRecordSequence" in ds:
-            return  # a DICOMDIR inside a scanned folder: its files are scanned as files
-        if "Rows" not in ds:  # image modules always carry Rows; reports, PR and KO objects do not
-            tree.problems.append(Problem(path, f"no pixel data ({sop_class_name(ds)})"))
-            return
-        _add_dataset(tree, path, ds)
 
 
-def _add_dataset(tree: StudyTree, path: Path, ds: Dataset) -> None:
-    def text(keyword: str) -> str:
-        return str(ds.get(keyword, "") or "")
-
-    patient_id = text("PatientID") or text("PatientName") or "(no patient ID)"
-    study_uid = text("StudyInstanceUID") or f"(study of {path.parent})"
-    series_uid = text("SeriesInstanceUID") or f"(series of {path.parent})"
+def _add_dataset(tree: StudyTree, path: Path, ds: Dataset | _RecordView) -> None:
+    patient_id = text(ds, "PatientID") or text(ds, "PatientName") or "(no patient ID)"
+    study_uid = text(ds, "StudyInstanceUID") or f"(study of {path.parent})"
+    series_uid = text(ds, "SeriesInstanceUID") or f"(series of {path.parent})"
+    frames = as_int(number(ds, "NumberOfFrames"), 1)
     tree.add(
-        Patient(patient_id, text("PatientName")),
-        Study(study_uid, text("StudyDate"), text("StudyDescription")),
-        Series(series_uid, as_int(ds.get("SeriesNumber")), text("SeriesDescription"), text("Modality")),
-        Instance(path, as_int(ds.get("InstanceNumber")), as_int(ds.get("NumberOfFrames")) or 1, text("Modality")),
+        Patient(patient_id, text(ds, "PatientName")),
+        Study(study_uid, text(ds, "StudyDate"), text(ds, "StudyDescription")),
+        Series(series_uid, as_int(number(ds, "SeriesNumber")), text(ds, "SeriesDescription"), text(ds, "Modality")),
+        Instance(path, as_int(number(ds, "InstanceNumber")), max(frames, 1), text(ds, "Modality")),
     )
 
 
 def _scan_dicomdir(path: Path, tree: StudyTree) -> None:
+    """List the images a DICOMDIR's records point to; loops, dangling offsets and bad records become problems."""
     try:
-        fileset = FileSet(parse(path))
+        ds = parse(path)
+        records = list(value(ds, "DirectoryRecordSequence", []))
     except XRayViewerError as exc:
         tree.problems.append(Problem(path, f"{exc.what}: {exc.why}"))
         return
-    except Exception as exc:  # noqa: BLE001 - a malformed directory record structure
-        tree.problems.append(Problem(path, f"broken DICOMDIR: {exc}"))
-        return
-    for record in fileset:
-        target = Path(record.path)
-        if not target.is_file():
-            tree.problems.append(Problem(target, "listed in the DICOMDIR but missing on disk"))
+    for record, ancestors, problem in _walk_records(ds, records):
+        if problem:
+            tree.problems.append(Problem(path, f"broken DICOMDIR: {problem}; the records it leads to are skipped"))
+            continue
+        target, problem = _referenced_file(path.parent, record)
+        if problem:
+            tree.problems.append(Problem(target or path, problem))
         else:
-            _add_dataset(tree, target, _RecordView(record))
+            _add_dataset(tree, target, _RecordView(record, ancestors))
+
+
+def _walk_records(ds: Dataset, records: list[Dataset]) -> Iterator[tuple[Dataset | None, list[Dataset], str]]:
+    """(record, its ancestors, "") for each record that references a file, following the DICOMDIR's offsets
+    from the root; (None, [], problem) for an offset that points nowhere or back to a record already seen."""
+    by_offset = {getattr(r, "seq_item_tell", None): r for r in records}
+    root = as_int(number(ds, "OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity"), 0)
+    if not root and records:  # no offsets (some writers): the records in file order, flat
+        for record in records:
+            if "ReferencedFileID" in record:
+                yield record, [], ""
+        return
+    seen: set[int] = set()
+    stack: list[tuple[int, list[Dataset]]] = [(root, [])]
+    while stack:
+        offset, ancestors = stack.pop()
+        while offset:
+            record = by_offset.get(offset)
+            if offset in seen or record is None:
+                yield None, [], (f"its records loop back to the record at byte {offset}" if offset in seen
+                                 else f"a record points to byte {offset}, where no record starts")
+                break
+            seen.add(offset)
+            if "ReferencedFileID" in record:
+                yield record, ancestors, ""
+            lower = as_int(number(record, "OffsetOfReferencedLowerLevelDirectoryEntity"), 0)
+            if lower:
+                stack.append((lower, ancestors + [record]))
+            offset = as_int(number(record, "OffsetOfTheNextDirectoryRecord"), 0)
+
+
+def _referenced_file(folder: Path, record: Dataset) -> tuple[Path | None, str]:
+    """The file a record's ReferencedFileID names, inside the DICOMDIR's folder; (path, problem or "")."""
+    parts = value(record, "ReferencedFileID", "")
+    parts = [parts] if isinstance(parts, str) else [str(p) for p in parts]
+    parts = [p.strip() for p in parts]
+    if not parts or any(p in ("", ".", "..") or "/" in p or "\\" in p or ":" in p for p in parts):
+        return None, f"a DICOMDIR record names the file {'/'.join(parts)!r}, which is not a path inside its folder"
+    target = folder.joinpath(*parts)
+    if not target.is_file():
+        return target, "listed in the DICOMDIR but missing on disk"
+    return target, ""
 
 
 class _RecordView:
     """A DICOMDIR record, read like a data set: the attribute from the nearest level that has it."""
 
-    def __init__(self, record: FileInstance) -> None:
-        self.record = record
+    def __init__(self, record: Dataset, ancestors: list[Dataset]) -> None:
+        self.levels = [record, *reversed(ancestors)]
+
+    def __contains__(self, keyword: str) -> bool:
+        return any(keyword in level for level in self.levels)
 
     def get(self, keyword: str, default=None):
-        return getattr(self.record, keyword, default) if keyword in self.record else default
+        return next((value(level, keyword) for level in self.levels if keyword in level), default)
