@@ -35,7 +35,8 @@ def self_test(provider: str = "auto") -> dict:
             results[name] = {"probability": round(analysis.probability, 4), "label": analysis.label,
                              "refused": [str(r) for r in analysis.refused], "notes": [str(n) for n in analysis.notes],
                              "out_of_scope": analysis.out_of_scope, "provider": analysis.provider,
-                             "overlay_bytes": overlay.stat().st_size, "cam_peak": round(analysis.cam.peak, 6)}
+                             "provider_note": analysis.provider_note, "overlay_bytes": overlay.stat().st_size,
+                             "cam_peak": round(analysis.cam.peak, 6)}
     ok = bool(results) and all(r["overlay_bytes"] > 0 for r in results.values())
     return {"ok": ok, "version": __version__, "demo": str(demo_path()), "models": results,
             "seconds": round(time.perf_counter() - start, 2)}

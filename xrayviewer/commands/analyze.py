@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xrayviewer.commands import add_model_options, listed
+from xrayviewer.commands import add_model_options, command_parser, listed
 from xrayviewer.core import ImageRecord, XRayViewerError, read_image, to_display
 from xrayviewer.core.cam import METHODS
 from xrayviewer.core.engine import Engine, Inference
@@ -27,7 +27,15 @@ OVERLAY_NAME = re.compile(rf"\.({'|'.join(METHODS)})(-\d+)?\.png$", re.IGNORECAS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("analyze", help="run the model on images, folders or DICOM studies; one JSON line each")
+    p = command_parser(
+        sub, "analyze", "run the model on images, folders or DICOM studies; one JSON line each",
+        "Run a model on each image behind the gate and print one JSON object per image: path, frame, model, "
+        "provider, method, target, probability, label, threshold (the decision threshold of the model card), "
+        "refused (the gate's reasons), notes, out_of_scope, ood_score, overlay, error. An image the gate refuses "
+        "gets no label, probability or overlay unless --force. Exit 1 if any image failed.",
+        "  xrayviewer analyze chest.dcm\n"
+        "  xrayviewer analyze studies/ --model xception --method gradcampp --out overlays/ --heat-floor 0.3\n"
+        "  xrayviewer analyze films/ | jq -r 'select(.label == \"PNEUMONIA\") | .path'")
     p.add_argument("paths", nargs="+", metavar="PATH")
     add_model_options(p, cam=True)
     p.add_argument("--out", type=Path, help="folder for overlay PNGs")
@@ -41,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     engine = Engine(args.provider)
     model = engine.model(args.model)
-    style = OverlayStyle(args.colormap, args.opacity, args.threshold)
+    style = OverlayStyle(args.colormap, args.opacity, args.heat_floor)
     out = Overlays(args.out, args.method, args.paths, args.out_inside) if args.out else None
     if out and out.refusal:
         print(f"xrayviewer analyze: {out.refusal}", file=sys.stderr)

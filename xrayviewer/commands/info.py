@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from xrayviewer.commands import listed
+from xrayviewer.commands import command_parser, listed
 from xrayviewer.core import ImageRecord, read_image
 from xrayviewer.core.errors import user_error
 
@@ -39,7 +39,12 @@ def info_of(record: ImageRecord) -> dict:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="print one JSON object per image: format, size, window, patient/study")
+    p = command_parser(
+        sub, "info", "print one JSON object per image: format, size, window, patient/study",
+        "Read each image (files, folders, DICOMDIRs) and print one JSON object per image: format, size, bits, "
+        "photometric interpretation, transfer syntax, default window, patient and study fields. A file that "
+        "cannot be read gives one line on stderr and exit code 1; the others go on.",
+        "  xrayviewer info chest.dcm\n  xrayviewer info --demo\n  xrayviewer info studies/ | head -3")
     p.add_argument("paths", nargs="*", metavar="PATH", help="image, DICOM file, folder or DICOMDIR")
     p.add_argument("--frame", type=int, default=0, help="frame of multi-frame files (default 0)")
     p.add_argument("--demo", action="store_true", help="also the demo chest CR (pydicom-data)")

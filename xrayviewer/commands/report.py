@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from xrayviewer.commands import command_parser
 from xrayviewer.commands.worklist import add_db_option
 from xrayviewer.core import review_report
 from xrayviewer.core.errors import XRayViewerError
@@ -18,7 +19,12 @@ from xrayviewer.core.review_store import ReviewStore
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="the reader's decisions against the AI results, as CSV or JSON")
+    p = command_parser(
+        sub, "report", "the reader's decisions against the AI results, as CSV or JSON",
+        "Read the review store and print its summary as one JSON line: counts, agreement, and the confusion of the "
+        "reader's decisions against each model's results. --csv writes one row per film (AI results, the reader's "
+        "decision, agreement); --json writes the rows and the summary.",
+        "  xrayviewer report\n  xrayviewer report --csv review.csv\n  xrayviewer report --db study.db --json review.json")
     add_db_option(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--csv", type=Path, metavar="OUT", help="write one row per film as CSV")

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from xrayviewer.commands import command_parser
 from xrayviewer.core.engine import Engine
 from xrayviewer.core.review_store import DB_ENV, ReviewStore
 from xrayviewer.core.worklist import Worklist
@@ -21,7 +22,13 @@ def add_db_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("worklist", help="analyse folders of films into the review store; one JSON line each")
+    p = command_parser(
+        sub, "worklist", "analyse folders of films into the review store; one JSON line each",
+        "Analyse every film of the PATHs that is not yet in the review store and print one JSON line per film "
+        "(status analysed, unchanged, moved or error). Resumable: a re-run analyses only what is missing; files "
+        "unchanged by size, time and hash are skipped.",
+        "  xrayviewer worklist studies/\n  xrayviewer worklist studies/ --model mobilenetv2 --model xception\n"
+        "  xrayviewer worklist /data/films --db study.db")
     p.add_argument("paths", nargs="+", metavar="PATH")
     add_db_option(p)
     p.add_argument("--model", action="append", metavar="NAME",

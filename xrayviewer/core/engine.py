@@ -54,6 +54,7 @@ class Analysis:
     notes: list[Note] = field(default_factory=list)
     out_of_scope: bool = False  # refused, and shown anyway because the user asked
     ood_score: float | None = None  # the model file's own out-of-distribution score, when it has a gate
+    provider_note: str = ""  # why the provider is not the GPU one that 'auto' tried first ("" when none failed)
 
 
 class Engine:
@@ -114,7 +115,8 @@ class Engine:
         card = model.card
         gated = Analysis(model=card.name, provider=model.provider, threshold=card.threshold,
                          threshold_rule=card.threshold_rule, method=method, target=target, refused=verdict.refused,
-                         notes=verdict.notes, ood_score=None if score is None else round(score, 4))
+                         notes=verdict.notes, ood_score=None if score is None else round(score, 4),
+                         provider_note=model.fallback)
         if verdict.refused and not force:
             return gated
         p = inference.probability

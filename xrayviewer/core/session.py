@@ -36,6 +36,7 @@ def output_problem(name: str, value: np.ndarray) -> str | None:
     if name == "probability" and value.size and (value.min() < 0 or value.max() > 1):
         return f"'probability' is outside [0, 1] (from {value.min():.4g} to {value.max():.4g})"
     return None
+PROVIDER_NAMES = {"CPUExecutionProvider": "CPU", "CUDAExecutionProvider": "CUDA", "DmlExecutionProvider": "DirectML"}
 
 
 def resolve_provider(choice: str = "auto") -> str:
@@ -64,6 +65,7 @@ class Model:
     limit_base_s: float = TIME_LIMIT_BASE_S
     limit_per_image_s: float = TIME_LIMIT_PER_IMAGE_S
     stopped: str = ""  # why the model is no longer run, once a run outlasted its time limit
+    fallback: str = ""  # with provider 'auto': why a GPU provider of this build did not run it ("" when none failed)
 
     @property
     def outputs(self) -> list[str]:
@@ -122,9 +124,38 @@ def session_options(threads: int = 0) -> ort.SessionOptions:
 
 
 def open_model(path: str | Path, provider: str = "auto") -> Model:
-    """Load and validate `path` on the chosen provider, and check that the provider really runs it."""
-    path = Path(path)
-    wanted = resolve_provider(provider)
+    """Load and validate `path` on the chosen provider, and check that the provider really runs it.
+
+    'auto' tries the GPU providers this onnxruntime build offers, then the CPU; the model's `fallback` says why
+    a GPU provider did not run it. An explicit choice that cannot run the model is an error, never a fall-back.
+    """
+    if provider != "auto":
+        return _open(Path(path), resolve_provider(provider))
+    available = ort.get_available_providers()
+    return open_first(path, [PROVIDERS[c] for c in AUTO_ORDER if PROVIDERS[c] in available])
+
+
+def open_first(path: str | Path, providers: list[str]) -> Model:
+    """The model on the first of `providers` that runs it; the CPU, when it is the last, is never skipped."""
+    reasons = []
+    for wanted in providers[:-1]:
+        try:
+            model = _open(Path(path), wanted)
+        except Exception as exc:  # noqa: BLE001 - a GPU that cannot start (no device, driver, DLL) is a reason
+            reasons.append(f"{PROVIDER_NAMES.get(wanted, wanted)} unavailable ({_why(exc)})")
+            continue
+        model.fallback = "; ".join(reasons)
+        return model
+    model = _open(Path(path), providers[-1])
+    model.fallback = "; ".join(reasons)
+    return model
+
+
+def _why(exc: Exception) -> str:
+    return getattr(exc, "why", None) or " ".join(str(exc).split())[:200]
+
+
+def _open(path: Path, wanted: str) -> Model:
     providers = [wanted] if wanted == PROVIDERS["cpu"] else [wanted, PROVIDERS["cpu"]]
     try:
         data = path.read_bytes()  # bytes, so that any path (non-ASCII on Windows) works

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtWidgets import QFileDialog
 
-from xrayviewer.core import ImageRecord, read_image, to_display
+from xrayviewer.core import ImageRecord
 
 
 class OpeningMixin:
@@ -41,10 +41,15 @@ class OpeningMixin:
             self.open_paths([folder])
 
     def open_image(self, path: Path, frame: int = 0) -> None:
-        """Read one film in the background and show it in every visible viewport."""
-        self._run(lambda: load_film(path, frame), self._image_loaded, f"Reading {Path(path).name}...")
+        """Read one film in the background (or take it from the decode-ahead cache) and show it in every pane."""
+        self.load_generation += 1
+        generation = self.load_generation
+        self._run(lambda: self.films.get(path, frame), lambda loaded: self._image_loaded(loaded, generation),
+                  f"Reading {Path(path).name}...")
 
-    def _image_loaded(self, loaded: tuple[ImageRecord, np.ndarray]) -> None:
+    def _image_loaded(self, loaded: tuple[ImageRecord, np.ndarray], generation: int | None = None) -> None:
+        if generation is not None and generation != self.load_generation:
+            return  # the reader has moved on to another film meanwhile
         self.record, self.model_display = loaded
         if self.opening is not None and opened_from(self.opening, Path(self.record.path)):
             self._remember(self.opening)  # Recent holds only what opened: no typos, no missing or unreadable paths
@@ -76,8 +81,3 @@ def opened_from(given: Path, film: Path) -> bool:
     root = given.parent if given.name.upper() == "DICOMDIR" else given
     return film == given or root in film.parents
 
-
-def load_film(path: Path, frame: int) -> tuple[ImageRecord, np.ndarray]:
-    """Read a film and make the display array the model sees (its default window)."""
-    record = read_image(path, frame)
-    return record, to_display(record)
