@@ -29,16 +29,18 @@ def load_film(path: str | Path, frame: int = 0) -> Film:
 
 
 def load_frames(path: str | Path) -> list[ImageRecord]:
-    """Every frame of a file, reading the file once (within the size limits) and decoding each frame once."""
+    """Every frame of a file, reading the file once and decoding each frame once."""
     path = Path(path)
-    file, _ = open_regular(path)
+    file, _ = open_regular(path)  # regular files within the size limit only, as read_image
     with file:
+        kind = kind_of(file.read(HEAD_BYTES))
+        if kind not in ("dicom", "dicom-raw"):
+            return [read_image(path)]
+        file.seek(0)
         data = file.read()
-    kind = kind_of(data[:HEAD_BYTES])
-    if kind not in ("dicom", "dicom-raw"):
-        return [read_image(path)]
-    first = read_dicom(path, io.BytesIO(data), 0, force=kind == "dicom-raw")
-    return [first] + [read_dicom(path, io.BytesIO(data), i, force=kind == "dicom-raw") for i in range(1, first.frames)]
+    force = kind == "dicom-raw"
+    first = read_dicom(path, io.BytesIO(data), 0, force=force)
+    return [first] + [read_dicom(path, io.BytesIO(data), i, force=force) for i in range(1, first.frames)]
 
 
 class FilmCache:

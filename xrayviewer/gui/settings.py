@@ -123,7 +123,7 @@ class Settings:
 
     # ----- review -----
     def reader(self) -> str:
-        """The reader's name saved with each review decision ("" when none was given)."""
+        """The reader's name saved with each decision ("" when never given)."""
         return self._read("reader", lambda v: v.strip() if isinstance(v, str) else "", "")
 
     def set_reader(self, name: str) -> None:
