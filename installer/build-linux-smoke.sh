@@ -9,6 +9,7 @@
 # for the app's dependencies; PyInstaller goes into a throw-away venv beside it, so .venv stays as it was.
 # Set KEEP=1 to keep the temporary folder (its path is printed).
 set -euo pipefail
+export ORT_DISABLE_TELEMETRY=1  # no ONNX Runtime telemetry from the build (the app sets it itself)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"

@@ -27,6 +27,9 @@ WIN_PIP=(--platform win_amd64 --python-version 3.11 --implementation cp --only-b
 # (winemenubuilder); no screen (nothing here needs one, and a stray dialog then fails fast instead of waiting).
 export WINEARCH=win64 WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
 export WINEPREFIX="$CACHE/wineprefix"
+# No ONNX Runtime telemetry from the build either (PyInstaller's analysis and the smoke test import onnxruntime);
+# the app sets this itself (xrayviewer/__init__.py, installer/entry.py). Wine passes it on to Windows processes.
+export ORT_DISABLE_TELEMETRY=1
 unset DISPLAY WAYLAND_DISPLAY
 
 start=$(date +%s)
@@ -96,7 +99,11 @@ find "$WORK/src" -name __pycache__ -prune -exec rm -rf {} +
 "${PIP[@]}" wheel -q --no-deps --no-index --find-links "$WHEELS" -w "$WORK/app" "$WORK/src"
 # (pip warns that .../bin already exists: several packages have Linux console scripts; the folder goes below)
 "${PIP[@]}" install -q --no-index --find-links "$WHEELS" --target "$PY/Lib/site-packages" "${WIN_PIP[@]}" \
-    -r "$INSTALLER/requirements-windows.txt" "$WORK"/app/xrayviewer-*.whl
+    -r "$INSTALLER/requirements-windows.txt"
+# the app without its declared dependencies: the pins above are the complete set, and they carry ONNX Runtime as
+# onnxruntime-directml, which provides the same `onnxruntime` module as the CPU-only package that pyproject names
+"${PIP[@]}" install -q --no-deps --no-index --target "$PY/Lib/site-packages" "${WIN_PIP[@]}" \
+    "$WORK"/app/xrayviewer-*.whl
 rm -rf "$PY/Lib/site-packages/bin"  # Linux launchers that pip writes for console scripts: useless here
 # the two demo files, straight from the pydicom-data wheel
 python3 - "$WHEELS"/pydicom_data-1.0.0-py3-none-any.whl "$WORK/demo" <<'EOF'
@@ -127,7 +134,8 @@ export XRAYVIEWER_PATHEX=""
 BUNDLE="$WORK/dist/XRayViewer"
 freeze_s=$(( $(now) - t_freeze ))
 [[ -f "$BUNDLE/xrayviewer.exe" && -f "$BUNDLE/xrayviewer-cli.exe" ]] || die "no xrayviewer.exe in $BUNDLE"
-for f in demo/RG1_J2KR.dcm demo/RG3_J2KR.dcm xrayviewer/models/mobilenetv2-pneumonia.onnx; do
+for f in demo/RG1_J2KR.dcm demo/RG3_J2KR.dcm xrayviewer/models/mobilenetv2-pneumonia.onnx \
+         onnxruntime/capi/DirectML.dll; do
     [[ -f "$BUNDLE/_internal/$f" ]] || die "missing from the bundle: $f"
 done
 ls -d "$BUNDLE"/_internal/pylibjpeg_openjpeg-*.dist-info >/dev/null \
@@ -178,8 +186,8 @@ t_smoke=$(now)
 # a fresh prefix, like a machine that never saw the app (and the build prefix stays as it was)
 export WINEPREFIX="$WORK/smoke-prefix"
 wineboot -i >/dev/null 2>&1; wineserver -w
-# %TEMP% is left out of the comparison: the self-test writes its overlays there (by design), and NSIS's
-# uninstaller runs from a copy there that Windows deletes at the next restart (Wine never does)
+# %TEMP% is left out of the comparison: the self-test writes its overlays into a folder there (and removes it),
+# and NSIS's uninstaller runs from a copy there that Windows deletes at the next restart (Wine never does)
 temp_rel="$(wine cmd /c 'echo %TEMP%' 2>/dev/null | tr -d '\r' | sed -e 's/^[A-Za-z]:\\//' -e 's/\\/\//g')"
 [[ -n "$temp_rel" ]] || die "could not read %TEMP% of the Wine prefix"
 snapshot() { (cd "$WINEPREFIX/drive_c" && find . -path "./$temp_rel" -prune -o -print | sort); }
@@ -207,6 +215,9 @@ echo "$selftest_json"
 python3 -c 'import json, sys; r = json.loads(sys.argv[1]); sys.exit(0 if r["ok"] and r["models"] else 1)' \
     "$selftest_json" || die "--self-test says it did not pass"
 [[ "$selftest_json" == *'_internal\\demo\\RG1_J2KR.dcm'* ]] || die "the installed app did not use its bundled demo"
+# The DirectML build is inside; Wine has no DirectX 12 device for it, so 'auto' must fall back to the CPU and say why
+python3 -c 'import json, sys; m = next(iter(json.loads(sys.argv[1])["models"].values()))
+print("provider:", m["provider"], "| fall-back:", m.get("provider_note") or "none")' "$selftest_json"
 
 # --self-test never loads Qt: render the viewer once too (--screenshot switches Qt to its offscreen platform
 # inside the process, since Wine does not pass QT_* variables on). It checks Qt's DLLs and plug-ins in the bundle.

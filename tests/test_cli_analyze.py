@@ -113,7 +113,7 @@ def test_evaluate_on_a_labelled_folder(tmp_path, tiny):
     for key in ("n", "accuracy", "sensitivity", "specificity", "precision", "f1", "auc", "threshold", "confusion"):
         assert key in figures
     assert figures["n"] == 8 and figures["auc"] == 1.0  # bright quadrant -> higher logit for every pair
-    assert cv2.imread(str(roc)).shape == (480, 480, 3)
+    assert cv2.imread(str(roc)).shape == (560, 560, 3)
 
 
 def test_bench_prints_every_step(tiny):
@@ -124,3 +124,8 @@ def test_bench_prints_every_step(tiny):
                 "scorecam", "overlay", "end_to_end"):
         assert figures["median_ms"][key] > 0
     assert figures["provider"] == "CPUExecutionProvider" and figures["cores"] >= 1
+    assert set(figures["open_to_overlay_ms"]) == {"RG1_UNCR", "RG1_J2KR"}
+    assert set(figures["decode_ms"]) == set(figures["decoder_order"]) >= {"gdcm", "pylibjpeg"}
+    for value in (*figures["open_to_overlay_ms"].values(), *figures["decode_ms"].values(),
+                  figures["window_level_ms"], figures["cold_start_ms"]):
+        assert value > 0

@@ -138,11 +138,11 @@ def test_text_file_named_dcm_is_unsupported(tmp_path):
 
 def test_missing_decoder_names_transfer_syntax_and_package(dicom_data):
     """In a process whose JPEG 2000 decoder has no plug-ins left (pydicom's public API), the file is refused."""
-    code = (
+    code = (  # xrayviewer first: it adds its own JPEG 2000 plug-in (imagecodecs), which goes too
+        "from xrayviewer.core import read_image, MissingDecoderError\n"
         "from pydicom.pixels import get_decoder\nfrom pydicom.uid import JPEG2000Lossless\n"
         "decoder = get_decoder(JPEG2000Lossless)\n"
         "for name in list(decoder.available_plugins): decoder.remove_plugin(name)\n"
-        "from xrayviewer.core import read_image, MissingDecoderError\n"
         f"try:\n    read_image({str(dicom_data / 'RG1_J2KR.dcm')!r})\n"
         "except MissingDecoderError as exc:\n    print(exc)\n"
     )

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib
 import os
 import sys
 from pathlib import Path
 
 from xrayviewer import __version__
-from xrayviewer.commands import analyze, bench, evaluate, info
-from xrayviewer.core import XRayViewerError
+
+COMMANDS = ("info", "analyze", "evaluate", "bench", "worklist", "report")  # modules of xrayviewer.commands, imported when used
+SIGPIPE_EXIT = 141  # what a shell reports for a program that the closed end of a pipe stopped (128 + SIGPIPE)
+VIEWER_EPILOG = """examples:
+  xrayviewer --demo                      open the demo chest study
+  xrayviewer chest.dcm studies/DICOMDIR  open files, folders or DICOMDIRs
+  xrayviewer analyze chest.dcm --out overlays/
+  xrayviewer COMMAND --help              what each command does"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,44 +25,76 @@ def build_parser() -> argparse.ArgumentParser:
                                      "second opinion (research use, not a diagnosis).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
-    for command in (info, analyze, evaluate, bench):
-        command.add_parser(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"xrayviewer.commands.{name}").add_parser(sub)
     return parser
 
 
 def viewer_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="xrayviewer", description="Offline chest X-ray viewer with an AI second opinion (research use, not a "
-        "diagnosis). Commands: info, analyze, evaluate, bench (see `xrayviewer COMMAND --help`).")
+        prog="xrayviewer", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=VIEWER_EPILOG,
+        description="Offline chest X-ray viewer with an AI second opinion (research use, not a diagnosis). "
+        f"Commands: {', '.join(COMMANDS)} (see `xrayviewer COMMAND --help`).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files, folders or DICOMDIRs to open")
     parser.add_argument("--demo", action="store_true", help="open the demo chest study")
     parser.add_argument("--compare", action="store_true", help="start in the side-by-side layout")
-    parser.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
+    parser.add_argument("--provider", choices=["auto", "cpu", "cuda", "dml"],
+                        help="where the models run (default: the one last chosen in the viewer, else auto)")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
                         help="render the window offscreen once the analysis is shown, save it and exit")
     parser.add_argument("--self-test", action="store_true",
                         help="analyse the demo film with the shipped models, print one JSON line, exit")
+    parser.add_argument("--startup-probe", action="store_true", help=argparse.SUPPRESS)  # `bench`: cold start
     return parser
+
+
+def check_paths(parser: argparse.ArgumentParser, paths: list[str]) -> None:
+    """Exit 2 (argparse's usage error) for a path that does not exist, suggesting a command for a misspelt one."""
+    for path in paths:
+        if Path(path).exists():
+            continue
+        close = difflib.get_close_matches(path, COMMANDS, n=1, cutoff=0.6)
+        if close:
+            parser.error(f"'{path}' is neither a command nor a file: did you mean {close[0]}?")
+        parser.error(f"no such file or folder: {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"info", "analyze", "evaluate", "bench"}
-    if argv and argv[0] in commands:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader went away (`xrayviewer info DIR | head`): stop quietly; the flush at exit must not fail either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_EXIT
+
+
+def _main(argv: list[str]) -> int:
+    if argv and argv[0] in COMMANDS:
+        from xrayviewer.core.errors import XRayViewerError
+
         args = build_parser().parse_args(argv)
         try:
             return args.func(args)
         except XRayViewerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    args = viewer_parser().parse_args(argv)
+    parser = viewer_parser()
+    args = parser.parse_args(argv)
+    check_paths(parser, args.paths)
     if args.self_test:
         from xrayviewer.selftest import main as self_test
 
-        return self_test(args.provider)
+        return self_test(args.provider or "auto")
     if args.screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from xrayviewer.qt_platform import EXIT_CODE, platform_problem
+
+    problem = platform_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_CODE
     from xrayviewer.gui.app import run
 
-    return run(args.paths, args.demo, args.screenshot, args.provider, args.compare)
+    return run(args.paths, args.demo, args.screenshot, args.provider, args.compare, args.startup_probe)

@@ -6,6 +6,9 @@ DICOM study and a JPEG take identical steps from here on.
 
 from __future__ import annotations
 
+import math
+
+import cv2
 import numpy as np
 
 from xrayviewer.core.record import ImageRecord, Window
@@ -32,6 +35,9 @@ def window_to_uint8(pixels: np.ndarray, window: Window, invert: bool = False,
     `value_range` (the pixels' min and max, when the caller knows them) saves a pass over the image.
     """
     scale = 255.0 / window.width
+    fast = _affine_unsigned(pixels, window.lower, scale, invert)
+    if fast is not None:
+        return fast
     if np.issubdtype(pixels.dtype, np.integer) and pixels.size > 4096:
         lo, hi = (int(v) for v in value_range) if value_range else (int(pixels.min()), int(pixels.max()))
         if hi - lo < _LUT_MAX_SPAN:
@@ -39,6 +45,23 @@ def window_to_uint8(pixels: np.ndarray, window: Window, invert: bool = False,
             lut = _ramp(values, window.lower, scale, invert)
             return lut[(pixels.astype(np.int64, copy=False) - lo) if lo else pixels]
     return _ramp(pixels.astype(np.float32, copy=False), window.lower, scale, invert)
+
+
+def _affine_unsigned(pixels: np.ndarray, lower: float, scale: float, invert: bool) -> np.ndarray | None:
+    """The window of 8/16-bit unsigned pixels in two saturating OpenCV passes (~1 ms at 2k, against ~10 ms for a
+    lookup table), or None where this cannot give the ramp's value: other types, or a narrow window whose first
+    level above `lower` would round to more than 0 (the saturating subtraction puts it with the pixels below).
+    Values are rounded to the nearest level like `_ramp`, except possibly at exact halves."""
+    if pixels.dtype not in (np.uint8, np.uint16) or pixels.size <= 4096:
+        return None
+    top = np.iinfo(pixels.dtype).max
+    first = min(max(math.ceil(lower), 0), top)  # the lowest pixel value at or above `lower`
+    offset = (first - lower) * scale  # the output of pixel value `first`
+    if offset >= 0.5 and first > 0:
+        return None
+    shifted = cv2.subtract(pixels, first) if first > 0 else pixels  # saturates at 0: everything below `lower`
+    out = cv2.convertScaleAbs(shifted, alpha=scale, beta=offset)  # beta >= 0, so the absolute value is a no-op
+    return cv2.bitwise_not(out) if invert else out
 
 
 def _ramp(values: np.ndarray, lower: float, scale: float, invert: bool) -> np.ndarray:

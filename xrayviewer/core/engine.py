@@ -17,7 +17,7 @@ from xrayviewer.core.cam import METHODS, CamInput, CamResult
 from xrayviewer.core.gate import Gate, Note, Refusal, Subject
 from xrayviewer.core.preprocess import model_input
 from xrayviewer.core.record import ImageRecord
-from xrayviewer.core.session import Model, ModelCache
+from xrayviewer.core.session import Model, ModelCache, ModelOutputError
 
 TARGETS = ("pneumonia", "normal")
 
@@ -54,6 +54,7 @@ class Analysis:
     notes: list[Note] = field(default_factory=list)
     out_of_scope: bool = False  # refused, and shown anyway because the user asked
     ood_score: float | None = None  # the model file's own out-of-distribution score, when it has a gate
+    provider_note: str = ""  # why the provider is not the GPU one that 'auto' tried first ("" when none failed)
 
 
 class Engine:
@@ -95,7 +96,11 @@ class Engine:
             return p if target == "pneumonia" else 1 - p
 
         x = CamInput(inference.features, sign * inference.gradients, inference.image, score)
-        result = METHODS[method]().compute(x, size)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing map is refused just below
+            result = METHODS[method]().compute(x, size)
+        if not (np.isfinite(result.peak) and np.isfinite(result.small).all()):
+            raise ModelOutputError(model.path, f"unusable {method} heatmap", "the map is not finite (its features "
+                                   "or gradients overflow)", "Choose another CAM method, or check the model file.")
         reference = model.card.cam_reference(method)
         return result if reference is None else result.against(reference)
 
@@ -110,7 +115,8 @@ class Engine:
         card = model.card
         gated = Analysis(model=card.name, provider=model.provider, threshold=card.threshold,
                          threshold_rule=card.threshold_rule, method=method, target=target, refused=verdict.refused,
-                         notes=verdict.notes, ood_score=None if score is None else round(score, 4))
+                         notes=verdict.notes, ood_score=None if score is None else round(score, 4),
+                         provider_note=model.fallback)
         if verdict.refused and not force:
             return gated
         p = inference.probability

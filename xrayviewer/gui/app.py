@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
@@ -36,9 +38,10 @@ def application() -> QApplication:
     return app
 
 
-def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, provider: str = "auto",
-        compare: bool = False) -> int:
-    """Open the main window; with `screenshot`, save it once the analysis is on screen and exit."""
+def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, provider: str | None = None,
+        compare: bool = False, startup_probe: bool = False) -> int:
+    """Open the main window; with `screenshot`, save it once the analysis is on screen and exit; with
+    `startup_probe`, print the time the window was shown (`xrayviewer bench`'s cold start) and exit."""
     from xrayviewer.gui.main_window import MainWindow
 
     app = application()
@@ -47,6 +50,8 @@ def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, pr
     window.show()
     if compare:
         window.compare_action.setChecked(True)
+    if startup_probe:
+        QTimer.singleShot(0, lambda: (print(json.dumps({"window_shown": time.time()}), flush=True), app.quit()))
     if screenshot is not None:
         status = {"code": 1}
 

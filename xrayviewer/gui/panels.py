@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from xrayviewer.core.cam import METHODS
 from xrayviewer.core.engine import TARGETS
 from xrayviewer.core.overlay import COLORMAPS, OverlayStyle, colorbar
+from xrayviewer.core.session import PROVIDER_NAMES
 from xrayviewer.gui.result_view import ResultView
 from xrayviewer.gui.viewport import to_qimage
 
@@ -75,6 +76,7 @@ class ControlPanel(QWidget):
         self.provider = QComboBox()
         self.provider.addItems(["auto", "cpu", "cuda", "dml"])
         self.running = QLabel("-")
+        self.running.setWordWrap(True)
         self.method = QComboBox()
         for combo in (self.model, self.method):  # long entries (user model paths) do not widen the panel
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -112,7 +114,9 @@ class ControlPanel(QWidget):
         of.addRow(self.visible)
         of.addRow("Opacity", self.opacity)
         of.addRow("Colormap", self.colormap)
-        of.addRow("Lower threshold", self.threshold)
+        self.threshold.setToolTip("Heat floor: heatmap values below it are left transparent. It changes only the "
+                                  "picture; the decision threshold is the model card's.")
+        of.addRow("Heat floor", self.threshold)
         of.addRow(self.contours)
         layout.addWidget(overlay)
         notice = QLabel("Research use only. Not a diagnosis.")
@@ -180,7 +184,16 @@ class ControlPanel(QWidget):
         """The result box for an Analysis (or None to clear), and the provider that ran it."""
         self.result.show_analysis(analysis)
         if analysis is not None:
-            self.running.setText(analysis.provider.replace("ExecutionProvider", ""))
+            self.running.setText(running_text(analysis.provider, analysis.provider_note))
+            self.running.setStyleSheet("color: #e0b050;" if analysis.provider_note else "")
 
     def show_busy(self, text: str) -> None:
         self.result.show_busy(text)
+
+
+def running_text(provider: str, fallback: str) -> str:
+    """The provider that ran the analysis, and when 'auto' fell back to it, why and what that means."""
+    name = PROVIDER_NAMES.get(provider, provider)
+    if not fallback:
+        return name
+    return f"{name} (fall-back): {fallback}. Results are the same as on the GPU, only slower."

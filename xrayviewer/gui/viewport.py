@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QWidget
 
 from xrayviewer.core import ImageRecord, Window
 from xrayviewer.core.display import to_display
-from xrayviewer.core.overlay import OverlayStyle, as_rgb, colorbar, composite
+from xrayviewer.core.overlay import HeatLayer, OverlayStyle, as_rgb, colorbar
 
 WL_SENSITIVITY = 1 / 400  # of the pixel range, per screen pixel dragged
 ZOOM_STEP = 1.15
@@ -63,6 +63,7 @@ class Viewport(QWidget):
         self.active = False
         self.display: np.ndarray | None = None  # windowed film, uint8
         self.shown: np.ndarray | None = None  # film with overlay, RGB
+        self._layer: HeatLayer | None = None  # the coloured heatmap, kept while map and style stay (W/L drags)
         self._image: QImage | None = None
         self._drag: tuple[Qt.MouseButton, QPointF] | None = None
 
@@ -125,7 +126,9 @@ class Viewport(QWidget):
             self.update()
             return
         heat = self.heat if self.heat is not None and self.heat.shape == self.display.shape[:2] else None
-        self.shown = composite(self.display, heat, self.style) if heat is not None else as_rgb(self.display)
+        if heat is not None and (self._layer is None or not self._layer.matches(heat, self.style)):
+            self._layer = HeatLayer(heat, self.style)
+        self.shown = self._layer.over(self.display) if heat is not None else as_rgb(self.display)
         self._image = to_qimage(self.shown)
         self.update()
 

@@ -1,0 +1,141 @@
+"""The review store, `xrayviewer worklist` and `xrayviewer report`: real SQLite files, real processes, real films."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tiny_models import build
+
+from xrayviewer.core import review_report
+from xrayviewer.core.review_store import DB_ENV, FilmInfo, Mark, ModelResult, ReviewStore, default_db_path
+
+
+def xrayviewer(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xrayviewer", *args], capture_output=True, text=True, timeout=300,
+                          **kwargs)
+
+
+def copy_films(kermany: Path, folder: Path, n: int, start: int = 0) -> list[Path]:
+    """`n` real chest films, half normal, half pneumonia."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(start, start + n):
+        source = sorted((kermany / ("NORMAL", "PNEUMONIA")[i % 2]).iterdir())[i // 2]
+        out.append(Path(shutil.copy(source, folder / f"film{i:03d}{source.suffix}")))
+    return out
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return build(tmp_path / "tiny.onnx", bias=-1.0, ood_threshold=0.9)
+
+
+def test_default_location_is_the_user_data_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv(DB_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    if sys.platform.startswith("linux"):
+        assert default_db_path() == tmp_path / "data" / "xrayviewer" / "review.sqlite"
+    monkeypatch.setenv(DB_ENV, str(tmp_path / "elsewhere.sqlite"))
+    assert default_db_path() == tmp_path / "elsewhere.sqlite"
+
+
+def test_decisions_marks_and_history_survive_reopening(tmp_path):
+    db = tmp_path / "review.sqlite"
+    info = FilmInfo(str(tmp_path / "a.png"), 10, 1, "ab" * 32, patient_id="P1")
+    with ReviewStore(db) as store:
+        film = store.put_film(info, [ModelResult("m", "h", probability=0.8, label="PNEUMONIA", threshold=0.5)])
+        store.decide(film, "uncertain", reader="dr a")
+        store.decide(film, "pneumonia", "right lower lobe", "dr a", {"m": {"probability": 0.8}})
+        store.set_marks(film, [Mark("length", [(1, 2), (3, 4)], value=2.83, unit="mm"), Mark("text", [(5, 5)], "x")])
+        with pytest.raises(ValueError, match="unknown decision"):
+            store.decide(film, "maybe")
+    with ReviewStore(db) as store:
+        (row,) = store.films()
+        assert row.decision.decision == "pneumonia" and row.decision.note == "right lower lobe"
+        assert row.decision.ai_shown == {"m": {"probability": 0.8}}
+        assert [d.decision for d in store.history(film)] == ["uncertain", "pneumonia"]
+        assert store.marks(film)[0] == Mark("length", [(1.0, 2.0), (3.0, 4.0)], "", 2.83, "mm")
+        assert row.results["m"].probability == 0.8 and store.integrity() == "ok"
+    assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_worklist_survives_kill_9_and_resumes_without_duplicates(tmp_path, kermany, tiny):
+    films = copy_films(kermany, tmp_path / "films", 120)
+    db = tmp_path / "store" / "review.sqlite"
+    args = [sys.executable, "-m", "xrayviewer", "worklist", str(tmp_path / "films"), "--db", str(db),
+            "--model", str(tiny), "--provider", "cpu"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    printed = [process.stdout.readline() for _ in range(20)]
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert all(json.loads(line)["status"] == "analysed" for line in printed)
+    with ReviewStore(db) as store:
+        stored_after_kill = {f.info.path for f in store.films()}
+        assert store.integrity() == "ok"
+    assert 20 <= len(stored_after_kill) < len(films)  # killed half-way; what was printed is stored
+
+    result = xrayviewer(*args[3:])
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == len(films)
+    assert {r["path"] for r in rows if r["status"] == "unchanged"} == stored_after_kill
+    assert all(r["status"] == "analysed" for r in rows if r["path"] not in stored_after_kill)
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*), COUNT(DISTINCT path) FROM films").fetchone() == (len(films), len(films))
+    assert con.execute("SELECT COUNT(*) FROM results").fetchone()[0] == len(films)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    new = copy_films(kermany, tmp_path / "films", 1, start=200)[0]
+    films[0].write_bytes(films[0].read_bytes())  # touched, same content
+    result = xrayviewer(*args[3:])
+    statuses = {json.loads(line)["path"]: json.loads(line)["status"] for line in result.stdout.splitlines()}
+    assert statuses.pop(str(new)) == "analysed"
+    assert set(statuses.values()) == {"unchanged"}
+    assert con.execute("SELECT COUNT(*) FROM films").fetchone()[0] == len(films) + 1
+
+
+def test_worklist_refuses_a_database_among_the_films(tmp_path, kermany, tiny):
+    copy_films(kermany, tmp_path / "films", 1)
+    result = xrayviewer("worklist", str(tmp_path / "films"), "--db", str(tmp_path / "films" / "r.sqlite"),
+                        "--model", str(tiny))
+    assert result.returncode == 1 and "lies among the films" in result.stderr
+
+
+def test_report_has_a_row_per_film_and_the_agreement(tmp_path, kermany, tiny, dicom_data):
+    copy_films(kermany, tmp_path / "films", 6)
+    (tmp_path / "films" / "broken.dcm").write_bytes((dicom_data / "RG1_UNCR.dcm").read_bytes()[:3000])
+    db = tmp_path / "review.sqlite"
+    assert xrayviewer("worklist", str(tmp_path / "films"), "--db", str(db), "--model", str(tiny)).returncode == 1
+    with ReviewStore(db) as store:
+        films = store.films()
+        analysed = [f for f in films if not f.info.error]
+        model = next(iter(analysed[0].results))
+        for i, film in enumerate(analysed[:4]):  # two agree with the model, one disagrees, one uncertain
+            call = review_report.ai_call(film, model)
+            other = "normal" if call == "pneumonia" else "pneumonia"
+            store.decide(film.id, (call, call, other, "uncertain")[i])
+    result = xrayviewer("report", "--db", str(db), "--csv", str(tmp_path / "r.csv"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    table = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert len(table) == len(films) == summary["films"] == 7
+    assert summary["unreadable"] == 1 and summary["reviewed"] == 4
+    stats = summary["models"][model]
+    assert (stats["compared"], stats["agree"], stats["agreement"]) == (3, 2, 0.6667)
+    assert sum(stats["confusion_reader_vs_ai"]["uncertain"].values()) == 1
+    assert [r[f"{model}_agrees"] for r in table if r["decision"]].count("yes") == 2
+    broken = next(r for r in table if r["path"].endswith("broken.dcm"))
+    assert "broken.dcm" in broken["error"] and broken["decision"] == ""
+    result = xrayviewer("report", "--db", str(db), "--json", str(tmp_path / "r.json"))
+    assert len(json.loads((tmp_path / "r.json").read_text())["films"]) == 7
+    missing = xrayviewer("report", "--db", str(tmp_path / "none.sqlite"))
+    assert missing.returncode == 1 and "no such review database" in missing.stderr

@@ -1,0 +1,55 @@
+"""`xrayviewer report [--db FILE] [--csv OUT | --json OUT]`: the review store as a table and a summary.
+
+One row per film (AI results, the reader's decision, agreement); the summary (counts, agreement, confusion of
+reader vs AI per model) is printed as one JSON line, and is part of the --json file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from xrayviewer.commands import command_parser
+from xrayviewer.commands.worklist import add_db_option
+from xrayviewer.core import review_report
+from xrayviewer.core.errors import XRayViewerError
+from xrayviewer.core.review_store import ReviewStore
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = command_parser(
+        sub, "report", "the reader's decisions against the AI results, as CSV or JSON",
+        "Read the review store and print its summary as one JSON line: counts, agreement, and the confusion of the "
+        "reader's decisions against each model's results. --csv writes one row per film (AI results, the reader's "
+        "decision, agreement); --json writes the rows and the summary.",
+        "  xrayviewer report\n  xrayviewer report --csv review.csv\n  xrayviewer report --db study.db --json review.json")
+    add_db_option(p)
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--csv", type=Path, metavar="OUT", help="write one row per film as CSV")
+    out.add_argument("--json", type=Path, metavar="OUT", help="write the rows and the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.db is not None and not args.db.is_file():
+        raise XRayViewerError(args.db, "no such review database", "the file does not exist",
+                              "Run `xrayviewer worklist PATH --db FILE` first, or give the right file.")
+    with ReviewStore(args.db) as store:
+        films = store.films()
+    table, summary = review_report.rows(films), review_report.summary(films)
+    if args.csv:
+        write_text(args.csv, review_report.to_csv(table))
+    if args.json:
+        write_text(args.json, json.dumps({"summary": summary, "films": table}, indent=1))
+    print(json.dumps(summary))
+    return 0
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename, so a crash never leaves half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8", newline="")
+    os.replace(temporary, path)

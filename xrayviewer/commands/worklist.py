@@ -1,0 +1,48 @@
+"""`xrayviewer worklist PATH... [--db FILE] [--model NAME]...`: analyse every film not yet in the review store.
+
+Prints one JSON line per film (status analysed, unchanged, moved or error). Resumable: killed half-way, a
+re-run analyses only what is missing; new files are added, unchanged ones skipped by size, time and hash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from xrayviewer.commands import command_parser
+from xrayviewer.core.engine import Engine
+from xrayviewer.core.review_store import DB_ENV, ReviewStore
+from xrayviewer.core.worklist import Worklist
+
+
+def add_db_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", type=Path, help=f"review database (default: ${DB_ENV}, else the user's data folder)")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = command_parser(
+        sub, "worklist", "analyse folders of films into the review store; one JSON line each",
+        "Analyse every film of the PATHs that is not yet in the review store and print one JSON line per film "
+        "(status analysed, unchanged, moved or error). Resumable: a re-run analyses only what is missing; files "
+        "unchanged by size, time and hash are skipped.",
+        "  xrayviewer worklist studies/\n  xrayviewer worklist studies/ --model mobilenetv2 --model xception\n"
+        "  xrayviewer worklist /data/films --db study.db")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    add_db_option(p)
+    p.add_argument("--model", action="append", metavar="NAME",
+                   help="shipped model name or .onnx path; repeat for several (default: mobilenetv2)")
+    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    errors = 0
+    with ReviewStore(args.db) as store:
+        worklist = Worklist(store, Engine(args.provider), args.model or ["mobilenetv2"])
+        for event in worklist.run(args.paths):
+            errors += event.status == "error"
+            print(json.dumps(event.as_dict()), flush=True)
+        print(f"{store.path}: {len(store.films())} films", file=sys.stderr)
+    return 1 if errors else 0

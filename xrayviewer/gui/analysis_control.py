@@ -1,0 +1,117 @@
+"""Running the models for each pane in the background and showing their results; model and provider choice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtWidgets import QFileDialog
+
+from xrayviewer.core.engine import Analysis, Engine, Inference
+from xrayviewer.core.overlay import OverlayStyle
+from xrayviewer.gui.panels import AnalysisSettings
+from xrayviewer.gui.viewport import Viewport
+
+
+@dataclass
+class Pane:
+    """One viewport and what it analyses with."""
+
+    view: Viewport
+    settings: AnalysisSettings
+    style: OverlayStyle = field(default_factory=OverlayStyle)
+    analysis: Analysis | None = None
+    inferences: dict = field(default_factory=dict)  # model -> Inference, for the current film
+    generation: int = 0  # bumps on every change; stale worker results are dropped
+    force: bool = False  # the user asked to see this film's result although the gate refused it
+
+
+class AnalysisMixin:
+    """Analyses the film in every visible pane; stale results (film or settings changed) are dropped."""
+
+    def visible_panes(self) -> list[Pane]:
+        return [p for p in self.panes if p.view.isVisible() or p is self.panes[0]]
+
+    def analyze_all(self) -> None:
+        for pane in self.visible_panes():
+            self.analyze(pane)
+
+    def analyze(self, pane: Pane) -> None:
+        if self.record is None or not pane.settings.model:
+            return
+        pane.generation += 1
+        generation, settings, display, record = pane.generation, pane.settings, self.model_display, self.record
+        cached, force = pane.inferences.get(settings.model), pane.force
+        engine = self.engine
+
+        def work() -> tuple[Inference, Analysis, np.ndarray | None]:
+            model = engine.model(settings.model)
+            inference = cached or engine.infer(model, [display])[0]
+            analysis = engine.analysis(model, inference, display, settings.method, settings.target, record, force)
+            return inference, analysis, None if analysis.cam is None else analysis.cam.heat
+
+        if pane is self.active:
+            self.panel.show_busy("Analysing...")
+        self._run(work, lambda r, p=pane, g=generation: self._analysis_done(p, g, r), "Analysing...")
+
+    def _analysis_done(self, pane: Pane, generation: int, result) -> None:
+        if generation != pane.generation:
+            return  # the film or the settings changed meanwhile
+        inference, analysis, heat = result
+        pane.inferences[pane.settings.model] = inference
+        pane.analysis = analysis
+        pane.view.set_heat(heat, caption_of(analysis), bar_top_of(analysis))
+        if pane is self.active:
+            self.panel.show_result(analysis)
+        if all(p.analysis is not None for p in self.visible_panes()):
+            self.analysisShown.emit()
+
+    def analyse_anyway(self) -> None:
+        """Show the active pane's result although the gate refused the film; it is marked out of scope."""
+        self.active.force = True
+        self.analyze(self.active)
+
+    def _settings_changed(self, settings: AnalysisSettings) -> None:
+        self.active.settings = settings
+        self.saved.set_analysis(settings.model, settings.method)
+        self.analyze(self.active)
+
+    def _style_changed(self, style: OverlayStyle) -> None:
+        """Opacity, colormap, threshold, contours: repaint only, the model does not run."""
+        self.active.style = style
+        self.active.view.set_style(style)
+        self.saved.set_style(style)
+
+    def set_provider(self, provider: str) -> None:
+        self.engine = Engine(provider)
+        self.saved.set_provider(provider)
+        for pane in self.panes:
+            pane.inferences.clear()
+        self.analyze_all()
+
+    def open_model_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a contract ONNX model", self._last_folder(),
+                                              "ONNX models (*.onnx)")
+        if not path:
+            return
+        try:
+            self.engine.model(path)  # validates the contract before the model is offered
+        except Exception as exc:  # noqa: BLE001 - a bad file is reported, the app stays as it was
+            self.show_error(str(exc))
+            return
+        self.panel.add_model(path)
+
+
+def caption_of(analysis: Analysis) -> str:
+    """The viewport's bottom-right text for a result."""
+    if analysis.label is None:
+        return f"{analysis.model}: not analysed\n(outside what it can judge)"
+    scope = "\nOUT OF SCOPE (analysed anyway)" if analysis.out_of_scope else ""
+    return f"{analysis.model}: {analysis.label} {analysis.probability:.1%}\n{analysis.method}{scope}"
+
+
+def bar_top_of(analysis: Analysis) -> str:
+    """What the top of the colour bar means for a result's heatmap."""
+    if analysis.cam is None:
+        return ""
+    return "this image's maximum" if analysis.cam.reference is None else "typical pneumonia film"

@@ -1,0 +1,71 @@
+"""The menu bar and the help texts of the main window."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu, QMessageBox
+
+from xrayviewer import __version__
+
+SHORTCUTS = [
+    ("Left drag", "window / level (horizontal: width, vertical: level)"),
+    ("Wheel or right drag", "zoom"), ("Middle drag", "pan"), ("I", "invert"), ("R or Esc", "reset view"),
+    ("F", "fit to window"), ("1", "1:1 pixels"), ("+ / -", "zoom in / out"), ("H", "show / hide heatmap"),
+    ("Ctrl+O", "open files"), ("Ctrl+Shift+O", "open folder or DICOMDIR"), ("Ctrl+E", "export view as PNG"),
+    ("Ctrl+D", "side-by-side comparison"), ("Ctrl+T", "DICOM tags"),
+]
+ABOUT = (
+    f"<h3>XRay Viewer {__version__}</h3><p>Offline chest X-ray review with an AI second opinion "
+    "(pneumonia classifier, Grad-CAM family heatmaps) run by ONNX Runtime. <b>Research use only; not a "
+    "diagnosis.</b></p><p>The shipped models were trained on frontal chest films of children aged 1-5 from one "
+    "hospital (Guangzhou Women and Children's Medical Center): adults, other hospitals, lateral views and other "
+    "body parts are outside what they have seen. Images the gate refuses get no result unless you ask.</p>"
+    "<p>Models trained on data from Kermany et al., Mendeley Data v2 (2018), CC BY 4.0.</p>"
+    "<p>Demo study: the RG1 adult chest CR of the pydicom-data package (github.com/pydicom/pydicom-data).</p>"
+)
+
+
+class MenusMixin:
+    """File, View and Help menus; the slots they call live in the other main-window mixins."""
+
+    def _action(self, menu: QMenu, text: str, slot, shortcut=None, checkable: bool = False) -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setCheckable(checkable)
+        (action.toggled if checkable else action.triggered).connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        file = self.menuBar().addMenu("&File")
+        self._action(file, "Open files...", self.open_files_dialog, QKeySequence.StandardKey.Open)
+        self._action(file, "Open folder or DICOMDIR...", self.open_folder_dialog, "Ctrl+Shift+O")
+        self._action(file, "Open demo study", self.open_demo)
+        self.recent_menu = file.addMenu("Recent")
+        file.addSeparator()
+        self._action(file, "Export view as PNG...", self.export_view, "Ctrl+E")
+        self._action(file, "Export overlays of the study...", self.export_study)
+        file.addSeparator()
+        self._action(file, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        view = self.menuBar().addMenu("&View")
+        self.compare_action = self._action(view, "Side-by-side comparison", self.set_compare, "Ctrl+D", True)
+        self.sync_action = self._action(view, "Synchronise zoom, pan and window", self.set_sync, None, True)
+        self.sync_action.setChecked(True)
+        self._action(view, "Show heatmap", self.panel.toggle_visible, "H")
+        presets = view.addMenu("Window presets")
+        for name in ("File default", "Full range", "Auto (0.5-99.5 %)", "Soft (2-98 %)"):
+            self._action(presets, name, lambda _=False, n=name: self.apply_preset(n))
+        self._action(view, "DICOM tags...", self.show_tags, "Ctrl+T")
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "Shortcuts", self.show_shortcuts, "F1")
+        self._action(help_menu, "About", lambda: QMessageBox.about(self, "About XRay Viewer", ABOUT))
+        self._refresh_recent()
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
+        box = QMessageBox(self)
+        box.setWindowTitle("Shortcuts")
+        box.setText(f"<table cellpadding=3>{rows}</table>")
+        box.setModal(False)
+        box.show()
