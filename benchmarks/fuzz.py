@@ -548,11 +548,16 @@ def _peak_mb() -> float:
 def _calls():
     from xrayviewer import cli
     from xrayviewer.core import XRayViewerError, scan
-    from xrayviewer.gui.main_window import _load
+    from xrayviewer.core.film_cache import FilmCache, load_frames
+    from xrayviewer.gui.browser import thumbnail
 
     def load(path: str) -> None:
+        """What the viewer does with a film: the browser's thumbnail, its film cache, every frame for cine."""
+        thumbnail(Path(path))
         try:
-            _load(Path(path), 0)
+            record, _ = FilmCache(size=1).get(path, 0)
+            if 1 < record.frames <= 20:
+                load_frames(path)
         except XRayViewerError as exc:  # the viewer shows this in its banner
             print(f"error: {exc}", file=sys.stderr)
 
@@ -599,14 +604,17 @@ def worker() -> None:
 class _Worker:
     def __init__(self) -> None:
         env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONFAULTHANDLER": ""}
+        self.errors = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker"], env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
                                      text=True, bufsize=1)
         self.case: Case | None = None
         self.calls: list[str] = []
         self.started = 0.0
         self.peak_rss = 0.0
-        self.ready = self.proc.stdout.readline().strip() == "ready"
+        if self.proc.stdout.readline().strip() != "ready":
+            self.errors.seek(0)
+            raise RuntimeError(f"fuzz worker did not start: {self.errors.read().decode(errors='replace')[-2000:]}")
 
     def send(self, case: Case, calls: list[str]) -> None:
         self.case, self.calls, self.started, self.peak_rss = case, calls, time.monotonic(), 0.0
@@ -705,7 +713,8 @@ def _merge(results: dict[str, dict], case: Case, calls: list[str], answer: dict)
         chatter = [line for line in other + answer["native"].splitlines() if line.strip()]
         result["chatter"] = result.get("chatter", []) + chatter
         if calls == list(BASE_CALLS) and result["outcome"] == "ok":
-            result["read"] = '"path"' in answer["stdout"]
+            result["read"] = any(line.startswith("{") and '"error"' not in line
+                                 for line in answer["stdout"].splitlines())
     return result["outcome"] if result["outcome"] != "ok" or result.get("read") else "refused"
 
 

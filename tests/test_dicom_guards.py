@@ -92,7 +92,8 @@ def test_codestream_that_disagrees_with_the_header_is_refused(dicom_data, tmp_pa
 
 
 def test_decoders_that_raise_python_errors_come_before_gdcm():
-    assert decoding_plugins(JPEG2000Lossless)[0] == "pylibjpeg"
+    j2k = decoding_plugins(JPEG2000Lossless)
+    assert j2k[0] in ("imagecodecs", "pylibjpeg") and j2k[-1] == "gdcm"
     assert decoding_plugins(RLELossless)[0] in ("pydicom", "pylibjpeg")
 
 
@@ -248,4 +249,5 @@ def test_native_library_chatter_stays_off_stderr(tmp_path):
     lines = result.stderr.splitlines()
     assert all(line.startswith("error: ") for line in lines), lines
     assert any("bad.png" in line for line in lines)
-    assert [json.loads(line)["path"] for line in result.stdout.splitlines()] in ([], [str(tmp_path / "junk.jpg")])
+    read = [json.loads(line)["path"] for line in result.stdout.splitlines() if "error" not in json.loads(line)]
+    assert read in ([], [str(tmp_path / "junk.jpg")])

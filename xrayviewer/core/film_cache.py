@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xrayviewer.core.dicom import read_dicom
 from xrayviewer.core.display import to_display
-from xrayviewer.core.reader import kind_of, read_bytes, read_image
+from xrayviewer.core.reader import read_frames, read_image
 from xrayviewer.core.record import ImageRecord
 
 Film = tuple[ImageRecord, np.ndarray]
@@ -28,13 +27,7 @@ def load_film(path: str | Path, frame: int = 0) -> Film:
 
 def load_frames(path: str | Path) -> list[ImageRecord]:
     """Every frame of a file, reading the file once and decoding each frame once."""
-    path = Path(path)
-    data = read_bytes(path)
-    kind = kind_of(data[:132])
-    if kind not in ("dicom", "dicom-raw"):
-        return [read_image(path)]
-    first = read_dicom(path, data, 0, force=kind == "dicom-raw")
-    return [first] + [read_dicom(path, data, i, force=kind == "dicom-raw") for i in range(1, first.frames)]
+    return read_frames(path)
 
 
 class FilmCache:
