@@ -7,6 +7,7 @@ from xrayviewer.core.errors import (
     ImageReadError,
     MissingDecoderError,
     NoPixelDataError,
+    TooLargeError,
     UnsupportedFileError,
     XRayViewerError,
 )
@@ -16,6 +17,6 @@ from xrayviewer.core.study import StudyTree, scan
 
 __all__ = [
     "CorruptFileError", "FrameIndexError", "ImageReadError", "ImageRecord", "Metadata", "MissingDecoderError",
-    "NoPixelDataError", "StudyTree", "UnsupportedFileError", "Window", "XRayViewerError", "read_image", "scan",
-    "to_display", "to_gray",
+    "NoPixelDataError", "StudyTree", "TooLargeError", "UnsupportedFileError", "Window", "XRayViewerError",
+    "read_image", "scan", "to_display", "to_gray",
 ]

@@ -9,7 +9,9 @@ LUTs, palettes) is checked by `presentation`; a value that is not usable is drop
 from __future__ import annotations
 
 import math
+import re
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -31,11 +33,15 @@ from xrayviewer.core.errors import (
     NoPixelDataError,
     UnsupportedFileError,
 )
+from xrayviewer.core.isolation import run_isolated
 from xrayviewer.core.limits import check_declared, open_regular
+from xrayviewer.core.quiet import native_output_silenced
 from xrayviewer.core.record import ImageRecord, Metadata, Window
 
-# A viewer reads what hospitals really send: odd values are shown, not reported as problems.
+# A viewer reads what hospitals really send: odd values are shown, not reported as problems, and pydicom's
+# remarks on them (charsets, odd lengths) are not printed on the user's terminal.
 pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
 
 # Transfer syntax UID prefix -> what to install when no plug-in decodes it.
 DECODER_HINTS = {
@@ -73,6 +79,9 @@ def parse(path: Path, source: BinaryIO | None = None, force: bool = False, heade
     except InvalidDicomError as exc:
         raise UnsupportedFileError(path, "not a DICOM file", str(exc).rstrip("."),
                                    "Open a DICOM, PNG, JPEG, TIFF or BMP file.") from None
+    except zlib.error:
+        raise CorruptFileError(path, "broken DICOM file", "its deflate-compressed data set is damaged",
+                               "The file is damaged or truncated; export it again from the PACS.") from None
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on broken headers
         raise CorruptFileError(path, "broken DICOM header", reason(exc),
                                "The file is damaged or truncated; export it again from the PACS.") from None
@@ -98,7 +107,7 @@ def _ensure_transfer_syntax(ds: Dataset) -> None:
 def read_dicom(path: Path, source: BinaryIO, frame: int = 0, force: bool = False) -> ImageRecord:
     """Decode one frame of a DICOM file into an `ImageRecord`."""
     ds = parse(path, source, force)
-    if "PixelData" not in ds:
+    if not value(ds, "PixelData"):  # absent, empty, or unreadable
         _refuse_without_pixels(path, ds)
     layout = pixel_layout(path, ds)
     if not 0 <= frame < layout.frames:
@@ -133,7 +142,7 @@ def _refuse_without_pixels(path: Path, ds: Dataset) -> None:
     if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         raise UnsupportedFileError(path, "floating-point pixel data", "only integer pixels are supported",
                                    _NO_PIXELS_FIX)
-    if "Rows" in ds or "Image Storage" in sop_class_name(ds):
+    if "PixelData" in ds or "Rows" in ds or "Image Storage" in sop_class_name(ds):
         raise CorruptFileError(path, "pixel data missing", f"the header describes a {sop_class_name(ds)} but the "
                                "file holds no pixels (it was damaged or cut short)", _DAMAGED_FIX)
     raise NoPixelDataError(path, "no pixel data", f"it is a {sop_class_name(ds)}, which holds no image",
@@ -164,6 +173,12 @@ def pixel_layout(path: Path, ds: Dataset) -> PixelLayout:
     """
     notes: list[str] = []
     ts = ds.file_meta.TransferSyntaxUID
+    try:
+        encapsulated = ts.is_encapsulated
+    except ValueError:  # not a transfer syntax UID at all
+        raise UnsupportedFileError(path, "unknown transfer syntax", f"{str(ts)[:64]!r} is not a DICOM transfer "
+                                   "syntax", "The file is damaged, or was written by a program that does not "
+                                   "follow DICOM; export it again.") from None
     rows, columns = number(ds, "Rows"), number(ds, "Columns")
     samples = number(ds, "SamplesPerPixel", 1)
     allocated = number(ds, "BitsAllocated")
@@ -184,6 +199,10 @@ def pixel_layout(path: Path, ds: Dataset) -> PixelLayout:
     if samples != needed:
         raise CorruptFileError(path, "contradictory image header", f"PhotometricInterpretation {photometric} needs "
                                f"{needed} sample(s) per pixel but SamplesPerPixel is {samples:g}", _DAMAGED_FIX)
+    if photometric.startswith("YBR") and allocated != 8 and not encapsulated:
+        raise UnsupportedFileError(path, f"{photometric} colour with {allocated:g}-bit samples not supported",
+                                   "uncompressed YBR colour is converted from 8-bit samples only", "Convert the "
+                                   "image to RGB, or check that the file is not damaged.")
     stored = number(ds, "BitsStored", allocated)
     if allocated not in (1, 8, 16, 32) or not 1 <= (stored or 0) <= allocated:
         raise CorruptFileError(path, "contradictory image header", f"BitsAllocated {allocated:g} with BitsStored "
@@ -193,7 +212,7 @@ def pixel_layout(path: Path, ds: Dataset) -> PixelLayout:
                                "value other than 0 or 1", _DAMAGED_FIX)
     layout = PixelLayout(int(rows), int(columns), int(samples), int(allocated), int(stored), photometric, 1, ts,
                          notes)
-    if ts.is_encapsulated:
+    if encapsulated:
         layout.frames = _encapsulated_frames(path, ds, notes)
     else:
         layout.frames = _native_frames(path, ds, layout, notes)
@@ -253,7 +272,10 @@ def _encapsulated_frames(path: Path, ds: Dataset, notes: list[str]) -> int:
 
 
 def check_codestream(path: Path, ds: Dataset, layout: PixelLayout, frame: int) -> None:
-    """The compressed frame's own header (JPEG SOF, JPEG 2000 SIZ) must agree with the DICOM header."""
+    """The compressed frame's own header (JPEG SOF, JPEG 2000 SIZ) must agree with the DICOM header.
+
+    A JPEG 2000 precision other than BitsStored is noted: the decoder uses the data's own precision.
+    """
     parse_header = next((p for prefix, p in _CODESTREAM.items() if layout.transfer_syntax.startswith(prefix)), None)
     if parse_header is None:
         return
@@ -272,6 +294,15 @@ def check_codestream(path: Path, ds: Dataset, layout: PixelLayout, frame: int) -
     if declared.bits > layout.bits_allocated:
         raise CorruptFileError(path, "contradictory image header", f"{source} hold {declared.bits}-bit samples, "
                                f"more than BitsAllocated {layout.bits_allocated}", _DAMAGED_FIX)
+    # JPEG holds 8- to 16-bit samples in 8- or 16-bit words; gdcm aborts on an 8-bit stream with BitsStored under 8
+    jpeg_misfit = layout.bits_allocated not in (8, 16) or (declared.bits == 8 and layout.bits_stored != 8)
+    if parse_header is headers.jpeg and jpeg_misfit:
+        raise CorruptFileError(path, "contradictory image header", f"{source} hold {declared.bits}-bit samples, "
+                               f"which do not fit BitsAllocated {layout.bits_allocated} with BitsStored "
+                               f"{layout.bits_stored}", _DAMAGED_FIX)
+    if parse_header is headers.jpeg2000 and declared.bits != layout.bits_stored:
+        layout.notes.append(f"BitsStored is {layout.bits_stored} but {source} hold {declared.bits}-bit samples; "
+                            "the data's own precision is used")
 
 
 def decoding_plugins(ts: pydicom.uid.UID) -> list[str]:
@@ -298,8 +329,13 @@ def _decode(path: Path, ds: Dataset, layout: PixelLayout, frame: int) -> np.ndar
     if not plugins:
         raise MissingDecoderError(path, f"no decoder for {ts.name}", f"transfer syntax {ts} needs a plug-in "
                                   "that is not installed", f"Install {hint}.")
+    index = frame if layout.frames > 1 else None
     try:
-        arr = pixel_array(ds, index=frame if layout.frames > 1 else None, decoding_plugin=plugins[0])
+        if plugins[0] == "gdcm":  # its C++ exceptions abort: decoded in a child process where one can be forked
+            arr = run_isolated(lambda: pixel_array(ds, index=index, decoding_plugin="gdcm"))
+        else:
+            with native_output_silenced():
+                arr = pixel_array(ds, index=index, decoding_plugin=plugins[0])
     except Exception as exc:  # noqa: BLE001 - decoders raise ValueError, RuntimeError, OSError...
         if "does not support" in str(exc):
             raise MissingDecoderError(path, f"no decoder for this {ts.name} variant", reason(exc),
@@ -344,16 +380,26 @@ def _present(path: Path, ds: Dataset, arr: np.ndarray, layout: PixelLayout) -> t
         slope, intercept = number(ds, "RescaleSlope", 1.0), number(ds, "RescaleIntercept", 0.0)
         integral = float(slope).is_integer() and float(intercept).is_integer() and arr.dtype.kind in "iu"
         values = values.astype(np.int32 if integral else np.float32)  # integers keep the fast LUT path
+    if "VOILUTSequence" in ds and _voi_lut_bits(ds) is None:
+        notes.append("the VOI LUT has no usable descriptor; the window is set from the file's window or the pixels")
+        del ds.VOILUTSequence
     if "VOILUTSequence" in ds:
         voi = step(lambda v, d: apply_voi_lut(v, d, index=0, prefer_lut=True), values, "VOI LUT",
                    "the window is set from the pixels")
         if voi is not None:
-            bits = as_int(value(ds.VOILUTSequence[0], "LUTDescriptor", [0, 0, 0])[2], 0)
-            top = float(2 ** bits - 1) if 1 <= bits <= 16 else float(voi.max())
-            return voi, Window.from_range(0, max(top, 1.0)), notes
+            return voi, Window.from_range(0, float(2 ** _voi_lut_bits(ds) - 1)), notes
     if "WindowCenter" in ds and "WindowWidth" in ds:
         return values, Window(first_number(ds, "WindowCenter"), max(first_number(ds, "WindowWidth"), 1.0)), notes
     return values, percentile_window(values), notes
+
+
+def _voi_lut_bits(ds: Dataset) -> int | None:
+    """Output bits of the first VOI LUT (its descriptor's third value), or None when unusable."""
+    try:
+        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+    except Exception:  # noqa: BLE001 - empty sequence, item without descriptor, undecodable values
+        return None
+    return bits if 1 <= bits <= 16 else None
 
 
 def presentation(ds: Dataset) -> list[str]:
@@ -447,8 +493,10 @@ def _spacing(spacing) -> tuple[float, float] | None:
 
 
 def sop_class_name(ds) -> str:
+    """The SOP class in words ("MR Image Storage"), or "unknown object" when absent or unreadable."""
     uid = value(ds, "SOPClassUID") or value(ds, "MediaStorageSOPClassUID")
-    return getattr(uid, "name", None) or str(uid or "unknown object")
+    name = str(getattr(uid, "name", None) or uid or "")
+    return name if name and name.isprintable() and len(name) <= 64 else "unknown object"
 
 
 def as_int(raw, default=None):
@@ -458,9 +506,16 @@ def as_int(raw, default=None):
         return default
 
 
+_INTERNAL = re.compile(r"NoneType|object has no attribute|not subscriptable|unsupported operand|invalid literal|"
+                       r"\b[A-Z]\w+Error\b|<class |index \d+ is out of bounds|\bself\b")
+_PLUGIN_WRAPPER = re.compile(r"^Unable to decode as exceptions were raised by all available plugins:\s*|^\w+:\s+")
+
+
 def reason(exc: Exception) -> str:
     """An exception as a short reason for a user; Python's own internal wording is not shown."""
-    if isinstance(exc, (AttributeError, TypeError, KeyError, IndexError, NameError, AssertionError)):
+    said = " ".join(str(exc).split())
+    while (shorter := _PLUGIN_WRAPPER.sub("", said, count=1)) != said:  # "Unable to decode...: gdcm: why"
+        said = shorter
+    if not said or _INTERNAL.search(said) or isinstance(exc, (AttributeError, TypeError, KeyError, IndexError)):
         return "its content is not what the header announces"
-    text_ = " ".join(str(exc).split()) or type(exc).__name__
-    return text_[:300].rstrip(".")
+    return said[:300].rstrip(".")

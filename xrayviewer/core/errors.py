@@ -14,10 +14,15 @@ class XRayViewerError(Exception):
 
     def __init__(self, path: str | Path | None, what: str, why: str, fix: str = "") -> None:
         self.path = str(path) if path is not None else None
-        self.what, self.why, self.fix = what, why, fix
-        subject = f"{self.path}: " if self.path else ""
-        tail = f" {fix}" if fix else ""
-        super().__init__(f"{subject}{what}: {why}.{tail}")
+        self.what, self.why, self.fix = _one_line(what), _one_line(why), _one_line(fix)
+        subject = f"{_one_line(self.path)}: " if self.path else ""
+        tail = f" {self.fix}" if fix else ""
+        super().__init__(f"{subject}{self.what}: {self.why}.{tail}")
+
+
+def _one_line(text: str) -> str:
+    """`text` with control characters (a newline in a damaged file's value or name) shown as '?'."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 class ImageReadError(XRayViewerError):

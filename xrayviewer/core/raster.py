@@ -11,6 +11,7 @@ from xrayviewer.core import headers
 from xrayviewer.core.display import percentile_window
 from xrayviewer.core.errors import CorruptFileError, FrameIndexError
 from xrayviewer.core.limits import check_declared
+from xrayviewer.core.quiet import native_output_silenced
 from xrayviewer.core.record import ImageRecord, Metadata, Window
 
 # OpenCV's own warnings about damaged files would reach the user's terminal; the reader reports them itself.
@@ -41,16 +42,7 @@ def read_raster(path: Path, data: bytes, frame: int = 0) -> ImageRecord:
     if fmt == "JPEG" and data.rfind(b"\xff\xd9") < len(data) - 1024:
         raise CorruptFileError(path, "truncated JPEG", "the end-of-image marker is missing, so the "
                                "lower part of the picture was never written", "Export or copy the file again.")
-    buffer = np.frombuffer(data, np.uint8)
-    try:
-        if fmt == "TIFF":
-            ok, pages = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED)
-            pages = list(pages) if ok else []
-        else:
-            image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
-            pages = [] if image is None else [image]
-    except cv2.error:
-        pages = []
+    pages = _decode_pages(fmt, np.frombuffer(data, np.uint8))
     if not pages:
         raise CorruptFileError(path, f"unreadable {fmt}", "OpenCV could not decode its pixels (the file is "
                                "damaged or truncated)", "Export or copy the file again.")
@@ -76,6 +68,19 @@ def read_raster(path: Path, data: bytes, frame: int = 0) -> ImageRecord:
         bits_stored=bits,
         metadata=Metadata(modality="", series_description=path.name),
     )
+
+
+def _decode_pages(fmt: str, buffer: np.ndarray) -> list[np.ndarray]:
+    """Every page OpenCV decodes (TIFF can hold several); [] when it cannot decode the data."""
+    with native_output_silenced():
+        try:
+            if fmt == "TIFF":
+                ok, pages = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED)
+                return list(pages) if ok else []
+            image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            return []
+    return [] if image is None else [image]
 
 
 def _check_header(path: Path, fmt: str, data: bytes) -> None:

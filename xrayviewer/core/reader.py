@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 from xrayviewer.core.dicom import read_dicom
 from xrayviewer.core.errors import CorruptFileError, UnsupportedFileError
@@ -35,16 +37,38 @@ def read_image(path: str | Path, frame: int = 0) -> ImageRecord:
     is known: a pipe, a device or a large file that is not an image is refused without being read.
     """
     path = Path(path)
-    file, size = open_regular(path)
+    file, kind = _open_image(path)
     with file:
+        if kind == "raster":
+            return read_raster(path, file.read(), frame)
+        return read_dicom(path, file, frame, force=kind == "dicom-raw")
+
+
+def read_frames(path: str | Path) -> list[ImageRecord]:
+    """Every frame of a file, read from disk once and each frame decoded once."""
+    path = Path(path)
+    file, kind = _open_image(path)
+    with file:
+        data = file.read()
+    if kind == "raster":
+        first = read_raster(path, data, 0)
+        return [first] + [read_raster(path, data, i) for i in range(1, first.frames)]
+    first = read_dicom(path, BytesIO(data), 0, force=kind == "dicom-raw")
+    return [first] + [read_dicom(path, BytesIO(data), i, force=kind == "dicom-raw") for i in range(1, first.frames)]
+
+
+def _open_image(path: Path) -> tuple[BinaryIO, str]:
+    """The file opened at its start, and its kind; refused when it is not a regular, non-empty image file."""
+    file, size = open_regular(path)
+    try:
         if size == 0:
             raise CorruptFileError(path, "empty file", "it holds 0 bytes", "Copy or export the file again.")
-        head = file.read(HEAD_BYTES)
-        kind = kind_of(head)
+        kind = kind_of(file.read(HEAD_BYTES))
         if kind is None:
             raise UnsupportedFileError(path, "unsupported file", f"its content is not {SUPPORTED}",
                                        f"Open a {SUPPORTED} file.")
         file.seek(0)
-        if kind == "raster":
-            return read_raster(path, file.read(), frame)
-        return read_dicom(path, file, frame, force=kind == "dicom-raw")
+    except BaseException:
+        file.close()
+        raise
+    return file, kind

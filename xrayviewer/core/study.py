@@ -228,8 +228,9 @@ def _referenced_file(folder: Path, record: Dataset) -> tuple[Path | None, str]:
     parts = value(record, "ReferencedFileID", "")
     parts = [parts] if isinstance(parts, str) else [str(p) for p in parts]
     parts = [p.strip() for p in parts]
-    if not parts or any(p in ("", ".", "..") or "/" in p or "\\" in p or ":" in p for p in parts):
-        return None, f"a DICOMDIR record names the file {'/'.join(parts)!r}, which is not a path inside its folder"
+    if not parts or any(p in ("", ".", "..") or not p.isprintable() or any(c in p for c in "/\\:") for p in parts):
+        shown = "/".join(parts)[:80]
+        return None, f"a DICOMDIR record names the file {shown!r}, which is not a file name inside its folder"
     target = folder.joinpath(*parts)
     if not target.is_file():
         return target, "listed in the DICOMDIR but missing on disk"
