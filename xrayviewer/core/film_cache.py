@@ -6,6 +6,7 @@ a second one. Entries are (ImageRecord, display array at the file's default wind
 
 from __future__ import annotations
 
+import io
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -14,7 +15,8 @@ import numpy as np
 
 from xrayviewer.core.dicom import read_dicom
 from xrayviewer.core.display import to_display
-from xrayviewer.core.reader import kind_of, read_bytes, read_image
+from xrayviewer.core.limits import open_regular
+from xrayviewer.core.reader import HEAD_BYTES, kind_of, read_image
 from xrayviewer.core.record import ImageRecord
 
 Film = tuple[ImageRecord, np.ndarray]
@@ -29,12 +31,14 @@ def load_film(path: str | Path, frame: int = 0) -> Film:
 def load_frames(path: str | Path) -> list[ImageRecord]:
     """Every frame of a file, reading the file once and decoding each frame once."""
     path = Path(path)
-    data = read_bytes(path)
-    kind = kind_of(data[:132])
-    if kind not in ("dicom", "dicom-raw"):
-        return [read_image(path)]
-    first = read_dicom(path, data, 0, force=kind == "dicom-raw")
-    return [first] + [read_dicom(path, data, i, force=kind == "dicom-raw") for i in range(1, first.frames)]
+    first = read_image(path)
+    if first.frames == 1 or first.format != "dicom":
+        return [first]
+    file, _ = open_regular(path)
+    with file:
+        data = file.read()
+    force = kind_of(data[:HEAD_BYTES]) == "dicom-raw"
+    return [first] + [read_dicom(path, io.BytesIO(data), i, force=force) for i in range(1, first.frames)]
 
 
 class FilmCache:
