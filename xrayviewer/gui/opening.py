@@ -52,11 +52,7 @@ class OpeningMixin:
         if generation is not None and generation != self.load_generation:
             return  # the reader has moved on to another film meanwhile
         self.record, self.model_display = loaded
-        self.frame.blockSignals(True)
-        self.frame.setMaximum(max(self.record.frames, 1))
-        self.frame.setValue(self.record.frame + 1)
-        self.frame.blockSignals(False)
-        self.frame_action.setVisible(self.record.frames > 1)
+        self._frames_changed(self.record)
         self.setWindowTitle(f"{Path(self.record.path).name} - XRay Viewer - research use only")
         for pane in self.panes:
             pane.inferences.clear()
