@@ -27,14 +27,15 @@ def test_export_view_to_a_read_only_folder_shows_an_error_banner(qtbot, tmp_path
     target = read_only_folder(tmp_path) / "overlay.png"
     # the dialog is the user's part: it answers with the chosen path
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "PNG (*.png)")))
-    window.export_view()
-    assert window.banner.isVisible()
+    window.export_view()  # written by a background worker: its error reaches the banner
+    qtbot.waitUntil(window.banner.isVisible, timeout=30_000)
     assert str(target) in window.banner.text() and "cannot write PNG" in window.banner.text()
     assert not target.exists()
 
     good = tmp_path / "exported.png"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(good), "PNG (*.png)")))
     window.export_view()
+    qtbot.waitUntil(good.exists, timeout=30_000)
     assert cv2.imread(str(good)) is not None
 
 

@@ -8,10 +8,11 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
-from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from xrayviewer.core import XRayViewerError, read_image, scan, to_display
 from xrayviewer.core.display import to_gray
+from xrayviewer.core.readable import dicom_date, person_name
 from xrayviewer.core.study import StudyTree
 from xrayviewer.gui.viewport import to_qimage
 from xrayviewer.gui.workers import Worker, start
@@ -42,6 +43,11 @@ class StudyBrowser(QWidget):
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Study", "Info"])
         self.tree.setIconSize(QSize(THUMB, THUMB))
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # file names readable, thumbnails whole
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.setMinimumWidth(300)
         self.tree.itemActivated.connect(self._chosen)
         self.tree.itemClicked.connect(self._chosen)
         layout = QVBoxLayout(self)
@@ -73,9 +79,9 @@ class StudyBrowser(QWidget):
         for tree in trees:
             problems += tree.problems
             for patient in tree.patients.values():
-                p_item = QTreeWidgetItem(self.tree, [patient.name or patient.id, patient.id])
+                p_item = QTreeWidgetItem(self.tree, [person_name(patient.name) or patient.id, patient.id])
                 for study in patient.studies.values():
-                    s_item = QTreeWidgetItem(p_item, [study.description or "Study", study.date])
+                    s_item = QTreeWidgetItem(p_item, [study.description or "Study", dicom_date(study.date)])
                     for series in study.series.values():
                         label = series.description or f"Series {series.number or ''}".strip()
                         se_item = QTreeWidgetItem(s_item, [label, f"{series.modality} {len(series.instances)} img"])

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QDialog, QFileDialog, QTextBrowser, QVBoxLayout
 
-from xrayviewer.core import XRayViewerError, export
+from xrayviewer.core import export
 from xrayviewer.core.overlay import save_png
+from xrayviewer.core.report_image import Reading, reading_picture
+from xrayviewer.core.review_store import file_sha256
 from xrayviewer.gui.card_dialog import ModelCardDialog
 from xrayviewer.gui.workers import Worker
 
@@ -15,27 +19,62 @@ from xrayviewer.gui.workers import Worker
 class ExportMixin:
     """Saves what the reader sees; shows the film's tags and the model's card."""
 
-    def export_view(self) -> None:
+    def export_folder(self) -> str:
+        """Where exports go: the last export folder, else XRay Viewer in the user's documents (never the package)."""
+        documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation) or str(
+            Path.home())
+        return self.saved.export_folder() or str(Path(documents) / "XRay Viewer")
+
+    def reading(self) -> Reading | None:
+        """The film on screen with the active pane's result, the reader's decision and the marks."""
         pane = self.active
-        if pane.view.shown is None:
+        if pane.view.shown is None or self.record is None:
             self.show_error("Nothing to export: open a film first.")
+            return None
+        film = self._film_on_screen()
+        return Reading(self.record, pane.analysis, film.decision if film else None, tuple(pane.view.marks))
+
+    def export_view(self) -> None:
+        reading, view = self.reading(), self.active.view.shown
+        if reading is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export view", str(Path(self._last_folder()) / "overlay.png"),
+        Path(self.export_folder()).mkdir(parents=True, exist_ok=True)
+        name = f"{Path(self.record.path).stem}.overlay.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export view", str(Path(self.export_folder()) / name),
                                               "PNG (*.png)")
         if path:
-            try:
-                save_png(path, export.annotate(pane.view.shown, pane.style, pane.analysis))
-            except XRayViewerError as exc:  # a read-only folder, a full disk: said, never silent
-                self.show_error(str(exc))
-                return
-            self.statusBar().showMessage(f"Saved {path}", 5000)
+            self.saved.set_export_folder(str(Path(path).parent))
+            self._run(lambda: save_png(path, reading_picture(view, reading)),
+                      lambda _: self.statusBar().showMessage(f"Saved {path}", 8000), "Exporting PNG...")
+
+    def export_dicom(self) -> None:
+        """A Secondary Capture of the exported view and an SR of the result, decision and measurements."""
+        reading, view = self.reading(), self.active.view.shown
+        if reading is None:
+            return
+        Path(self.export_folder()).mkdir(parents=True, exist_ok=True)
+        folder = QFileDialog.getExistingDirectory(self, "Export DICOM SC and SR to", self.export_folder())
+        if not folder:
+            return
+        self.saved.set_export_folder(folder)
+        engine, model = self.engine, self.active.settings.model
+
+        def work():
+            from xrayviewer.core.dicom_export import export_dicom
+
+            digest = file_sha256(engine.model(model).path) if reading.analysis is not None else ""
+            full = replace(reading, model_sha256=digest)
+            return export_dicom(full, reading_picture(view, full), Path(folder))
+
+        self._run(work, lambda out: self.statusBar().showMessage(f"Saved {out.sc.name} and {out.sr.name} in "
+                                                                 f"{folder}", 10000), "Exporting DICOM...")
 
     def export_study(self) -> None:
         instances = self.browser.instance_paths()
         if not instances:
             self.show_error("No study is open.")
             return
-        folder = QFileDialog.getExistingDirectory(self, "Export overlays to", self._last_folder())
+        folder = QFileDialog.getExistingDirectory(self, "Export overlays to", self.export_folder())
         if not folder:
             return
         settings, style, engine = self.active.settings, self.active.style, self.engine

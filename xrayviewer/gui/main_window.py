@@ -7,6 +7,7 @@
 - export_actions.py: PNG and study export, tags and model card dialogs
 - persistence.py: what is remembered between runs
 - review_mode.py: the worklist, decisions and the keys that move through films
+- reading_tools.py: the toolbar (tools, orientation, heatmap, cine, export); reading_view.py draws the marks
 - background.py: worker start, progress and cancel
 """
 
@@ -24,7 +25,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -42,16 +42,17 @@ from xrayviewer.gui.menus import ABOUT, SHORTCUTS, MenusMixin
 from xrayviewer.gui.opening import OpeningMixin
 from xrayviewer.gui.panels import AnalysisSettings, ControlPanel
 from xrayviewer.gui.persistence import PersistenceMixin
+from xrayviewer.gui.reading_tools import ReadingToolsMixin
+from xrayviewer.gui.reading_view import ReadingViewport
 from xrayviewer.gui.review_mode import ReviewMixin
 from xrayviewer.gui.settings import Settings
-from xrayviewer.gui.viewport import Viewport
 from xrayviewer.gui.workers import Worker
 
 __all__ = ["ABOUT", "SHORTCUTS", "MainWindow", "Pane", "bar_top_of", "caption_of"]
 
 
-class MainWindow(MenusMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMixin, PersistenceMixin, ReviewMixin,
-                 BackgroundMixin, QMainWindow):
+class MainWindow(MenusMixin, ReviewMixin, ReadingToolsMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMixin,
+                 PersistenceMixin, BackgroundMixin, QMainWindow):
     analysisShown = Signal()  # every pane with a film has its analysis on screen
 
     def __init__(self, provider: str | None = None, models: list[str] | None = None,
@@ -75,7 +76,7 @@ class MainWindow(MenusMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMi
 
         self.panel = ControlPanel(self.models)
         first = AnalysisSettings(model=self.models[0] if self.models else "")
-        self.panes = [Pane(Viewport(), first), Pane(Viewport(), self._second_settings(first))]
+        self.panes = [Pane(ReadingViewport(), first), Pane(ReadingViewport(), self._second_settings(first))]
         self.panes[1].style = replace(self.panes[1].style, colormap="inferno")
         self.active = self.panes[0]
         self.sync = True
@@ -83,6 +84,7 @@ class MainWindow(MenusMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMi
         self._build_docks()
         self._build_review(db)
         self._build_status()
+        self._build_toolbar()
         self._build_menus()
         self._build_review_menu()
         self._restore_settings()
@@ -100,6 +102,7 @@ class MainWindow(MenusMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMi
             pane.view.activated.connect(lambda p=pane: self.set_active(p))
             pane.view.viewChanged.connect(lambda p=pane: self._sync_from(p))
             pane.view.cursorInfo.connect(self.cursor_label_text)
+            pane.view.marksChanged.connect(lambda p=pane: self.save_marks(p.view))
         self.panes[1].view.hide()
         self.banner = QLabel()
         self.banner.setWordWrap(True)
@@ -127,7 +130,8 @@ class MainWindow(MenusMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMi
         scroll.setWidget(self.panel)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(self.panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        # a fixed width: a long result wraps inside the panel instead of widening the dock and moving the film
+        scroll.setFixedWidth(self.panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         right.setWidget(scroll)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, right)
         self.panel.settingsChanged.connect(self._settings_changed)
@@ -138,10 +142,6 @@ class MainWindow(MenusMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMi
         self.panel.analyseAnywayRequested.connect(self.analyse_anyway)
 
     def _build_status(self) -> None:
-        self.frame = QSpinBox()
-        self.frame.setPrefix("Frame ")
-        self.frame.setMinimum(1)
-        self.frame.valueChanged.connect(lambda v: self.record and self.open_image(Path(self.record.path), v - 1))
         self.cursor_label = QLabel()
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(160)
@@ -149,10 +149,6 @@ class MainWindow(MenusMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMi
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.cancel_work)
-        toolbar = self.addToolBar("Film")
-        toolbar.setObjectName("film")
-        self.frame_action = toolbar.addWidget(self.frame)
-        self.frame_action.setVisible(False)
         self.statusBar().addWidget(self.cursor_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)

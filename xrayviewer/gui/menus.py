@@ -13,6 +13,11 @@ SHORTCUTS = [
     ("F", "fit to window"), ("1", "1:1 pixels"), ("+ / -", "zoom in / out"), ("H", "show / hide heatmap"),
     ("Ctrl+O", "open files"), ("Ctrl+Shift+O", "open folder or DICOMDIR"), ("Ctrl+E", "export view as PNG"),
     ("Ctrl+D", "side-by-side comparison"), ("Ctrl+T", "DICOM tags"),
+    ("W / L / A / O / Shift+A / T", "tool: window-level, length, angle, ROI, arrow, text (Delete: last mark)"),
+    ("Ctrl+] / Ctrl+[", "rotate 90° / flip"), ("Ctrl+R", "review a folder as a worklist"),
+    ("Down, PgDn / Up, PgUp", "next / previous film"), ("Home / End", "first / last film"),
+    ("1 / 2 / 3 / 4", "in a worklist: normal / pneumonia / uncertain / other, then the next film"),
+    ("N", "note for the film"),
 ]
 ABOUT = (
     f"<h3>XRay Viewer {__version__}</h3><p>Offline chest X-ray review with an AI second opinion "
@@ -45,6 +50,7 @@ class MenusMixin:
         self.recent_menu = file.addMenu("Recent")
         file.addSeparator()
         self._action(file, "Export view as PNG...", self.export_view, "Ctrl+E")
+        self._action(file, "Export DICOM (Secondary Capture and SR)...", self.export_dicom, "Ctrl+Shift+E")
         self._action(file, "Export overlays of the study...", self.export_study)
         file.addSeparator()
         self._action(file, "Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -52,7 +58,8 @@ class MenusMixin:
         self.compare_action = self._action(view, "Side-by-side comparison", self.set_compare, "Ctrl+D", True)
         self.sync_action = self._action(view, "Synchronise zoom, pan and window", self.set_sync, None, True)
         self.sync_action.setChecked(True)
-        self._action(view, "Show heatmap", self.panel.toggle_visible, "H")
+        view.addAction(self.heatmap_action)  # checkable, follows the panel's "Show" box
+        self.heatmap_action.setShortcut(QKeySequence("H"))
         presets = view.addMenu("Window presets")
         for name in ("File default", "Full range", "Auto (0.5-99.5 %)", "Soft (2-98 %)"):
             self._action(presets, name, lambda _=False, n=name: self.apply_preset(n))

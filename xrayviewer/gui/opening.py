@@ -54,11 +54,7 @@ class OpeningMixin:
         if self.opening is not None and opened_from(self.opening, Path(self.record.path)):
             self._remember(self.opening)  # Recent holds only what opened: no typos, no missing or unreadable paths
             self.opening = None
-        self.frame.blockSignals(True)
-        self.frame.setMaximum(max(self.record.frames, 1))
-        self.frame.setValue(self.record.frame + 1)
-        self.frame.blockSignals(False)
-        self.frame_action.setVisible(self.record.frames > 1)
+        self._frames_changed(self.record)
         self.setWindowTitle(f"{Path(self.record.path).name} - XRay Viewer - research use only")
         for pane in self.panes:
             pane.inferences.clear()

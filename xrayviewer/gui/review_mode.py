@@ -49,8 +49,9 @@ class ReviewMixin:
         self.worklist_dock = QDockWidget("Worklist", self)
         self.worklist_dock.setObjectName("worklist")
         self.worklist_dock.setWidget(self.worklist)
+        self.worklist.setMinimumWidth(420)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.worklist_dock)
-        self.tabifyDockWidget(self.worklist_dock, self.findChild(QDockWidget, "study"))
+        self.tabifyDockWidget(self.findChild(QDockWidget, "study"), self.worklist_dock)
 
     def _build_review_menu(self) -> None:
         menu = self.menuBar().addMenu("&Review")
@@ -85,9 +86,19 @@ class ReviewMixin:
             self.show_error(str(exc))
             return
         if roots:
+            self.show_worklist_dock()
             self.review_roots = [Path(r) for r in roots]
             self.refresh_worklist()
             self._resume()
+
+    def show_worklist_dock(self) -> None:
+        """The worklist in front, the study browser as a tab behind it."""
+        study = self.findChild(QDockWidget, "study")
+        if self.dockWidgetArea(self.worklist_dock) == self.dockWidgetArea(study) and \
+                self.worklist_dock not in self.tabifiedDockWidgets(study):
+            self.tabifyDockWidget(study, self.worklist_dock)
+        self.worklist_dock.show()
+        self.worklist_dock.raise_()
 
     def review_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Review a folder of films", self._last_folder())
@@ -99,8 +110,7 @@ class ReviewMixin:
         store = self.open_store()
         self.review_roots = [Path(p).resolve() for p in paths]
         store.set_state(ROOTS_KEY, json.dumps([str(r) for r in self.review_roots]))
-        self.worklist_dock.show()
-        self.worklist_dock.raise_()
+        self.show_worklist_dock()
         self.refresh_worklist()
         self._resume(only_saved=True)  # the top of the list is known once every film is analysed
         model = self.active.settings.model
@@ -188,6 +198,33 @@ class ReviewMixin:
             self._ahead.add(worker)  # a reference until it is done, or Python may collect it first
             worker.signals.finished.connect(lambda w=worker: self._ahead.discard(w))
             start(worker)
+
+    def _image_loaded(self, loaded, generation: int | None = None) -> None:
+        """A worklist film comes back with the measurements and annotations saved with its review."""
+        super()._image_loaded(loaded, generation)
+        film = self._film_on_screen()
+        if film is not None:
+            marks = self.store.marks(film.id)
+            for pane in self.panes:
+                pane.view.set_marks(marks)
+
+    def _film_on_screen(self) -> FilmRow | None:
+        """The worklist film whose file is on screen, if any."""
+        if self.film is None or self.record is None or Path(self.record.path) != Path(self.film.info.path):
+            return None
+        return self.film
+
+    def save_marks(self, view) -> None:
+        """Measurements and annotations are saved with the film's review at once."""
+        film = self._film_on_screen()
+        if film is None:
+            self.statusBar().showMessage("Marks are saved with a worklist film's review; this film is not in one "
+                                         "(Review > Review folder...)", 6000)
+            return
+        self.store.set_marks(film.id, view.marks)
+        for pane in self.panes:
+            if pane.view is not view:
+                pane.view.set_marks(view.marks)
 
     # ----- deciding -----
     def decide(self, decision: str) -> None:

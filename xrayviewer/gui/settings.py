@@ -140,6 +140,13 @@ class Settings:
         self.store.setValue("recent", [entry] + [p for p in self.recent() if p != entry][:RECENT_MAX - 1])
         self.store.setValue("last_folder", str(path if path.is_dir() else path.parent))
 
+    def export_folder(self) -> str | None:
+        """The folder of the last export, when it still exists."""
+        return self._read("export_folder", lambda v: v if isinstance(v, str) and Path(v).is_dir() else None, None)
+
+    def set_export_folder(self, folder: str) -> None:
+        self.store.setValue("export_folder", folder)
+
     def last_folder(self) -> str:
         """Where file dialogs start: the folder of the last file that opened, else the home folder."""
         return self._read("last_folder", lambda v: v if isinstance(v, str) and Path(v).is_dir() else None, None) \

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QWidget
 
 from xrayviewer.core import ImageRecord, Window
@@ -140,19 +140,22 @@ class Viewport(QWidget):
     def scale(self) -> float:
         return self._fit_scale() * self.zoom
 
-    def to_image(self, pos: QPointF) -> tuple[float, float]:
+    def image_transform(self) -> QTransform:
+        """Image pixel coordinates -> widget coordinates (subclasses add rotation and flips)."""
         s = self.scale()
-        return (self.center[0] + (pos.x() - self.width() / 2) / s, self.center[1] + (pos.y() - self.height() / 2) / s)
+        return QTransform().translate(self.width() / 2, self.height() / 2).scale(s, s).translate(-self.center[0],
+                                                                                                 -self.center[1])
+
+    def to_image(self, pos: QPointF) -> tuple[float, float]:
+        point = self.image_transform().inverted()[0].map(QPointF(pos))
+        return point.x(), point.y()
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(0, 0, 0))
         if self._image is not None:
-            s = self.scale()
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, s < 2)
-            painter.translate(self.width() / 2, self.height() / 2)
-            painter.scale(s, s)
-            painter.translate(-self.center[0], -self.center[1])
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.scale() < 2)
+            painter.setTransform(self.image_transform())
             painter.drawImage(QPointF(0, 0), self._image)
             painter.resetTransform()
             self._draw_corners(painter)
@@ -242,11 +245,16 @@ class Viewport(QWidget):
             self.viewChanged.emit()
 
     def drag_window(self, dx: float, dy: float) -> None:
-        """Horizontal drag changes the width, vertical the level (center), as in Weasis and OHIF."""
+        """Horizontal drag changes the width, vertical the level (center), as in Weasis and OHIF.
+
+        Dragging down makes the film darker on screen for every film: MONOCHROME1 (high values dark) moves the
+        level the other way.
+        """
         w = self.window or self.record.window
         lo, hi = self.record.value_range
         step = ((hi - lo) or 1.0) * WL_SENSITIVITY
-        self.window = Window(w.center + dy * step, max(w.width + dx * step, 1e-3))
+        level_step = -step if self.record.invert_default else step
+        self.window = Window(w.center + dy * level_step, max(w.width + dx * step, 1e-3))
         self._render()
         self.viewChanged.emit()
 

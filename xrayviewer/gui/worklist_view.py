@@ -1,6 +1,6 @@
 """The worklist: one row per film of the review store, most suspicious first, with the reader's decision keys.
 
-Columns: review status, patient, study date, view, AI probability (a bar with the threshold), label, refusal.
+Columns: review status, AI probability (a bar with the threshold), patient, study date, view, label, refusal.
 Sortable by any column; the default is the AI probability, highest first, refused films last.
 """
 
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from xrayviewer.core.readable import dicom_date, person_name
 from xrayviewer.core.review_store import FilmRow
 
-COLUMNS = ("Review", "Patient", "Study date", "View", "AI", "Label", "Refusal")
+COLUMNS = ("Review", "AI", "Patient", "Study date", "View", "Label", "Refusal")
 AI_COLUMN = COLUMNS.index("AI")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 DECISION_KEYS = (("1", "normal"), ("2", "pneumonia"), ("3", "uncertain"), ("4", "other"))
@@ -149,7 +149,7 @@ class WorklistView(QWidget):
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for column, width in enumerate((72, 150, 84, 60, 90, 84)):
+        for column, width in enumerate((70, 76, 130, 80, 56, 84)):
             self.view.setColumnWidth(column, width)
         self.view.clicked.connect(lambda index: self._chosen(index.row()))
         self.progress = QLabel("No worklist: File > Review folder...")
