@@ -6,7 +6,6 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QDialog, QFileDialog, QTextBrowser, QVBoxLayout
 
-from xrayviewer.core import export
 from xrayviewer.core.overlay import save_png
 from xrayviewer.gui.card_dialog import ModelCardDialog
 from xrayviewer.gui.workers import Worker
@@ -16,6 +15,8 @@ class ExportMixin:
     """Saves what the reader sees; shows the film's tags and the model's card."""
 
     def export_view(self) -> None:
+        from xrayviewer.core import export  # with pydicom: loaded on first use, not before the window shows
+
         pane = self.active
         if pane.view.shown is None:
             self.show_error("Nothing to export: open a film first.")
@@ -27,6 +28,8 @@ class ExportMixin:
             self.statusBar().showMessage(f"Saved {path}", 5000)
 
     def export_study(self) -> None:
+        from xrayviewer.core import export  # with pydicom: loaded on first use, not before the window shows
+
         instances = self.browser.instance_paths()
         if not instances:
             self.show_error("No study is open.")
@@ -45,6 +48,8 @@ class ExportMixin:
                   "Exporting overlays...", pass_worker=True)
 
     def show_tags(self) -> None:
+        from xrayviewer.core import export  # with pydicom: loaded on first use, not before the window shows
+
         if self.record is None:
             return
         dialog = QDialog(self)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtWidgets import QFileDialog
 
-from xrayviewer.core import ImageRecord, read_image, to_display
+from xrayviewer.core import ImageRecord, to_display
 
 
 class OpeningMixin:
@@ -71,5 +71,7 @@ class OpeningMixin:
 
 def load_film(path: Path, frame: int) -> tuple[ImageRecord, np.ndarray]:
     """Read a film and make the display array the model sees (its default window)."""
+    from xrayviewer.core import read_image  # the readers (pydicom) load on first use, after the window is up
+
     record = read_image(path, frame)
     return record, to_display(record)
