@@ -67,7 +67,7 @@ def traced(name: str, command: list[str], work: Path) -> dict:
     log = work / f"{name}.strace"
     start = time.perf_counter()
     result = subprocess.run(["unshare", "-n", "strace", "-f", "-qq", "-e", "trace=network", "-o", str(log),
-                             *command], env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             *command], env=env, cwd=work, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     telemetry = sorted(str(p.relative_to(home)) for p in home.rglob("*") if "Microsoft" in p.parts)
     figures = {"exit_code": result.returncode, "seconds": round(seconds, 1), **count(log),

@@ -186,8 +186,8 @@ t_smoke=$(now)
 # a fresh prefix, like a machine that never saw the app (and the build prefix stays as it was)
 export WINEPREFIX="$WORK/smoke-prefix"
 wineboot -i >/dev/null 2>&1; wineserver -w
-# %TEMP% is left out of the comparison: the self-test writes its overlays there (by design), and NSIS's
-# uninstaller runs from a copy there that Windows deletes at the next restart (Wine never does)
+# %TEMP% is left out of the comparison: the self-test writes its overlays into a folder there (and removes it),
+# and NSIS's uninstaller runs from a copy there that Windows deletes at the next restart (Wine never does)
 temp_rel="$(wine cmd /c 'echo %TEMP%' 2>/dev/null | tr -d '\r' | sed -e 's/^[A-Za-z]:\\//' -e 's/\\/\//g')"
 [[ -n "$temp_rel" ]] || die "could not read %TEMP% of the Wine prefix"
 snapshot() { (cd "$WINEPREFIX/drive_c" && find . -path "./$temp_rel" -prune -o -print | sort); }

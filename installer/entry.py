@@ -5,7 +5,7 @@ import sys
 
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # before anything can import onnxruntime (see xrayviewer/__init__.py)
 
-from xrayviewer.cli import main  # noqa: E402
+from xrayviewer.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -37,7 +37,10 @@ def test_info_goes_on_after_a_bad_file(tmp_path, dicom_data):
     shutil.copy(dicom_data / "OBXXXX1A.dcm", tmp_path / "c.dcm")
     result = run("info", str(tmp_path))
     assert result.returncode == 1
-    assert [json.loads(x)["path"].rsplit("/", 1)[-1] for x in result.stdout.splitlines()] == ["a.dcm", "c.dcm"]
+    rows = {json.loads(x)["path"].rsplit("/", 1)[-1]: json.loads(x) for x in result.stdout.splitlines()}
+    assert sorted(rows) == ["a.dcm", "b.dcm", "c.dcm"]  # one line per file: the bad one says why
+    assert "b.dcm" in rows["b.dcm"]["error"] and "rows" not in rows["b.dcm"]
+    assert rows["a.dcm"]["rows"] and rows["c.dcm"]["rows"]
     (err,) = result.stderr.splitlines()
     assert "b.dcm" in err and "Traceback" not in result.stderr
 

@@ -27,7 +27,7 @@ def make_window(qtbot, models: list[str]) -> MainWindow:
 def shipped(qtbot):
     w = make_window(qtbot, ["mobilenetv2"])
     yield w
-    w.qsettings.clear()  # a method chosen here must not leak into the next test's window
+    w.saved.store.clear()  # a method chosen here must not leak into the next test's window
 
 
 def open_and_wait(qtbot, window, path) -> None:
@@ -105,7 +105,7 @@ def tiny_window(qtbot, tmp_path):
               build(tmp_path / "plain.onnx", name="plain")]
     w = make_window(qtbot, [str(m) for m in models])
     yield w
-    w.qsettings.clear()
+    w.saved.store.clear()
 
 
 def choose(qtbot, window, combo, index: int) -> None:

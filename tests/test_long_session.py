@@ -1,7 +1,7 @@
 """A long viewer session does not wear out the interpreter: painting leaves the refcount of None as it was.
 
-PySide6 6.12.0 drops a reference to None on QPainter calls such as setPen and drawRect; on Python 3.11, where None is not
-immortal, the viewer then aborts ("Fatal Python error: none_dealloc") after a few minutes of use. pyproject.toml
+PySide6 6.12.0 drops a reference to None on QPainter calls such as setPen and drawRect; on Python 3.11, where None is
+not immortal, the viewer then aborts ("Fatal Python error: none_dealloc") after a few minutes of use. pyproject.toml
 excludes that release; this test fails on it.
 """
 

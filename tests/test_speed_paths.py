@@ -72,3 +72,24 @@ def test_imagecodecs_decodes_jpeg2000_like_gdcm(dicom_data):
     ds = pydicom.dcmread(dicom_data / "RG1_J2KR.dcm")
     fast = pixel_array(ds, decoding_plugin=decoders.PLUGIN)
     assert fast.shape == (1955, 1841) and np.array_equal(fast, pixel_array(ds, decoding_plugin="gdcm"))
+
+
+def test_the_window_shows_before_pydicom_and_any_model_load(tmp_path):
+    """Cold start: the readers (pydicom, gdcm) and the models load after the window is up, not before."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from xrayviewer.gui.app import application\nfrom xrayviewer.gui.main_window import MainWindow\n"
+        "app = application(); window = MainWindow(); window.show(); app.processEvents()\n"
+        "print(json.dumps({'pydicom': 'pydicom' in sys.modules, 'gdcm': 'gdcm' in sys.modules,\n"
+        "                  'models': len(window.engine.models._models)}))\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path),
+           "XRAYVIEWER_DB": str(tmp_path / "review.db")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == {"pydicom": False, "gdcm": False, "models": 0}

@@ -39,7 +39,8 @@ def viewer_parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files, folders or DICOMDIRs to open")
     parser.add_argument("--demo", action="store_true", help="open the demo chest study")
     parser.add_argument("--compare", action="store_true", help="start in the side-by-side layout")
-    parser.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
+    parser.add_argument("--provider", choices=["auto", "cpu", "cuda", "dml"],
+                        help="where the models run (default: the one last chosen in the viewer, else auto)")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
                         help="render the window offscreen once the analysis is shown, save it and exit")
     parser.add_argument("--self-test", action="store_true",
@@ -85,7 +86,7 @@ def _main(argv: list[str]) -> int:
     if args.self_test:
         from xrayviewer.selftest import main as self_test
 
-        return self_test(args.provider)
+        return self_test(args.provider or "auto")
     if args.screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from xrayviewer.qt_platform import EXIT_CODE, platform_problem

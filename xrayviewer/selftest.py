@@ -1,4 +1,5 @@
-"""`xrayviewer --self-test`: load the shipped models, analyse the demo film, write an overlay, print one JSON line.
+"""`xrayviewer --self-test`: load the shipped models, analyse the demo film, write an overlay into a temporary folder
+(removed afterwards), print one JSON line.
 
 The Windows installer's smoke test runs it; it needs no display.
 """
@@ -24,19 +25,19 @@ def self_test(provider: str = "auto") -> dict:
     engine = Engine(provider)
     record = read_image(demo_path())
     display = to_display(record)
-    out = Path(tempfile.mkdtemp(prefix="xrayviewer-selftest-"))
     results = {}
-    for name in available():
-        model = engine.model(name)
-        analysis = engine.analyze(model, display, "gradcam", record=record, force=True)  # the whole path, always
-        overlay = out / f"{name}.gradcam.png"
-        save_png(overlay, composite(display, analysis.cam.heat, OverlayStyle()))
-        results[name] = {"probability": round(analysis.probability, 4), "label": analysis.label,
-                         "refused": [str(r) for r in analysis.refused], "notes": [str(n) for n in analysis.notes],
-                         "out_of_scope": analysis.out_of_scope, "provider": analysis.provider,
-                         "provider_note": analysis.provider_note, "overlay": str(overlay),
-                         "cam_peak": round(analysis.cam.peak, 6)}
-    ok = bool(results) and all(Path(r["overlay"]).stat().st_size > 0 for r in results.values())
+    with tempfile.TemporaryDirectory(prefix="xrayviewer-selftest-") as out:  # removed afterwards, even on failure
+        for name in available():
+            model = engine.model(name)
+            analysis = engine.analyze(model, display, "gradcam", record=record, force=True)  # the whole path, always
+            overlay = Path(out) / f"{name}.gradcam.png"
+            save_png(overlay, composite(display, analysis.cam.heat, OverlayStyle()))
+            results[name] = {"probability": round(analysis.probability, 4), "label": analysis.label,
+                             "refused": [str(r) for r in analysis.refused], "notes": [str(n) for n in analysis.notes],
+                             "out_of_scope": analysis.out_of_scope, "provider": analysis.provider,
+                             "provider_note": analysis.provider_note, "overlay_bytes": overlay.stat().st_size,
+                             "cam_peak": round(analysis.cam.peak, 6)}
+    ok = bool(results) and all(r["overlay_bytes"] > 0 for r in results.values())
     return {"ok": ok, "version": __version__, "demo": str(demo_path()), "models": results,
             "seconds": round(time.perf_counter() - start, 2)}
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from pathlib import Path
 
 from xrayviewer.core.cam import METHODS
 from xrayviewer.core.engine import TARGETS
+from xrayviewer.core.errors import XRayViewerError, user_error
 from xrayviewer.core.overlay import COLORMAPS
+from xrayviewer.core.study import image_paths
 
 
 def add_model_options(p: argparse.ArgumentParser, cam: bool = False) -> None:
@@ -21,6 +25,17 @@ def add_model_options(p: argparse.ArgumentParser, cam: bool = False) -> None:
         p.add_argument("--heat-floor", type=float, default=0.2, metavar="F",
                        help="overlay: heatmap values below F (0-1) are left transparent (default 0.2); not the "
                        "decision threshold, which is the model card's (the output's `threshold`)")
+
+
+def listed(paths: list[str]) -> Iterator[tuple[Path, XRayViewerError | None]]:
+    """Every image of every argument, each with None or why it cannot be used: the scan refused the file, or the
+    argument's scan failed part-way (then the argument itself). One bad argument never ends the listing."""
+    for raw in paths:
+        try:
+            for path, problem in image_paths([raw]):
+                yield path, None if problem is None else XRayViewerError(path, "skipped", problem)
+        except Exception as exc:  # noqa: BLE001 - a folder or DICOMDIR that cannot be scanned further
+            yield Path(raw), user_error(raw, exc, "could not be scanned")
 
 
 def command_parser(sub: argparse._SubParsersAction, name: str, summary: str, description: str,

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from xrayviewer.commands import add_model_options, command_parser
-from xrayviewer.core import XRayViewerError, read_image, to_display
-from xrayviewer.core.engine import Engine
+import numpy as np
+
+from xrayviewer.commands import add_model_options, command_parser, listed
+from xrayviewer.core import ImageRecord, XRayViewerError, read_image, to_display
+from xrayviewer.core.cam import METHODS
+from xrayviewer.core.engine import Engine, Inference
+from xrayviewer.core.errors import OutputError, user_error
 from xrayviewer.core.overlay import OverlayStyle, composite, save_png
-from xrayviewer.core.study import image_paths
 
 BATCH = 32
+OVERLAY_NAME = re.compile(rf"\.({'|'.join(METHODS)})(-\d+)?\.png$", re.IGNORECASE)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH")
     add_model_options(p, cam=True)
     p.add_argument("--out", type=Path, help="folder for overlay PNGs")
+    p.add_argument("--out-inside", action="store_true",
+                   help="allow --out inside a folder being analysed (its overlays are then skipped on re-runs)")
     p.add_argument("--force", action="store_true",
                    help="show the result of images the gate refuses too, marked out_of_scope")
     p.set_defaults(func=run)
@@ -42,58 +50,129 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine(args.provider)
     model = engine.model(args.model)
     style = OverlayStyle(args.colormap, args.opacity, args.heat_floor)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
+    out = Overlays(args.out, args.method, args.paths, args.out_inside) if args.out else None
+    if out and out.refusal:
+        print(f"xrayviewer analyze: {out.refusal}", file=sys.stderr)
+        return 2
     base = {"model": model.card.name, "provider": model.provider, "method": args.method, "target": args.target}
-    used_names: set[str] = set()
     failed = 0
 
-    def report(path: Path, **fields) -> None:
+    def report(path: Path, error: Exception | None = None, **fields) -> None:
+        nonlocal failed
         row = {"path": str(path), "frame": 0, **base, "probability": None, "label": None,
                "threshold": model.card.threshold, "refused": [], "notes": [], "out_of_scope": False,
                "ood_score": None, "overlay": None, "error": None, **fields}
+        if error is not None:
+            failed += 1
+            row["error"] = str(error)
+            print(f"error: {error}", file=sys.stderr)
         print(json.dumps(row), flush=True)
 
-    pending: list[tuple[Path, object]] = []
+    def analyse(path: Path, record: ImageRecord, display: np.ndarray, inference: Inference | None) -> None:
+        """One image's row: its result, and its overlay unless that cannot be written (the row says why)."""
+        try:
+            if inference is None:
+                (inference,) = engine.infer(model, [display])
+            result = engine.analysis(model, inference, display, args.method, args.target, record, args.force)
+            overlay = None if out is None or result.cam is None else composite(display, result.cam.heat, style)
+        except Exception as exc:  # noqa: BLE001 - one image's failure is its own error line
+            report(path, user_error(path, exc, "could not be analysed"))
+            return
+        fields = {"frame": record.frame, "label": result.label,
+                  "probability": None if result.probability is None else round(result.probability, 6),
+                  "refused": [str(r) for r in result.refused], "notes": [str(n) for n in result.notes],
+                  "out_of_scope": result.out_of_scope, "ood_score": result.ood_score}
+        try:
+            fields["overlay"] = None if overlay is None else str(out.save(path, overlay))
+        except XRayViewerError as exc:
+            report(path, exc, **fields)
+            return
+        report(path, **fields)
+
+    pending: list[tuple[Path, ImageRecord, np.ndarray]] = []
 
     def flush() -> None:
-        if not pending:
-            return
-        displays = [to_display(record) for _, record in pending]
-        for (path, record), display, inference in zip(pending, displays, engine.infer(model, displays)):
-            result = engine.analysis(model, inference, display, args.method, args.target, record, args.force)
-            overlay = None
-            if args.out and result.cam is not None:
-                overlay = args.out / _unique_name(path, args.method, used_names)
-                save_png(overlay, composite(display, result.cam.heat, style))
-            report(path, frame=record.frame, label=result.label,
-                   probability=None if result.probability is None else round(result.probability, 6),
-                   refused=[str(r) for r in result.refused], notes=[str(n) for n in result.notes],
-                   out_of_scope=result.out_of_scope, ood_score=result.ood_score,
-                   overlay=str(overlay) if overlay else None)
+        """Analyse the pending images in one batch; when the batch fails, each image on its own."""
+        try:
+            inferences = engine.infer(model, [display for _, _, display in pending]) if pending else []
+        except Exception:  # noqa: BLE001 - which image broke it is found out one by one below
+            inferences = [None] * len(pending)
+        for (path, record, display), inference in zip(pending, inferences):
+            analyse(path, record, display, inference)
         pending.clear()
 
-    for path, problem in image_paths(args.paths):
+    for path, problem in _inputs(args.paths):
         try:
             if problem:
-                raise XRayViewerError(path, "skipped", problem)
-            pending.append((path, read_image(path)))
-        except XRayViewerError as exc:
-            failed += 1
+                raise problem
+            record = read_image(path)
+            pending.append((path, record, to_display(record)))
+        except Exception as exc:  # noqa: BLE001 - one unreadable file is one error line
             flush()  # keep the output in input order
-            report(path, error=str(exc))
-            print(f"error: {exc}", file=sys.stderr)
+            report(path, user_error(path, exc, "could not be read"))
         if len(pending) >= BATCH:
             flush()
     flush()
     return 1 if failed else 0
 
 
-def _unique_name(path: Path, method: str, used: set[str]) -> str:
-    stem, n = f"{path.stem}.{method}", 1
-    name = f"{stem}.png"
-    while name in used:
-        n += 1
-        name = f"{stem}-{n}.png"
-    used.add(name)
-    return name
+def _inputs(paths: list[str]) -> Iterator[tuple[Path, XRayViewerError | None]]:
+    """`listed(paths)` without the overlays this command wrote on an earlier run (left out with a note)."""
+    for path, problem in listed(paths):
+        if problem is None and is_overlay(path):
+            print(f"note: {path}: skipped, an overlay written by `xrayviewer analyze` (rename it to analyse it)",
+                  file=sys.stderr)
+        else:
+            yield path, problem
+
+
+def is_overlay(path: Path) -> bool:
+    """Whether `path` is named as this command names its overlay PNGs (`NAME.METHOD.png`, `NAME.METHOD-2.png`)."""
+    return OVERLAY_NAME.search(path.name) is not None
+
+
+class Overlays:
+    """Where the overlay PNGs go: a folder made on first use, names that never repeat in one run, never an input,
+    and not inside a folder being analysed unless the user allows it."""
+
+    def __init__(self, folder: Path, method: str, inputs: list[str], allow_inside: bool) -> None:
+        self.folder, self.method = folder, method
+        self.used: set[str] = set()
+        self.refusal = ""
+        target = folder.resolve()
+        inside = [Path(p) for p in inputs if Path(p).is_dir() and target.is_relative_to(Path(p).resolve())]
+        if inside and not allow_inside:
+            self.refusal = (f"{folder}: the overlay folder is inside the folder being analysed ({inside[0]}), "
+                            "where overlays would mix with the films. Choose a folder outside it, or add "
+                            "--out-inside to write there anyway.")
+        # never overwrite a file the user named, nor (inside an analysed folder) a film there; an earlier run's
+        # overlays, which are never analysed, are written over
+        existing = [p for p in target.iterdir() if p.is_file() and not is_overlay(p)] if inside and target.is_dir() \
+            else []
+        self.taken = {p.resolve() for p in [*map(Path, inputs), *existing] if p.is_file()}
+        self.problem = None if self.refusal else self._make()
+        if self.problem:
+            print(f"error: {self.problem}", file=sys.stderr)
+
+    def _make(self) -> OutputError | None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return OutputError(self.folder, "cannot make the overlay folder", exc.strerror or str(exc),
+                               "Give --out a folder you can write to; the results are still printed.")
+        return None
+
+    def save(self, source: Path, rgb: np.ndarray) -> Path:
+        """Write `source`'s overlay; returns its path."""
+        if self.problem:
+            self.problem = self._make()  # it may have been fixed meanwhile
+            if self.problem:
+                raise self.problem
+        stem, n = f"{source.stem}.{self.method}", 1
+        name = f"{stem}.png"
+        while name in self.used or (self.folder / name).resolve() in self.taken:
+            n += 1
+            name = f"{stem}-{n}.png"
+        self.used.add(name)
+        save_png(self.folder / name, rgb)
+        return self.folder / name

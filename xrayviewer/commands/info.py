@@ -1,4 +1,5 @@
-"""`xrayviewer info PATH...`: one JSON object per image on stdout; one error line per unreadable file."""
+"""`xrayviewer info PATH...`: one JSON object per image on stdout; an unreadable file gets one `{"path", "frame",
+"error"}` object instead (and its message on stderr), and the rest go on."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import argparse
 import json
 import sys
 
-from xrayviewer.commands import command_parser
-from xrayviewer.core import ImageRecord, XRayViewerError, read_image
-from xrayviewer.core.study import image_paths
+from xrayviewer.commands import command_parser, listed
+from xrayviewer.core import ImageRecord, read_image
+from xrayviewer.core.errors import user_error
 
 
 def info_of(record: ImageRecord) -> dict:
@@ -60,12 +61,14 @@ def run(args: argparse.Namespace) -> int:
         print("xrayviewer info: give at least one PATH, or --demo", file=sys.stderr)
         return 2
     failed = 0
-    for path, problem in image_paths(paths):
+    for path, problem in listed(paths):
         try:
             if problem:
-                raise XRayViewerError(path, "skipped", problem)
+                raise problem
             print(json.dumps(info_of(read_image(path, args.frame))), flush=True)
-        except XRayViewerError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - one bad file is one error line, the rest go on
+            error = user_error(path, exc, "could not be read")
+            print(json.dumps({"path": str(path), "frame": args.frame, "error": str(error)}), flush=True)
+            print(f"error: {error}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0

@@ -7,6 +7,8 @@ trusts one. See `models/README.md` for the contract in prose.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,109 @@ CARD_KEYS = (
     "threshold", "validation", "training_data", "recipe_version", "converter_version",
 )
 FIX = "Export the model with `python -m converters.export` (see models/README.md)."
+MAX_INPUT_SIDE = 4096
+
+
+def finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _size(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_INPUT_SIDE for v in value))
+
+
+Check = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class Fields:
+    """A JSON object whose listed fields (name -> (check, required)) must pass; other fields are allowed."""
+
+    fields: dict[str, tuple[Check, bool]]
+
+    def bad(self, value: Any) -> str | None:
+        """None when `value` passes; "" when it is no object; else the name of the first field that fails."""
+        if not isinstance(value, dict):
+            return ""
+        for name, (ok, required) in self.fields.items():
+            if (name in value and not ok(value[name])) or (required and name not in value):
+                return name
+        return None
+
+
+def probability_value(value: Any) -> bool:
+    return finite_number(value) and 0 <= value <= 1
+
+
+# What each known card key must hold, in words for the message. Keys not listed here (figures, limitations,
+# calibration...) are the card's free text: the viewer shows them and the engine never reads them.
+CARD_TYPES: dict[str, tuple[Check | Fields, str]] = {
+    "name": (_text, "a non-empty text"),
+    "architecture": (_text, "a non-empty text"),
+    "classes": (lambda v: isinstance(v, list) and len(v) == 2 and all(_text(c) for c in v),
+                'a list of the two class names, e.g. ["NORMAL", "PNEUMONIA"]'),
+    "positive_class": (_text, "the name of the class the probability is of"),
+    "input_size": (_size, f"[rows, columns]: two whole numbers from 1 to {MAX_INPUT_SIDE}"),
+    "preprocessing": (Fields({"scale": (lambda v: finite_number(v) and v != 0, True), "offset": (finite_number, True),
+                              "border": (lambda v: finite_number(v) and 0 <= v < 0.5, False)}),
+                      ('an object {"scale": a non-zero number, "offset": a number, "border": (optional) a number '
+                       "from 0 to 0.5}")),
+    "cam_layer": (_text, "the name of the CAM layer"),
+    "threshold": (Fields({"value": (probability_value, True), "rule": (lambda v: isinstance(v, str), False)}),
+                  'an object {"value": a probability from 0 to 1, "rule": (optional) text}'),
+    "validation": (lambda v: isinstance(v, dict), "an object (the validation figures)"),
+    "training_data": (lambda v: isinstance(v, dict), "an object (what the model was trained on)"),
+    "recipe_version": (lambda v: _text(v) or finite_number(v), "a text or a number"),
+    "converter_version": (lambda v: _text(v) or finite_number(v), "a text or a number"),
+    "cam_reference": (lambda v: isinstance(v, dict), "an object (CAM method -> raw CAM scale)"),
+    "ood": (Fields({"output": (_text, True), "threshold": (finite_number, True)}),
+            'an object {"output": the name of the score output, "threshold": a number}'),
+}
+
+
+def card_problem(card: Any) -> tuple[str, str] | None:
+    """(what, why) of the first way `card` breaks the contract's types, or None when it is usable.
+
+    Unknown keys are allowed: cards carry free-form figures and notes, and a newer converter may add keys.
+    """
+    problem = typed_problem(card, CARD_KEYS, CARD_TYPES)
+    if problem is None and card["positive_class"] not in card["classes"]:
+        return ("invalid model card key 'positive_class'",
+                f"{_shown(card['positive_class'])} is not one of the classes {_shown(card['classes'])}")
+    return problem
+
+
+def typed_problem(card: Any, required: tuple[str, ...],
+                  types: dict[str, tuple[Check | Fields, str]]) -> tuple[str, str] | None:
+    """(what, why) when `card` is no JSON object, lacks a `required` key or holds a value `types` refuses."""
+    if not isinstance(card, dict):
+        return "model card is not a JSON object", f"found {_shown(card)}"
+    missing = [k for k in required if k not in card]
+    if missing:
+        return "incomplete model card", f"missing {', '.join(missing)}"
+    for key, (check, expected) in types.items():
+        if key not in card:
+            continue
+        value = card[key]
+        bad = check.bad(value) if isinstance(check, Fields) else (None if check(value) else "")
+        if bad is not None:
+            if bad:  # a field of an object
+                where, found = f"{key}.{bad}", f"found {_shown(value[bad])}" if bad in value else f"it has no '{bad}'"
+            else:
+                where, found = key, f"found {_shown(value)}"
+            return f"invalid model card key '{where}'", f"'{key}' must be {expected}; {found}"
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as the card's author wrote it, cut short."""
+    text = json.dumps(value, allow_nan=True)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class ModelContractError(XRayViewerError):
@@ -101,9 +206,9 @@ def validate_session(session: ort.InferenceSession, source: str | Path) -> Model
         raise fail("no model card", f"metadata key '{META_CARD}' is missing") from None
     except json.JSONDecodeError as exc:
         raise fail("unreadable model card", f"not valid JSON ({exc.msg})") from None
-    missing = [k for k in CARD_KEYS if k not in card]
-    if missing:
-        raise fail("incomplete model card", f"missing {', '.join(missing)}")
+    problem = card_problem(card)
+    if problem:
+        raise fail(*problem)
 
     inputs = session.get_inputs()
     if [i.name for i in inputs] != [INPUT]:

@@ -18,13 +18,21 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from xrayviewer.core.contract import ModelContractError
+from xrayviewer.core.contract import CARD_TYPES as MODEL_CARD_TYPES
+from xrayviewer.core.contract import Fields, ModelContractError, finite_number, probability_value, typed_problem
 from xrayviewer.core.display import to_gray
 from xrayviewer.core.gate import Finding, Refusal, Subject
 from xrayviewer.core.session import session_options
 
 META_CARD = "xrayviewer.detector_card"
 CARD_KEYS = ("name", "input_size", "preprocessing", "threshold")
+CARD_TYPES = {
+    "input_size": MODEL_CARD_TYPES["input_size"],
+    "preprocessing": (Fields({"scale": (lambda v: finite_number(v) and v != 0, True), "offset": (finite_number, True),
+                              "channels": (lambda v: v in (1, 3) and not isinstance(v, bool), False)}),
+                      'an object {"scale": a non-zero number, "offset": a number, "channels": (optional) 1 or 3}'),
+    "threshold": (probability_value, "a probability from 0 to 1"),
+}
 
 
 def detector_input(display: np.ndarray, card: dict) -> np.ndarray:
@@ -51,9 +59,9 @@ class ChestDetector:
                     session = ort.InferenceSession(self.path.read_bytes(), sess_options=session_options(),
                                                    providers=["CPUExecutionProvider"])
                     card = json.loads(session.get_modelmeta().custom_metadata_map[META_CARD])
-                    missing = [k for k in CARD_KEYS if k not in card]
-                    if missing:
-                        raise ValueError(f"its card lacks {', '.join(missing)}")
+                    problem = typed_problem(card, CARD_KEYS, CARD_TYPES)
+                    if problem:
+                        raise ValueError(": ".join(problem))
                 except Exception as exc:  # noqa: BLE001 - ORT, JSON and key errors alike
                     raise ModelContractError(self.path, "chest detector cannot be used",
                                              " ".join(str(exc).split())[:300] or type(exc).__name__,

@@ -17,7 +17,7 @@ from xrayviewer.core.cam import METHODS, CamInput, CamResult
 from xrayviewer.core.gate import Gate, Note, Refusal, Subject
 from xrayviewer.core.preprocess import model_input
 from xrayviewer.core.record import ImageRecord
-from xrayviewer.core.session import Model, ModelCache
+from xrayviewer.core.session import Model, ModelCache, ModelOutputError
 
 TARGETS = ("pneumonia", "normal")
 
@@ -96,7 +96,11 @@ class Engine:
             return p if target == "pneumonia" else 1 - p
 
         x = CamInput(inference.features, sign * inference.gradients, inference.image, score)
-        result = METHODS[method]().compute(x, size)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing map is refused just below
+            result = METHODS[method]().compute(x, size)
+        if not (np.isfinite(result.peak) and np.isfinite(result.small).all()):
+            raise ModelOutputError(model.path, f"unusable {method} heatmap", "the map is not finite (its features "
+                                   "or gradients overflow)", "Choose another CAM method, or check the model file.")
         reference = model.card.cam_reference(method)
         return result if reference is None else result.against(reference)
 

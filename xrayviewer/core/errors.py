@@ -46,3 +46,20 @@ class FrameIndexError(ImageReadError):
 
 class TooLargeError(ImageReadError):
     """The file, or the image its header declares, is over a limit that keeps memory bounded."""
+
+
+class OutputError(XRayViewerError):
+    """A result could not be written where the user asked."""
+
+
+def user_error(path: str | Path | None, exc: BaseException, what: str = "could not be processed") -> XRayViewerError:
+    """`exc` as a message for the user naming `path`: a project error as it is, a file-system error with what to check,
+    anything else (a fault of the app) in one line."""
+    if isinstance(exc, XRayViewerError):
+        return exc
+    if isinstance(exc, OSError):  # the file system said no: not a fault of the app
+        return XRayViewerError(path, what, exc.strerror or type(exc).__name__,
+                               "Check the path, its permissions and that its drive is connected.")
+    detail = " ".join(str(exc).split())[:300]
+    return XRayViewerError(path, what, f"{type(exc).__name__}{': ' + detail if detail else ''}",
+                           "This is a fault in XRay Viewer: please report it together with the file.")

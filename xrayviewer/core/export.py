@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -11,7 +12,7 @@ import pydicom
 
 from xrayviewer.core.display import to_display
 from xrayviewer.core.engine import Analysis, Engine
-from xrayviewer.core.errors import XRayViewerError
+from xrayviewer.core.errors import OutputError, user_error
 from xrayviewer.core.overlay import OverlayStyle, colorbar, composite, save_png
 from xrayviewer.core.reader import read_image
 from xrayviewer.core.record import ImageRecord
@@ -44,29 +45,41 @@ def result_text(analysis: Analysis) -> str:
             f"(threshold {analysis.threshold:.3f}){scope}  - research use only, not a diagnosis")
 
 
+@dataclass
+class ExportSummary:
+    """What a study export did: how many PNGs it wrote, and one message per image it could not export."""
+
+    written: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
 def export_study(paths: list[Path], folder: Path, engine: Engine, model_name: str, method: str, target: str,
                  style: OverlayStyle, progress: Callable[[int, int], None] = lambda d, t: None,
-                 cancelled: Callable[[], bool] = lambda: False) -> int:
+                 cancelled: Callable[[], bool] = lambda: False) -> ExportSummary:
     """Annotated overlay PNGs of every image in `paths` into `folder` (refused ones with their reasons, no
-    heatmap); returns how many were written."""
-    folder.mkdir(parents=True, exist_ok=True)
+    heatmap), each written atomically; an image that fails is one message in the summary and the rest go on."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(folder, "cannot export there", exc.strerror or str(exc),
+                          "Choose a folder you can write to.") from None
     model = engine.model(model_name)
-    written = 0
+    summary = ExportSummary()
     for i, path in enumerate(paths):
         if cancelled():
             break
         progress(i, len(paths))
         try:
             record = read_image(path)
-        except XRayViewerError:
-            continue  # listed as a problem in the study browser already
-        display = to_display(record)
-        analysis = engine.analyze(model, display, method, target, record)
-        shown = display if analysis.cam is None else composite(display, analysis.cam.heat, style)
-        save_png(folder / f"{i:04d}_{Path(path).stem}.{method}.png", annotate(shown, style, analysis))
-        written += 1
+            display = to_display(record)
+            analysis = engine.analyze(model, display, method, target, record)
+            shown = display if analysis.cam is None else composite(display, analysis.cam.heat, style)
+            save_png(folder / f"{i:04d}_{Path(path).stem}.{method}.png", annotate(shown, style, analysis))
+            summary.written += 1
+        except Exception as exc:  # noqa: BLE001 - one image's failure does not end the export
+            summary.failed.append(str(user_error(path, exc, "could not be exported")))
     progress(len(paths), len(paths))
-    return written
+    return summary
 
 
 def tag_dump(record: ImageRecord) -> str:

@@ -6,11 +6,16 @@ re-runs the model. Arrays are RGB.
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from xrayviewer.core.errors import OutputError
 
 COLORMAPS = {
     "jet": cv2.COLORMAP_JET, "turbo": cv2.COLORMAP_TURBO, "viridis": cv2.COLORMAP_VIRIDIS,
@@ -123,11 +128,22 @@ def colorbar(colormap: str, length: int = 256, thickness: int = 16, vertical: bo
     return cv2.applyColorMap(np.ascontiguousarray(strip), colormap_lut(colormap))
 
 
-def save_png(path, rgb: np.ndarray) -> None:
-    """Write an RGB (or gray) uint8 array as PNG; encoded in memory so that any path works."""
+def save_png(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an RGB (or gray) uint8 array as PNG, atomically: a temporary file in the same folder, then a rename,
+    so that a failure (full disk, no permission) never leaves a truncated PNG nor spoils an earlier one."""
+    path = Path(path)
     image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
-    ok, data = cv2.imencode(".png", image)
+    ok, data = cv2.imencode(".png", image)  # encoded in memory, so that any path (non-ASCII on Windows) works
     if not ok:
-        raise ValueError(f"{path}: PNG encoding failed")
-    with open(path, "wb") as f:
-        f.write(data.tobytes())
+        raise OutputError(path, "cannot write PNG", "the image could not be encoded")
+    temporary = None
+    try:
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
+        with open(temporary, "xb") as f:  # new file, the usual permissions (umask)
+            f.write(data.tobytes())
+        os.replace(temporary, path)
+    except OSError as exc:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        raise OutputError(path, "cannot write PNG", exc.strerror or str(exc),
+                          "Choose another folder, or check its permissions and free space.") from None

@@ -1,9 +1,10 @@
-"""ONNX Runtime sessions: provider choice that never falls back silently, and a cache of loaded models."""
+"""ONNX Runtime sessions: provider choice that never falls back silently, a cache of loaded models, and runs that
+are checked (a time limit, finite outputs, probabilities in [0, 1]) before anything downstream sees their numbers."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,27 @@ from xrayviewer.core.errors import XRayViewerError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "dml": "DmlExecutionProvider"}
 AUTO_ORDER = ("cuda", "dml", "cpu")
+TIME_LIMIT_BASE_S = 20.0  # a run may take this long, plus the per-image part (first runs on a GPU warm up)
+TIME_LIMIT_PER_IMAGE_S = 5.0  # ~15x what the slowest shipped model needs per image on 2 busy CPU cores
+QUIET = 4  # ONNX Runtime log severity: fatal only; its errors reach the user as XRayViewerError messages
+
+
+class ModelOutputError(XRayViewerError):
+    """A model run that failed, took too long, or gave numbers the app cannot use."""
+
+
+def output_problem(name: str, value: np.ndarray) -> str | None:
+    """Why output `name` of a run is unusable (not finite; a probability outside [0, 1]), or None."""
+    if not np.issubdtype(value.dtype, np.number):
+        return None
+    finite = np.isfinite(value)
+    if not finite.all():
+        bad = value[~finite]
+        kinds = sorted({"NaN" if np.isnan(v) else "infinite" for v in bad[:1000]})
+        return f"'{name}' holds {' and '.join(kinds)} values ({bad.size} of {value.size})"
+    if name == "probability" and value.size and (value.min() < 0 or value.max() > 1):
+        return f"'probability' is outside [0, 1] (from {value.min():.4g} to {value.max():.4g})"
+    return None
 PROVIDER_NAMES = {"CPUExecutionProvider": "CPU", "CUDAExecutionProvider": "CUDA", "DmlExecutionProvider": "DirectML"}
 
 
@@ -39,19 +61,55 @@ class Model:
     session: ort.InferenceSession
     card: ModelCard
     provider: str
-    lock: threading.Lock
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    limit_base_s: float = TIME_LIMIT_BASE_S
+    limit_per_image_s: float = TIME_LIMIT_PER_IMAGE_S
+    stopped: str = ""  # why the model is no longer run, once a run outlasted its time limit
     fallback: str = ""  # with provider 'auto': why a GPU provider of this build did not run it ("" when none failed)
 
     @property
     def outputs(self) -> list[str]:
         return [o.name for o in self.session.get_outputs()]
 
+    def time_limit(self, images: int) -> float:
+        """Seconds a run of `images` images may take before it is stopped."""
+        return self.limit_base_s + self.limit_per_image_s * images
+
     def run(self, images: np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Run a batch `[N, H, W, 3]`; returns the named outputs (all by default)."""
+        """Run a batch `[N, H, W, 3]`; returns the named outputs (all by default), each checked.
+
+        A run that outlasts `time_limit` is stopped (ONNX Runtime's terminate flag, checked between nodes, so a
+        model that loops for ever ends too) and the model is not run again: it is marked `stopped`.
+        """
         names = outputs or self.outputs
+        if self.stopped:
+            raise ModelOutputError(self.path, "model stopped", self.stopped,
+                                   "Check the model file (a loop without an end?) or choose another model.")
+        limit = self.time_limit(len(images))
+        options = ort.RunOptions()
+        options.log_severity_level = QUIET
+        timer = threading.Timer(limit, lambda: setattr(options, "terminate", True))
         with self.lock:  # one run at a time per session keeps the thread pool from oversubscribing cores
-            values = self.session.run(names, {"image": images})
-        return dict(zip(names, values))
+            timer.start()
+            try:
+                values = self.session.run(names, {"image": images}, options)
+            except Exception as exc:  # noqa: BLE001 - ORT raises Fail, RuntimeException, InvalidArgument...
+                if options.terminate:
+                    self.stopped = f"a run of {len(images)} image(s) took longer than {limit:.0f} s and was stopped"
+                    raise ModelOutputError(self.path, "model too slow", self.stopped,
+                                           "Check the model file (a loop without an end?) or choose another "
+                                           "model.") from None
+                raise ModelOutputError(self.path, "model run failed", " ".join(str(exc).split())[:300],
+                                       "Check that the model follows the contract (models/README.md).") from None
+            finally:
+                timer.cancel()
+        result = dict(zip(names, values))
+        for name, value in result.items():
+            problem = output_problem(name, value)
+            if problem:
+                raise ModelOutputError(self.path, "model gave an unusable answer", problem,
+                                       "The model file is damaged or broken; export it again or choose another.")
+        return result
 
 
 def session_options(threads: int = 0) -> ort.SessionOptions:
@@ -61,6 +119,7 @@ def session_options(threads: int = 0) -> ort.SessionOptions:
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.intra_op_num_threads = threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = QUIET  # no native log lines on stderr
     return options
 
 
@@ -109,7 +168,7 @@ def _open(path: Path, wanted: str) -> Model:
     if running != wanted:
         raise XRayViewerError(path, f"{wanted} could not run this model", f"ONNX Runtime fell back to {running}",
                               "Choose the CPU provider, or check the GPU driver and runtime libraries.")
-    return Model(path, session, validate_session(session, path), running, threading.Lock())
+    return Model(path, session, validate_session(session, path), running)
 
 
 class ModelCache:

@@ -17,10 +17,8 @@ import numpy as np
 from xrayviewer.core.display import to_display
 from xrayviewer.core.engine import Engine
 from xrayviewer.core.errors import XRayViewerError
-from xrayviewer.core.reader import read_image
 from xrayviewer.core.record import ImageRecord
 from xrayviewer.core.review_store import FilmInfo, ModelResult, ReviewStore, file_sha256
-from xrayviewer.core.study import image_paths
 
 BATCH = 16
 
@@ -89,18 +87,26 @@ class Worklist:
             self._model_hashes[name] = (model.card.name, file_sha256(model.path))
         return self._model_hashes[name]
 
+    def scan(self, paths: list[str | Path]) -> list[tuple[Path, str | None]]:
+        """The films under `paths` (path, problem or None), in browser order; refuses a store among them."""
+        from xrayviewer.core.study import image_paths  # the readers load on first use (the viewer's cold start)
+
+        self._check_not_among(paths)
+        return [(p, problem) for p, problem in image_paths(list(paths)) if not self._is_store_file(p.resolve())]
+
     def run(self, paths: list[str | Path], cancelled: Callable[[], bool] = lambda: False) -> Iterator[FilmEvent]:
         """Yield one event per film found under `paths`, writing each analysed film before yielding it."""
+        return self.run_items(self.scan(paths), cancelled)
+
+    def run_items(self, items: list[tuple[Path, str | None]],
+                  cancelled: Callable[[], bool] = lambda: False) -> Iterator[FilmEvent]:
+        """As `run`, for the result of `scan`."""
         keys = {name: self.model_key(name) for name in self.models}
-        self._check_not_among(paths)
         pending: list[_Pending] = []
-        for raw, problem in image_paths(list(paths)):
+        for raw, problem in items:
             if cancelled():
                 return
-            path = Path(raw).resolve()
-            if self._is_store_file(path):
-                continue
-            event = self._plan(path, problem, keys, pending)
+            event = self._plan(Path(raw).resolve(), problem, keys, pending)
             if event is not None:
                 yield from self._flush(pending, keys)  # keep the output in scan order
                 yield event
@@ -137,6 +143,8 @@ class Worklist:
         try:
             if problem:
                 raise XRayViewerError(path, "skipped", problem)
+            from xrayviewer.core.reader import read_image  # on first use (the viewer's cold start)
+
             record = read_image(path)
             display = to_display(record)
         except XRayViewerError as exc:

@@ -73,20 +73,18 @@ class AnalysisMixin:
 
     def _settings_changed(self, settings: AnalysisSettings) -> None:
         self.active.settings = settings
-        self.qsettings.setValue("model", settings.model)
-        self.qsettings.setValue("method", settings.method)
+        self.saved.set_analysis(settings.model, settings.method)
         self.analyze(self.active)
 
     def _style_changed(self, style: OverlayStyle) -> None:
         """Opacity, colormap, threshold, contours: repaint only, the model does not run."""
         self.active.style = style
         self.active.view.set_style(style)
-        self.qsettings.setValue("colormap", style.colormap)
-        self.qsettings.setValue("opacity", style.opacity)
+        self.saved.set_style(style)
 
     def set_provider(self, provider: str) -> None:
         self.engine = Engine(provider)
-        self.qsettings.setValue("provider", provider)
+        self.saved.set_provider(provider)
         for pane in self.panes:
             pane.inferences.clear()
         self.analyze_all()

@@ -39,7 +39,7 @@ def application() -> QApplication:
     return app
 
 
-def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, provider: str = "auto",
+def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, provider: str | None = None,
         compare: bool = False, startup_probe: bool = False) -> int:
     """Open the main window; with `screenshot`, save it once the analysis is on screen and exit; with
     `startup_probe`, print the time the window was shown (`xrayviewer bench`'s cold start) and exit."""

@@ -66,6 +66,13 @@ class StudyBrowser(QWidget):
     def instance_paths(self) -> list[Path]:
         return list(self.items)
 
+    def select(self, path: Path) -> None:
+        """Highlight a film's row without announcing it (the caller opens the film)."""
+        item = self.items.get(path)
+        if item is not None:
+            self.tree.setCurrentItem(item)
+            self.tree.scrollToItem(item)
+
     def _populate(self, trees: list[StudyTree]) -> None:
         self.tree.clear()
         self.items.clear()

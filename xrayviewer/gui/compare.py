@@ -31,7 +31,7 @@ class CompareMixin:
     def set_compare(self, on: bool) -> None:
         second = self.panes[1]
         second.view.setVisible(on)
-        self.qsettings.setValue("compare", on)
+        self.saved.set_compare(on)
         if on:
             half = max(self.views.width() // 2, 200)
             self.views.setSizes([half, half])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QDialog, QFileDialog, QTextBrowser, QVBoxLayout
 
+from xrayviewer.core import XRayViewerError
 from xrayviewer.core.overlay import save_png
 from xrayviewer.gui.card_dialog import ModelCardDialog
 from xrayviewer.gui.workers import Worker
@@ -24,7 +25,11 @@ class ExportMixin:
         path, _ = QFileDialog.getSaveFileName(self, "Export view", str(Path(self._last_folder()) / "overlay.png"),
                                               "PNG (*.png)")
         if path:
-            save_png(path, export.annotate(pane.view.shown, pane.style, pane.analysis))
+            try:
+                save_png(path, export.annotate(pane.view.shown, pane.style, pane.analysis))
+            except XRayViewerError as exc:  # a read-only folder, a full disk: said, never silent
+                self.show_error(str(exc))
+                return
             self.statusBar().showMessage(f"Saved {path}", 5000)
 
     def export_study(self) -> None:
@@ -39,13 +44,17 @@ class ExportMixin:
             return
         settings, style, engine = self.active.settings, self.active.style, self.engine
 
-        def work(worker: Worker) -> int:
+        def work(worker: Worker) -> export.ExportSummary:
             return export.export_study(instances, Path(folder), engine, settings.model, settings.method,
                                        settings.target, style, worker.signals.progress.emit, lambda: worker.cancelled)
 
-        self._run(work,
-                  lambda n: self.statusBar().showMessage(f"Exported {n} overlays to {folder}", 8000),
-                  "Exporting overlays...", pass_worker=True)
+        def done(summary: export.ExportSummary) -> None:
+            self.statusBar().showMessage(f"Exported {summary.written} overlays to {folder}", 8000)
+            if summary.failed:
+                self.show_error(f"{len(summary.failed)} of {len(instances)} films could not be exported; the first: "
+                                f"{summary.failed[0]}")
+
+        self._run(work, done, "Exporting overlays...", pass_worker=True)
 
     def show_tags(self) -> None:
         from xrayviewer.core import export  # with pydicom: loaded on first use, not before the window shows

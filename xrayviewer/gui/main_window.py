@@ -6,6 +6,7 @@
 - compare.py: active pane, side-by-side layout, synchronisation, window presets
 - export_actions.py: PNG and study export, tags and model card dialogs
 - persistence.py: what is remembered between runs
+- review_mode.py: the worklist, decisions and the keys that move through films
 - background.py: worker start, progress and cancel
 """
 
@@ -15,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from xrayviewer.core import ImageRecord
 from xrayviewer.core.engine import Engine
+from xrayviewer.core.film_cache import FilmCache
 from xrayviewer.gui.analysis_control import AnalysisMixin, Pane, bar_top_of, caption_of
 from xrayviewer.gui.background import BackgroundMixin
 from xrayviewer.gui.browser import StudyBrowser
@@ -40,28 +42,36 @@ from xrayviewer.gui.menus import ABOUT, SHORTCUTS, MenusMixin
 from xrayviewer.gui.opening import OpeningMixin
 from xrayviewer.gui.panels import AnalysisSettings, ControlPanel
 from xrayviewer.gui.persistence import PersistenceMixin
+from xrayviewer.gui.review_mode import ReviewMixin
+from xrayviewer.gui.settings import Settings
 from xrayviewer.gui.viewport import Viewport
 from xrayviewer.gui.workers import Worker
 
 __all__ = ["ABOUT", "SHORTCUTS", "MainWindow", "Pane", "bar_top_of", "caption_of"]
 
 
-class MainWindow(MenusMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMixin, PersistenceMixin,
+class MainWindow(MenusMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMixin, PersistenceMixin, ReviewMixin,
                  BackgroundMixin, QMainWindow):
     analysisShown = Signal()  # every pane with a film has its analysis on screen
 
-    def __init__(self, provider: str = "auto", models: list[str] | None = None) -> None:
+    def __init__(self, provider: str | None = None, models: list[str] | None = None,
+                 db: str | Path | None = None) -> None:
+        """`provider` from the command line wins over the saved one (None: the saved one, else auto);
+        `db`: the review store (default: $XRAYVIEWER_DB, else the user's data folder)."""
         super().__init__()
         from xrayviewer.models import available
 
         self.setWindowTitle("XRay Viewer - research use only, not a diagnosis")
         self.setAcceptDrops(True)
-        self.qsettings = QSettings("XRayViewer", "XRayViewer")
+        self.saved = Settings()
         self.models = models if models is not None else available()
-        self.engine = Engine(str(self.qsettings.value("provider", provider)))
+        self.engine = Engine(self.saved.provider(provider))
         self.record: ImageRecord | None = None
         self.model_display: np.ndarray | None = None  # the film at its default window: what the model sees
         self.workers: set[Worker] = set()
+        self.opening: Path | None = None  # what open_paths was last given
+        self.films = FilmCache()
+        self.load_generation = 0  # bumps on every film asked for; a slower earlier read is not shown
 
         self.panel = ControlPanel(self.models)
         first = AnalysisSettings(model=self.models[0] if self.models else "")
@@ -71,14 +81,17 @@ class MainWindow(MenusMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMi
         self.sync = True
         self._build_views()
         self._build_docks()
+        self._build_review(db)
         self._build_status()
         self._build_menus()
+        self._build_review_menu()
         self._restore_settings()
         for pane in self.panes:
             pane.view.set_style(pane.style)
         self.set_active(self.panes[0])
         if not self.models:
             self.show_error("No shipped model is installed: open a contract .onnx file from the model list.")
+        self.resume_review()
 
     def _build_views(self) -> None:
         self.views = views = QSplitter()

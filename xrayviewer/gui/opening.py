@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtWidgets import QFileDialog
 
-from xrayviewer.core import ImageRecord, to_display
+from xrayviewer.core import ImageRecord
 
 
 class OpeningMixin:
@@ -18,9 +18,8 @@ class OpeningMixin:
         paths = [Path(p) for p in paths]
         if not paths:
             return
+        self.opening = paths[0]  # enters Recent once a film from it is on screen (see _image_loaded)
         self.browser.scan(paths)
-        self.qsettings.setValue("last_folder", str(paths[0] if paths[0].is_dir() else paths[0].parent))
-        self._remember(paths[0])
 
     def open_demo(self) -> None:
         from xrayviewer.demo import demo_paths
@@ -42,11 +41,19 @@ class OpeningMixin:
             self.open_paths([folder])
 
     def open_image(self, path: Path, frame: int = 0) -> None:
-        """Read one film in the background and show it in every visible viewport."""
-        self._run(lambda: load_film(path, frame), self._image_loaded, f"Reading {Path(path).name}...")
+        """Read one film in the background (or take it from the decode-ahead cache) and show it in every pane."""
+        self.load_generation += 1
+        generation = self.load_generation
+        self._run(lambda: self.films.get(path, frame), lambda loaded: self._image_loaded(loaded, generation),
+                  f"Reading {Path(path).name}...")
 
-    def _image_loaded(self, loaded: tuple[ImageRecord, np.ndarray]) -> None:
+    def _image_loaded(self, loaded: tuple[ImageRecord, np.ndarray], generation: int | None = None) -> None:
+        if generation is not None and generation != self.load_generation:
+            return  # the reader has moved on to another film meanwhile
         self.record, self.model_display = loaded
+        if self.opening is not None and opened_from(self.opening, Path(self.record.path)):
+            self._remember(self.opening)  # Recent holds only what opened: no typos, no missing or unreadable paths
+            self.opening = None
         self.frame.blockSignals(True)
         self.frame.setMaximum(max(self.record.frames, 1))
         self.frame.setValue(self.record.frame + 1)
@@ -69,9 +76,8 @@ class OpeningMixin:
         self.open_paths([u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()])
 
 
-def load_film(path: Path, frame: int) -> tuple[ImageRecord, np.ndarray]:
-    """Read a film and make the display array the model sees (its default window)."""
-    from xrayviewer.core import read_image  # the readers (pydicom) load on first use, after the window is up
+def opened_from(given: Path, film: Path) -> bool:
+    """Whether `film` is `given` itself or one of its images (a folder's, or a DICOMDIR's folder's)."""
+    root = given.parent if given.name.upper() == "DICOMDIR" else given
+    return film == given or root in film.parents
 
-    record = read_image(path, frame)
-    return record, to_display(record)

@@ -1,4 +1,4 @@
-"""What the main window remembers between runs (QSettings): last folder, recent list, choices, geometry."""
+"""What the main window remembers between runs (through gui.settings): last folder, recent list, choices, geometry."""
 
 from __future__ import annotations
 
@@ -6,40 +6,37 @@ from dataclasses import replace
 from pathlib import Path
 
 
-from xrayviewer.core.overlay import OverlayStyle
-
-
 class PersistenceMixin:
     """Reads the remembered state at start and writes it back as it changes and on close."""
 
     def _last_folder(self) -> str:
-        return str(self.qsettings.value("last_folder", str(Path.home())))
+        return self.saved.last_folder()
 
     def _remember(self, path: Path) -> None:
-        recent = [str(path)] + [p for p in self.qsettings.value("recent", [], list) if p != str(path)]
-        self.qsettings.setValue("recent", recent[:10])
+        self.saved.remember(path)
         self._refresh_recent()
 
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
-        for p in self.qsettings.value("recent", [], list):
+        for p in self.saved.recent():
             self._action(self.recent_menu, p, lambda _=False, p=p: self.open_paths([p]))
 
     def _restore_settings(self) -> None:
-        s = self.qsettings
-        model = str(s.value("model", ""))
-        if model in self.models:
+        model = self.saved.model(self.models)
+        if model:
             self.panes[0].settings = replace(self.panes[0].settings, model=model)
-        self.panes[0].settings = replace(self.panes[0].settings, method=str(s.value("method", "gradcam")))
-        self.panes[0].style = OverlayStyle(str(s.value("colormap", "jet")), float(s.value("opacity", 0.4)))
+        self.panes[0].settings = replace(self.panes[0].settings, method=self.saved.method())
+        self.panes[0].style = self.saved.style()
+        self.panel.provider.blockSignals(True)  # showing the provider in use is no choice to save
         self.panel.provider.setCurrentText(self.engine.provider)
-        if s.value("geometry") is not None:
-            self.restoreGeometry(s.value("geometry"))
-            self.restoreState(s.value("state"))
-        if s.value("compare", False, bool):
+        self.panel.provider.blockSignals(False)
+        geometry = self.saved.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry[0])
+            self.restoreState(geometry[1])
+        if self.saved.compare():
             self.compare_action.setChecked(True)
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        self.qsettings.setValue("geometry", self.saveGeometry())
-        self.qsettings.setValue("state", self.saveState())
+        self.saved.set_geometry(self.saveGeometry(), self.saveState())
         super().closeEvent(event)

@@ -1,0 +1,19 @@
+"""DICOM values as people read them: person names without `^`, dates as YYYY-MM-DD."""
+
+from __future__ import annotations
+
+
+def person_name(value: str) -> str:
+    """`DOE^JOHN^A^DR^JR` -> `DR DOE, JOHN A, JR`; the ideographic/phonetic groups after `=` are dropped."""
+    family, given, middle, prefix, suffix = ([p.strip() for p in str(value).split("=")[0].split("^")] + [""] * 5)[:5]
+    name = ", ".join(p for p in (" ".join(filter(None, (prefix, family))), " ".join(filter(None, (given, middle))),
+                                 suffix) if p)
+    return name
+
+
+def dicom_date(value: str) -> str:
+    """`20040826` -> `2004-08-26`; anything else is returned as it is."""
+    value = str(value).strip()
+    if len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value
