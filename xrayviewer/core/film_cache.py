@@ -6,6 +6,7 @@ a second one. Entries are (ImageRecord, display array at the file's default wind
 
 from __future__ import annotations
 
+import io
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -32,15 +33,20 @@ def load_film(path: str | Path, frame: int = 0) -> Film:
 def load_frames(path: str | Path) -> list[ImageRecord]:
     """Every frame of a file, reading the file once and decoding each frame once."""
     from xrayviewer.core.dicom import read_dicom
-    from xrayviewer.core.reader import kind_of, read_bytes, read_image
+    from xrayviewer.core.limits import open_regular
+    from xrayviewer.core.reader import HEAD_BYTES, kind_of, read_image
 
     path = Path(path)
-    data = read_bytes(path)
-    kind = kind_of(data[:132])
-    if kind not in ("dicom", "dicom-raw"):
-        return [read_image(path)]
-    first = read_dicom(path, data, 0, force=kind == "dicom-raw")
-    return [first] + [read_dicom(path, data, i, force=kind == "dicom-raw") for i in range(1, first.frames)]
+    file, _ = open_regular(path)  # regular files within the size limit only, as read_image
+    with file:
+        kind = kind_of(file.read(HEAD_BYTES))
+        if kind not in ("dicom", "dicom-raw"):
+            return [read_image(path)]
+        file.seek(0)
+        data = file.read()
+    force = kind == "dicom-raw"
+    first = read_dicom(path, io.BytesIO(data), 0, force=force)
+    return [first] + [read_dicom(path, io.BytesIO(data), i, force=force) for i in range(1, first.frames)]
 
 
 class FilmCache:

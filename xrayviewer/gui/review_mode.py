@@ -226,7 +226,7 @@ class ReviewMixin:
         return shown
 
     def reader_name(self) -> str:
-        name = str(self.saved.store.value("reader", ""))
+        name = self.saved.reader()
         if not name:
             try:
                 name = getpass.getuser()
@@ -239,4 +239,4 @@ class ReviewMixin:
 
         name, ok = QInputDialog.getText(self, "Reader", "Name saved with each decision:", text=self.reader_name())
         if ok:
-            self.saved.store.setValue("reader", name.strip())
+            self.saved.set_reader(name)

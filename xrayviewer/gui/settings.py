@@ -121,6 +121,14 @@ class Settings:
     def set_compare(self, on: bool) -> None:
         self.store.setValue("compare", bool(on))
 
+    # ----- review -----
+    def reader(self) -> str:
+        """The reader's name saved with each decision ("" when never given)."""
+        return self._read("reader", lambda v: v.strip() if isinstance(v, str) else "", "")
+
+    def set_reader(self, name: str) -> None:
+        self.store.setValue("reader", name.strip())
+
     # ----- files -----
     def recent(self) -> list[str]:
         """Recently opened files and folders that still exist, newest first."""
