@@ -55,21 +55,29 @@ def as_rgb(display: np.ndarray) -> np.ndarray:
 
 class HeatLayer:
     """A map's coloured layer in one style, made once; laying it over the film again (after a window/level
-    change) is a blend, a mask copy and, with contours, a maximum: a few ms at 2k instead of recolouring."""
+    change) is a blend, a mask copy and, with contours, a maximum: a few ms at 2k instead of recolouring.
+
+    Only the bounding box of the map above the heat floor is coloured and blended: outside it the film shows.
+    """
 
     def __init__(self, heat: np.ndarray, style: OverlayStyle) -> None:
         self.heat, self.style = heat, style
         self.opacity = float(np.clip(style.opacity, 0, 1))
         self.shown = style.visible and self.opacity > 0
+        self.box = (0, 0, 0, 0)  # x, y, width, height of the coloured part
         self.colored = self.below = self.lines = None
         if not self.shown:
             return
-        self.colored = cv2.applyColorMap(heat, colormap_lut(style.colormap))
         cutoff = int(np.ceil(np.clip(style.threshold, 0, 1) * 255))
-        if cutoff > 0:
-            self.below = cv2.threshold(heat, cutoff - 1, 255, cv2.THRESH_BINARY_INV)[1]  # 255 where heat < cutoff
+        above = cv2.threshold(heat, cutoff - 1, 255, cv2.THRESH_BINARY)[1] if cutoff > 0 else None
+        self.box = cv2.boundingRect(above) if above is not None else (0, 0, heat.shape[1], heat.shape[0])
+        x, y, w, h = self.box
+        if w and h:  # (OpenCV fails hard on an empty array: nothing above the floor colours nothing)
+            self.colored = cv2.applyColorMap(heat[y:y + h, x:x + w], colormap_lut(style.colormap))
+            if above is not None:
+                self.below = cv2.bitwise_not(above[y:y + h, x:x + w])  # 255 where heat < cutoff: the film shows
         if style.contours:
-            self.lines = np.zeros_like(self.colored)
+            self.lines = np.zeros(heat.shape + (3,), np.uint8)
             draw_contours(self.lines, heat)
 
     def matches(self, heat: np.ndarray, style: OverlayStyle) -> bool:
@@ -79,14 +87,17 @@ class HeatLayer:
     def over(self, display: np.ndarray) -> np.ndarray:
         """The film (gray or RGB uint8, the map's size) with this layer laid over it, RGB."""
         base = as_rgb(display)
-        if not self.shown:
-            return base.copy()
-        blended = cv2.addWeighted(base, 1 - self.opacity, self.colored, self.opacity, 0)
-        if self.below is not None:
-            cv2.copyTo(base, self.below, blended)  # transparent below the heat floor
+        out = base.copy() if base is display else base  # as_rgb made a new array from a gray film
+        x, y, w, h = self.box
+        if self.colored is not None:
+            film = base[y:y + h, x:x + w]
+            blended = cv2.addWeighted(film, 1 - self.opacity, self.colored, self.opacity, 0)
+            if self.below is not None:
+                cv2.copyTo(film, self.below, blended)  # transparent below the heat floor
+            out[y:y + h, x:x + w] = blended
         if self.lines is not None:
-            cv2.max(blended, self.lines, dst=blended)  # white iso-lines, anti-aliased edges lighten
-        return blended
+            cv2.max(out, self.lines, dst=out)  # white iso-lines, anti-aliased edges lighten
+        return out
 
 
 def composite(display: np.ndarray, heat: np.ndarray, style: OverlayStyle) -> np.ndarray:

@@ -17,10 +17,8 @@ import numpy as np
 from xrayviewer.core.display import to_display
 from xrayviewer.core.engine import Engine
 from xrayviewer.core.errors import XRayViewerError
-from xrayviewer.core.reader import read_image
 from xrayviewer.core.record import ImageRecord
 from xrayviewer.core.review_store import FilmInfo, ModelResult, ReviewStore, file_sha256
-from xrayviewer.core.study import image_paths
 
 BATCH = 16
 
@@ -91,6 +89,8 @@ class Worklist:
 
     def scan(self, paths: list[str | Path]) -> list[tuple[Path, str | None]]:
         """The films under `paths` (path, problem or None), in browser order; refuses a store among them."""
+        from xrayviewer.core.study import image_paths  # the readers load on first use (the viewer's cold start)
+
         self._check_not_among(paths)
         return [(p, problem) for p, problem in image_paths(list(paths)) if not self._is_store_file(p.resolve())]
 
@@ -143,6 +143,8 @@ class Worklist:
         try:
             if problem:
                 raise XRayViewerError(path, "skipped", problem)
+            from xrayviewer.core.reader import read_image  # on first use (the viewer's cold start)
+
             record = read_image(path)
             display = to_display(record)
         except XRayViewerError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, pr
         window.compare_action.setChecked(True)
     if startup_probe:
         QTimer.singleShot(0, lambda: (print(json.dumps({"window_shown": time.time()}), flush=True), app.quit()))
+    else:  # the readers were left out of the start for speed: load them now, while the user looks at the window
+        QTimer.singleShot(0, lambda: threading.Thread(target=load_readers, name="load-readers", daemon=True).start())
     if screenshot is not None:
         status = {"code": 1}
 
@@ -68,3 +71,9 @@ def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, pr
         window.open_paths(paths)
     code = app.exec()
     return status["code"] if screenshot is not None else code
+
+
+def load_readers() -> None:
+    """Import pydicom and its decoder plug-ins (about half a second, gdcm most of it) off the GUI thread."""
+    import xrayviewer.core.reader  # noqa: F401
+    import xrayviewer.core.study  # noqa: F401

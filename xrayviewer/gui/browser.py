@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -10,12 +11,14 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from xrayviewer.core import XRayViewerError, read_image, scan, to_display
+from xrayviewer.core import XRayViewerError, to_display
 from xrayviewer.core.display import to_gray
 from xrayviewer.core.readable import dicom_date, person_name
-from xrayviewer.core.study import StudyTree
 from xrayviewer.gui.viewport import to_qimage
 from xrayviewer.gui.workers import Worker, start
+
+if TYPE_CHECKING:
+    from xrayviewer.core.study import StudyTree
 
 THUMB = 64
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -23,6 +26,8 @@ PATH_ROLE = Qt.ItemDataRole.UserRole
 
 def thumbnail(path: Path) -> np.ndarray | None:
     """A small gray picture of the film, or None when it cannot be read."""
+    from xrayviewer.core import read_image  # the readers (pydicom) load on first use, after the window is up
+
     try:
         display = to_gray(to_display(read_image(path)))
     except XRayViewerError:
@@ -57,6 +62,8 @@ class StudyBrowser(QWidget):
 
     def scan(self, paths: list[Path]) -> None:
         """Scan in the background; the tree fills in when the headers are read."""
+        from xrayviewer.core.study import scan
+
         worker = Worker(lambda: [scan(p) for p in paths])
         worker.signals.result.connect(self._populate)
         worker.signals.error.connect(self.error)

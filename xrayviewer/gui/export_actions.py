@@ -8,7 +8,6 @@ from pathlib import Path
 from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QDialog, QFileDialog, QTextBrowser, QVBoxLayout
 
-from xrayviewer.core import export
 from xrayviewer.core.overlay import save_png
 from xrayviewer.core.report_image import Reading, reading_picture
 from xrayviewer.core.review_store import file_sha256
@@ -70,6 +69,8 @@ class ExportMixin:
                                                                  f"{folder}", 10000), "Exporting DICOM...")
 
     def export_study(self) -> None:
+        from xrayviewer.core import export  # with pydicom: loaded on first use, not before the window shows
+
         instances = self.browser.instance_paths()
         if not instances:
             self.show_error("No study is open.")
@@ -92,6 +93,8 @@ class ExportMixin:
         self._run(work, done, "Exporting overlays...", pass_worker=True)
 
     def show_tags(self) -> None:
+        from xrayviewer.core import export  # with pydicom: loaded on first use, not before the window shows
+
         if self.record is None:
             return
         dialog = QDialog(self)

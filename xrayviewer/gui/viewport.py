@@ -33,11 +33,14 @@ class ViewGeometry:
     invert: bool
 
 
-def to_qimage(rgb: np.ndarray) -> QImage:
-    rgb = np.ascontiguousarray(rgb)
+def to_qimage(rgb: np.ndarray, share: bool = False) -> QImage:
+    """The RGB array as a QImage that owns a copy, or with `share` (a C-contiguous array that the caller keeps
+    alive and unchanged as long as the image is used) one that reads the array's memory: no copy per W/L step."""
+    shared = share and rgb.flags.c_contiguous
+    rgb = rgb if shared else np.ascontiguousarray(rgb)
     h, w = rgb.shape[:2]
     image = QImage(rgb.data, w, h, rgb.strides[0], QImage.Format.Format_RGB888)
-    return image.copy()  # own the memory
+    return image if shared else image.copy()
 
 
 class Viewport(QWidget):
@@ -129,7 +132,7 @@ class Viewport(QWidget):
         if heat is not None and (self._layer is None or not self._layer.matches(heat, self.style)):
             self._layer = HeatLayer(heat, self.style)
         self.shown = self._layer.over(self.display) if heat is not None else as_rgb(self.display)
-        self._image = to_qimage(self.shown)
+        self._image = to_qimage(self.shown, share=True)  # self.shown is replaced, never changed, while shown
         self.update()
 
     def _fit_scale(self) -> float:
