@@ -58,13 +58,25 @@ def count(log: Path) -> dict[str, int]:
     }
 
 
+# Variables that make ONNX Runtime take the machine for a build server and skip its telemetry (seen in 1.32).
+BUILD_SERVER_VARIABLES = ("CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL", "TRAVIS", "CIRCLECI",
+                          "APPVEYOR", "BUILDKITE", "CODEBUILD_BUILD_ID", "TEAMCITY_VERSION")
+
+
+def workstation_environment(home: Path) -> dict[str, str]:
+    """This environment as on a user's workstation with a fresh HOME: nothing that turns the telemetry off."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME", *BUILD_SERVER_VARIABLES)}
+    env.update(HOME=str(home), PYTHONPATH=str(ROOT))
+    return env
+
+
 def traced(name: str, command: list[str], work: Path) -> dict:
     """Run `command` under strace in a new network namespace with a fresh HOME; the counts and what it left."""
     home = work / f"home-{name}"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), QT_QPA_PLATFORM="offscreen",
-               PYTHONPATH=str(ROOT))
+    env = workstation_environment(home)
+    env.update(XDG_CONFIG_HOME=str(home / ".config"), QT_QPA_PLATFORM="offscreen")
     log = work / f"{name}.strace"
     start = time.perf_counter()
     result = subprocess.run(["unshare", "-n", "strace", "-f", "-qq", "-e", "trace=network", "-o", str(log),

@@ -7,7 +7,6 @@ import. Each run here gets a fresh HOME and an environment without that variable
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +15,15 @@ import cv2
 from tiny_models import build, quadrant_film
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from network import workstation_environment  # noqa: E402
 
 
 def run_with_fresh_home(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
-    env.update(HOME=str(home), PYTHONPATH=str(ROOT))
     home.mkdir()
-    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300, cwd=home)
+    return subprocess.run([sys.executable, *args], env=workstation_environment(home), capture_output=True, text=True,
+                          timeout=300, cwd=home)
 
 
 def telemetry_files(home: Path) -> list[Path]:
