@@ -14,8 +14,22 @@ from xrayviewer.core.limits import check_declared
 from xrayviewer.core.quiet import native_output_silenced
 from xrayviewer.core.record import ImageRecord, Metadata, Window
 
-# OpenCV's own warnings about damaged files would reach the user's terminal; the reader reports them itself.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+def silence_opencv() -> None:
+    """OpenCV's own warnings about damaged files would reach the user's terminal; the reader reports them itself.
+
+    OpenCV 5 has `cv2.utils.logging`; the 4.x wheels (the Windows installer's 4.11 among them) have only
+    `cv2.setLogLevel`, where 0 is silent.
+    """
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    elif hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(0)
+
+
+silence_opencv()
 
 MAGIC = {
     b"\x89PNG\r\n\x1a\n": "PNG",
