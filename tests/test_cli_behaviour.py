@@ -31,6 +31,17 @@ def test_missing_path_is_an_error_and_never_opens_the_viewer(tmp_path, dicom_dat
     assert not (tmp_path / "shot.png").exists()  # the window never opened
 
 
+def test_missing_path_in_a_command_is_exit_2_and_the_others_still_run(tmp_path, dicom_data):
+    """As `ls a missing`: the existing path gets its line, the missing one an error line, and the exit code is 2."""
+    missing = tmp_path / "nothere.dcm"
+    for command in (["info"], ["analyze", "--provider", "cpu"]):
+        result = run(*command, str(dicom_data / "RG1_UNCR.dcm"), str(missing))
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        assert result.returncode == 2, command
+        assert [r.get("error") is None for r in rows] == [True, False]
+        assert f"{missing}: file not found" in rows[1]["error"] and "Traceback" not in result.stderr
+
+
 def test_closed_pipe_ends_quietly(dicom_data):
     """`xrayviewer info DIR | head -1`: the reader stops after one line; no BrokenPipeError traceback."""
     info = subprocess.Popen([sys.executable, "-m", "xrayviewer", "info", str(dicom_data)], stdout=subprocess.PIPE,

@@ -59,7 +59,9 @@ def test_rg1_j2kr_with_contradictory_header_is_a_clean_error_not_exit_134(dicom_
     path = mutated(dicom_data / "RG1_J2KR.dcm", tmp_path / "rg1-mutated.dcm", **values)
     result = info(path)
     assert result.returncode == 1, (result.returncode, result.stderr[-500:])  # gdcm's abort was 134
-    (line,) = result.stderr.splitlines()
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr  # one line for the one file (once seen with more, not reproduced)
+    (line,) = errors
     assert line.startswith(f"error: {path}: ") and "Traceback" not in result.stderr
     assert any(word in line for word in ("contradictory image header", "not supported", "cannot decode"))
 

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QDockWidget
 from tiny_models import build
 
 from xrayviewer.gui.main_window import MainWindow
@@ -39,6 +40,11 @@ def test_open_dicom_and_see_the_analysis(qtbot, window, dicom_data):
     assert "P(pneumonia)" in window.panel.result.bar.format() and window.panel.result.bar.value() > 0
     assert window.panel.result.label.text().startswith("<b>")
     assert window.browser.instance_paths()[0].name == "RG1_J2KR.dcm"
+    # the corners read as a person writes them, and the study (not an empty worklist) is the tab in front
+    assert view.corner_texts()["top_left"].splitlines()[0] == "CompressedSamples, RG1"
+    assert "2004-08-26" in view.corner_texts()["top_left"]
+    assert not window.findChild(QDockWidget, "study").visibleRegion().isEmpty()
+    assert window.worklist_dock.visibleRegion().isEmpty()
 
 
 def test_overlay_controls_repaint_without_inference(qtbot, window, dicom_data):

@@ -45,6 +45,16 @@ def test_rg1_has_no_spacing_so_lengths_are_in_pixels_and_say_so(dicom_data):
     assert mark.unit == "px" and mark.value == pytest.approx(500.0) and "no pixel spacing" in mark.text
 
 
+def test_zero_pixel_spacing_leaves_a_valid_imager_pixel_spacing_in_use(tmp_path, dicom_data):
+    """RG1's PixelSpacing is 0\\0 (unknown); an ImagerPixelSpacing beside it is the spacing to measure with."""
+    ds = pydicom.dcmread(dicom_data / "RG1_UNCR.dcm")
+    ds.ImagerPixelSpacing = list(SPACING)
+    ds.save_as(tmp_path / "rg1.dcm")
+    record = read_image(tmp_path / "rg1.dcm")
+    assert record.metadata.pixel_spacing == SPACING
+    assert measure(record, "length", [(0, 0), (0, 100)]).value == pytest.approx(100 * SPACING[0])
+
+
 @pytest.mark.parametrize("keyword", ["PixelSpacing", "ImagerPixelSpacing"])
 def test_length_drawn_on_rg1_in_mm_equals_the_pixel_spacing_maths(qtbot, tmp_path, dicom_data, keyword):
     path = rg1_with_spacing(dicom_data, tmp_path / "films", keyword)

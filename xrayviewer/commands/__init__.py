@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,15 @@ def listed(paths: list[str]) -> Iterator[tuple[Path, XRayViewerError | None]]:
                 yield path, None if problem is None else XRayViewerError(path, "skipped", problem)
         except Exception as exc:  # noqa: BLE001 - a folder or DICOMDIR that cannot be scanned further
             yield Path(raw), user_error(raw, exc, "could not be scanned")
+
+
+def exit_status(paths: list[str], failed: int) -> int:
+    """As `ls` does: 2 when a PATH given on the command line does not exist, 1 when an image failed, else 0.
+
+    Either way the other paths were done: a typo in one argument never throws away the rest of the run."""
+    if any(not os.path.lexists(p) for p in paths):
+        return 2
+    return 1 if failed else 0
 
 
 def command_parser(sub: argparse._SubParsersAction, name: str, summary: str, description: str,

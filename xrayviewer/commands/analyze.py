@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xrayviewer.commands import add_model_options, command_parser, listed
+from xrayviewer.commands import add_model_options, command_parser, exit_status, listed
 from xrayviewer.core import ImageRecord, XRayViewerError, read_image, to_display
 from xrayviewer.core.cam import METHODS
 from xrayviewer.core.engine import Engine, Inference
@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Run a model on each image behind the gate and print one JSON object per image: path, frame, model, "
         "provider, method, target, probability, label, threshold (the decision threshold of the model card), "
         "refused (the gate's reasons), notes, out_of_scope, ood_score, overlay, error. An image the gate refuses "
-        "gets no label, probability or overlay unless --force. Exit 1 if any image failed.",
+        "gets no label, probability or overlay unless --force. Exit 2 if a PATH does not exist, 1 if any image failed; the other "
+        "images are done either way.",
         "  xrayviewer analyze chest.dcm\n"
         "  xrayviewer analyze studies/ --model xception --method gradcampp --out overlays/ --heat-floor 0.3\n"
         "  xrayviewer analyze films/ | jq -r 'select(.label == \"PNEUMONIA\") | .path'")
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         if len(pending) >= BATCH:
             flush()
     flush()
-    return 1 if failed else 0
+    return exit_status(args.paths, failed)
 
 
 def _inputs(paths: list[str]) -> Iterator[tuple[Path, XRayViewerError | None]]:

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from xrayviewer.commands import command_parser, listed
+from xrayviewer.commands import command_parser, exit_status, listed
 from xrayviewer.core import ImageRecord, read_image
 from xrayviewer.core.errors import user_error
 
@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         sub, "info", "print one JSON object per image: format, size, window, patient/study",
         "Read each image (files, folders, DICOMDIRs) and print one JSON object per image: format, size, bits, "
         "photometric interpretation, transfer syntax, default window, patient and study fields. A file that "
-        "cannot be read gives one line on stderr and exit code 1; the others go on.",
+        "cannot be read gives one line on stderr and exit code 1 (2 when a PATH does not exist); the others go on.",
         "  xrayviewer info chest.dcm\n  xrayviewer info --demo\n  xrayviewer info studies/ | head -3")
     p.add_argument("paths", nargs="*", metavar="PATH", help="image, DICOM file, folder or DICOMDIR")
     p.add_argument("--frame", type=int, default=0, help="frame of multi-frame files (default 0)")
@@ -71,4 +71,4 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"path": str(path), "frame": args.frame, "error": str(error)}), flush=True)
             print(f"error: {error}", file=sys.stderr)
             failed += 1
-    return 1 if failed else 0
+    return exit_status(paths, failed)

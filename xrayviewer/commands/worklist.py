@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from xrayviewer.commands import command_parser
+from xrayviewer.commands import command_parser, exit_status
 from xrayviewer.core.engine import Engine
 from xrayviewer.core.review_store import DB_ENV, ReviewStore
 from xrayviewer.core.worklist import Worklist
@@ -45,4 +45,4 @@ def run(args: argparse.Namespace) -> int:
             errors += event.status == "error"
             print(json.dumps(event.as_dict()), flush=True)
         print(f"{store.path}: {len(store.films())} films", file=sys.stderr)
-    return 1 if errors else 0
+    return exit_status(args.paths, errors)

@@ -436,7 +436,7 @@ def metadata_of(ds: Dataset) -> Metadata:
         modality=text(ds, "Modality"),
         body_part=text(ds, "BodyPartExamined"),
         view_position=text(ds, "ViewPosition"),
-        pixel_spacing=_spacing(value(ds, "PixelSpacing") or value(ds, "ImagerPixelSpacing")),
+        pixel_spacing=_spacing(value(ds, "PixelSpacing")) or _spacing(value(ds, "ImagerPixelSpacing")),
         study_uid=text(ds, "StudyInstanceUID"),
         series_uid=text(ds, "SeriesInstanceUID"),
         instance_number=as_int(number(ds, "InstanceNumber")),

@@ -51,7 +51,9 @@ class ReviewMixin:
         self.worklist_dock.setWidget(self.worklist)
         self.worklist.setMinimumWidth(420)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.worklist_dock)
-        self.tabifyDockWidget(self.findChild(QDockWidget, "study"), self.worklist_dock)
+        study = self.findChild(QDockWidget, "study")
+        self.tabifyDockWidget(study, self.worklist_dock)
+        study.raise_()  # the worklist comes to the front when there is one (show_worklist_dock)
 
     def _build_review_menu(self) -> None:
         menu = self.menuBar().addMenu("&Review")

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QWidget
 
 from xrayviewer.core import ImageRecord, Window
 from xrayviewer.core.display import to_display
+from xrayviewer.core.readable import dicom_date, person_name
 from xrayviewer.core.overlay import HeatLayer, OverlayStyle, as_rgb, colorbar
 
 WL_SENSITIVITY = 1 / 400  # of the pixel range, per screen pixel dragged
@@ -181,7 +182,8 @@ class Viewport(QWidget):
         w = self.window or r.window
         frame = f"Frame {r.frame + 1}/{r.frames}" if r.frames > 1 else ""
         return {
-            "top_left": "\n".join(x for x in (m.patient_name, m.patient_id, m.study_date, m.study_description) if x),
+            "top_left": "\n".join(x for x in (person_name(m.patient_name), m.patient_id, dicom_date(m.study_date),
+                                                 m.study_description) if x),
             "top_right": "\n".join(x for x in (" ".join(filter(None, (m.modality, m.body_part, m.view_position))),
                                                f"{r.columns} x {r.rows}", frame) if x),
             "bottom_left": f"W {w.width:.0f}  L {w.center:.0f}{'  INV' if self.invert else ''}\n"

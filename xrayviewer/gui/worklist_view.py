@@ -152,7 +152,7 @@ class WorklistView(QWidget):
         for column, width in enumerate((70, 76, 130, 80, 56, 84)):
             self.view.setColumnWidth(column, width)
         self.view.clicked.connect(lambda index: self._chosen(index.row()))
-        self.progress = QLabel("No worklist: File > Review folder...")
+        self.progress = QLabel("No worklist: Review > Review folder... (Ctrl+R)")
         self.note = QLineEdit()
         self.note.setPlaceholderText("Note for this film (N), saved with the decision")
         self.note.returnPressed.connect(lambda: self.noteEdited.emit(self.note.text()))
