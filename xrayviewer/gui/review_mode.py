@@ -51,9 +51,7 @@ class ReviewMixin:
         self.worklist_dock.setWidget(self.worklist)
         self.worklist.setMinimumWidth(420)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.worklist_dock)
-        study = self.findChild(QDockWidget, "study")
-        self.tabifyDockWidget(study, self.worklist_dock)
-        study.raise_()  # the worklist comes to the front when there is one (show_worklist_dock)
+        self.tabifyDockWidget(self.findChild(QDockWidget, "study"), self.worklist_dock)
 
     def _build_review_menu(self) -> None:
         menu = self.menuBar().addMenu("&Review")
@@ -79,15 +77,17 @@ class ReviewMixin:
         return self.store
 
     def resume_review(self) -> None:
-        """At start: the last worklist from the store (when there is one), at the film the reader was on."""
-        if not self.db_path.is_file():
-            return
-        try:
-            roots = json.loads(self.open_store().state(ROOTS_KEY, "[]"))
-        except Exception as exc:  # noqa: BLE001 - a damaged store is reported, the viewer still starts
-            self.show_error(str(exc))
-            return
-        if roots:
+        """At start: the last worklist from the store (when there is one), at the film the reader was on; without
+        one, the study browser in front (a restored layout may have left the empty worklist there)."""
+        roots = []
+        if self.db_path.is_file():
+            try:
+                roots = json.loads(self.open_store().state(ROOTS_KEY, "[]"))
+            except Exception as exc:  # noqa: BLE001 - a damaged store is reported, the viewer still starts
+                self.show_error(str(exc))
+        if not roots:
+            self.findChild(QDockWidget, "study").raise_()
+        else:
             self.show_worklist_dock()
             self.review_roots = [Path(r) for r in roots]
             self.refresh_worklist()
