@@ -106,3 +106,18 @@ def test_without_a_worklist_down_steps_through_the_study_browser(qtbot, tmp_path
     qtbot.waitUntil(lambda: on_screen(window) == str(paths[1]), timeout=20_000)
     assert not (tmp_path / "review.sqlite").exists()  # browsing writes no review store
     settle(qtbot, window)
+
+
+def test_a_folder_of_linked_films_fills_the_worklist(qtbot, tmp_path, kermany):
+    """Films linked into the folder (a common way to gather a day's films) are listed under that folder."""
+    originals = tmp_path / "archive"
+    copy_films(kermany, originals, 3)
+    folder = tmp_path / "today"
+    folder.mkdir()
+    for film in sorted(originals.iterdir()):
+        (folder / film.name).symlink_to(film)
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "store" / "review.sqlite")
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 3, timeout=60_000)
+    assert all(Path(f.info.path).parent == folder for f in window.worklist.table.films)
+    settle(qtbot, window)

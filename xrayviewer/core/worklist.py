@@ -8,6 +8,7 @@ unchanged keeps its results; a file found at a new path with the content of a mi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,12 @@ def sop_uid(path: str | Path) -> str:
     return str(ds.get("SOPInstanceUID", "") or "")
 
 
+def film_path(raw: str | Path) -> Path:
+    """The path a film is kept under: absolute, with links left as they are, so that a film reached through a
+    linked file or folder stays inside the folder the reader chose to review."""
+    return Path(os.path.abspath(raw))
+
+
 def film_info(path: Path, sha256: str, record: ImageRecord | None = None, error: str | None = None) -> FilmInfo:
     """The store's view of a film: file identity plus header fields when it was read."""
     stat = path.stat()
@@ -106,7 +113,7 @@ class Worklist:
         for raw, problem in items:
             if cancelled():
                 return
-            event = self._plan(Path(raw).resolve(), problem, keys, pending)
+            event = self._plan(film_path(raw), problem, keys, pending)
             if event is not None:
                 yield from self._flush(pending, keys)  # keep the output in scan order
                 yield event

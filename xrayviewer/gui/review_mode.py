@@ -17,7 +17,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog
 
 from xrayviewer.core.review_store import FilmRow, ReviewStore, default_db_path
-from xrayviewer.core.worklist import Worklist
+from xrayviewer.core.worklist import Worklist, film_path
 from xrayviewer.gui.workers import Worker, start
 from xrayviewer.gui.worklist_view import DECISION_KEYS, WorklistView, primary_result
 
@@ -110,7 +110,7 @@ class ReviewMixin:
     def review_paths(self, paths: list[str | Path]) -> None:
         """Make `paths` the worklist: films already in the store show at once, the rest are analysed behind."""
         store = self.open_store()
-        self.review_roots = [Path(p).resolve() for p in paths]
+        self.review_roots = [film_path(p) for p in paths]
         store.set_state(ROOTS_KEY, json.dumps([str(r) for r in self.review_roots]))
         self.show_worklist_dock()
         self.refresh_worklist()
