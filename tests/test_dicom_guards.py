@@ -21,7 +21,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
 
 from xrayviewer.core import CorruptFileError, UnsupportedFileError, XRayViewerError, read_image, scan, to_display
+from xrayviewer.core import checks
 from xrayviewer.core.dicom import decoding_plugins
+from xrayviewer.core.gate import Note, Subject
 
 pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
 
@@ -75,6 +77,9 @@ def test_rg1_j2kr_with_bits_stored_1_or_2_reads_with_the_data_precision_and_a_no
     record = read_image(path)
     assert np.array_equal(record.pixels, read_image(dicom_data / "RG1_J2KR.dcm").pixels)
     assert any(f"BitsStored is {bits} but" in note and "15-bit" in note for note in record.notes)
+    assert json.loads(result.stdout)["notes"] == list(record.notes)  # info says so
+    (note,) = checks.reading(Subject(to_display(record), record))  # and the analysis shows it beside the result
+    assert isinstance(note, Note) and f"BitsStored is {bits} but" in str(note)
 
 
 @pytest.mark.parametrize("values", [{"BitsStored": 7}, {"BitsStored": 2}, {"BitsAllocated": 32}])

@@ -35,6 +35,7 @@ def info_of(record: ImageRecord) -> dict:
         "body_part": m.body_part,
         "view_position": m.view_position,
         "pixel_spacing": list(m.pixel_spacing) if m.pixel_spacing else None,
+        "notes": list(record.notes),  # header values the reader could not use, and what it did instead
     }
 
 
@@ -42,8 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = command_parser(
         sub, "info", "print one JSON object per image: format, size, window, patient/study",
         "Read each image (files, folders, DICOMDIRs) and print one JSON object per image: format, size, bits, "
-        "photometric interpretation, transfer syntax, default window, patient and study fields. A file that "
-        "cannot be read gives one line on stderr and exit code 1 (2 when a PATH does not exist); the others go on.",
+        "photometric interpretation, transfer syntax, default window, patient and study fields, notes (header "
+        "values the reader worked around). A file that cannot be read gives one line on stderr and exit code 1 "
+        "(2 when a PATH does not exist); the others go on.",
         "  xrayviewer info chest.dcm\n  xrayviewer info --demo\n  xrayviewer info studies/ | head -3")
     p.add_argument("paths", nargs="*", metavar="PATH", help="image, DICOM file, folder or DICOMDIR")
     p.add_argument("--frame", type=int, default=0, help="frame of multi-frame files (default 0)")

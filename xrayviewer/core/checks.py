@@ -157,5 +157,11 @@ def _age_text(years: float) -> str:
     return f"{int(days / 7)} weeks" if days >= 14 else f"{int(days)} days"
 
 
-HEADER = (modality, body_part, view_position, frames)
+def reading(subject: Subject) -> list[Finding]:
+    """What the reader had to work around in the file (a header value it could not use, and what it did instead)."""
+    notes = subject.record.notes if subject.record is not None else ()
+    return [Note("reading", f"file read with a repair: {note}") for note in notes]
+
+
+HEADER = (reading, modality, body_part, view_position, frames)
 IMAGE = (colour, aspect, flat)
