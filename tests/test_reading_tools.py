@@ -3,6 +3,8 @@ direction, cine, marks saved with the review, and the PNG / DICOM SC and SR expo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import math
 import shutil
 from pathlib import Path
@@ -214,6 +216,19 @@ def test_dicom_sc_and_sr_read_back_and_reference_the_source(tmp_path, dicom_data
     regions = [i for i in content if i.ValueType == "SCOORD"]
     assert regions and all(r.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
                            == source.SOPInstanceUID for r in regions)
+
+
+def test_exported_png_is_turned_as_on_screen_with_the_marks_on_the_same_anatomy(tmp_path, dicom_data):
+    reading, view = exported_reading(dicom_data, tmp_path)
+    reading = replace(reading, marks=(measure(reading.record, "arrow", [(100, 150), (300, 150)]),))
+    turned = reading_picture(view, replace(reading, rotation=90, flipped=True))
+    h, w = view.shape[:2]
+    assert turned.shape[1] == h and turned.shape[0] > w  # the film on its side, the result block still below it
+    # clockwise by 90 then mirrored is a transpose: the film's (x, y) is the picture's (y, x), marks included
+    changed = (turned[:w, :h] != view.transpose(1, 0, 2)).any(axis=2)
+    rows, columns = np.nonzero(changed)
+    assert 146 <= np.median(columns) <= 154  # the arrow along y = 150 of the film, now a column there
+    assert 60 <= columns.min() and columns.max() <= 240 and 90 <= rows.min() and rows.max() <= 310  # and its head
 
 
 def test_picture_file_exports_start_a_new_study(tmp_path, kermany):

@@ -8,7 +8,8 @@ and on a 224-pixel one alike.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import cv2
@@ -34,6 +35,8 @@ class Reading:
     decision: Decision | None = None
     marks: tuple[Mark, ...] = ()
     model_sha256: str = ""
+    rotation: int = 0  # as on screen: degrees clockwise, a multiple of 90
+    flipped: bool = False  # mirrored left-right after the rotation
 
 
 def result_lines(reading: Reading, when: datetime | None = None) -> list[str]:
@@ -109,6 +112,25 @@ def with_result_block(view: np.ndarray, lines: list[str]) -> np.ndarray:
     return np.vstack([view if view.ndim == 3 else cv2.cvtColor(view, cv2.COLOR_GRAY2RGB), block])
 
 
+def oriented(view: np.ndarray, rotation: int, flipped: bool) -> tuple[np.ndarray, Callable]:
+    """`view` turned `rotation` degrees clockwise and mirrored when `flipped`, as the reader sees it, and the
+    function that takes a film (x, y) to the turned picture's (x, y)."""
+    turns = rotation // 90 % 4
+    turned = np.rot90(view, -turns)
+    if flipped:
+        turned = turned[:, ::-1]
+
+    def point(x: float, y: float) -> tuple[float, float]:
+        rows, cols = view.shape[:2]
+        for _ in range(turns):  # a clockwise quarter turn: (x, y) -> (rows - 1 - y, x), and rows and cols swap
+            x, y, rows, cols = rows - 1 - y, x, cols, rows
+        return (cols - 1 - x, y) if flipped else (x, y)
+
+    return np.ascontiguousarray(turned), point
+
+
 def reading_picture(view: np.ndarray, reading: Reading, when: datetime | None = None) -> np.ndarray:
-    """The exported picture: the view with the marks burned in, above the result block."""
-    return with_result_block(draw_marks(view, reading.marks), result_lines(reading, when))
+    """The exported picture: the view turned as on screen, the marks burned in, above the result block."""
+    picture, point = oriented(view, reading.rotation, reading.flipped)
+    marks = [replace(m, points=[point(x, y) for x, y in m.points]) for m in reading.marks]
+    return with_result_block(draw_marks(picture, marks), result_lines(reading, when))

@@ -31,7 +31,8 @@ class ExportMixin:
             self.show_error("Nothing to export: open a film first.")
             return None
         film = self._film_on_screen()
-        return Reading(self.record, pane.analysis, film.decision if film else None, tuple(pane.view.marks))
+        return Reading(self.record, pane.analysis, film.decision if film else None, tuple(pane.view.marks),
+                       rotation=pane.view.rotation, flipped=pane.view.flipped)
 
     def export_view(self) -> None:
         reading, view = self.reading(), self.active.view.shown
