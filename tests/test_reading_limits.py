@@ -185,3 +185,18 @@ def test_over_2_to_the_30_pixels_is_a_clean_error_not_cv2_error(tmp_path):
     path = _png_claiming(tmp_path / "giga.png", 40000, 40000)  # 1.6e9 pixels: OpenCV itself raised cv2.error
     with pytest.raises(TooLargeError, match="giga.png: image too large: its PNG header declares 40,000 x 40,000"):
         read_image(path)
+
+
+def test_playing_frames_that_would_not_fit_in_memory_is_refused_and_stepping_still_works(dicom_data, monkeypatch):
+    """Cine decodes every frame at once; a film whose frames together pass the limit is refused, one frame is not."""
+    from xrayviewer.core import limits
+    from xrayviewer.core.reader import read_frames
+
+    path = dicom_data / "emri_small.dcm"  # 10 frames
+    frames = read_frames(path)
+    together = sum(f.pixels.nbytes for f in frames)
+    assert len(frames) == frames[0].frames > 1
+    monkeypatch.setattr(limits, "MAX_FRAMES_BYTES", together - 1)
+    with pytest.raises(TooLargeError, match=f"too many frames to play: its {len(frames)} frames take"):
+        read_frames(path)
+    assert read_image(path, len(frames) - 1).frame == len(frames) - 1

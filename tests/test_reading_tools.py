@@ -131,6 +131,21 @@ def test_cine_decodes_frames_once_and_plays_without_rereading(qtbot, tmp_path):
     settle(qtbot, window)
 
 
+def test_cine_of_frames_too_large_to_hold_says_so_and_play_comes_back_up(qtbot, tmp_path, monkeypatch):
+    from xrayviewer.core import limits
+
+    monkeypatch.setattr(limits, "MAX_FRAMES_BYTES", 1000)  # emri_small's 10 frames take 80 kB
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
+    with qtbot.waitSignal(window.analysisShown, timeout=60_000):
+        window.open_paths([pydicom.data.get_testdata_file("emri_small.dcm")])
+    window.cine_action.trigger()
+    qtbot.waitUntil(lambda: not window.cine_action.isChecked(), timeout=20_000)
+    assert "too many frames to play" in window.banner.text() and window.cine_frames == []
+    window.frame.setValue(4)  # stepping still works, one frame at a time
+    qtbot.waitUntil(lambda: window.panes[0].view.record.frame == 3, timeout=20_000)
+    settle(qtbot, window)
+
+
 def test_marks_are_saved_with_the_review_and_come_back(qtbot, tmp_path, dicom_data):
     path = rg1_with_spacing(dicom_data, tmp_path / "films")
     db = tmp_path / "store" / "review.sqlite"

@@ -17,6 +17,7 @@ from xrayviewer.core.errors import CorruptFileError, TooLargeError, UnsupportedF
 
 MAX_VALUES = 1 << 26  # pixel values in one frame (rows x columns x samples): 8192 x 8192 grayscale
 MAX_FILE_BYTES = 1 << 29  # 512 MiB
+MAX_FRAMES_BYTES = 1 << 30  # every frame of a file decoded at once (cine): 1 GiB
 _SPECIAL = {stat.S_ISFIFO: "named pipe (FIFO)", stat.S_ISCHR: "character device", stat.S_ISBLK: "block device",
             stat.S_ISSOCK: "socket", stat.S_ISDIR: "folder"}
 
@@ -73,6 +74,15 @@ def check_declared(path: Path, rows: int, columns: int, samples: int = 1, source
     if total and total > MAX_VALUES:
         raise TooLargeError(path, "image too large", f"{source} declares pages of {total:,} values together, over "
                             f"the limit of {MAX_VALUES:,} values per file", "Save the page you need as its own file.")
+
+
+def check_all_frames(path: Path, frames: int, frame_bytes: int) -> None:
+    """Refuse to decode every frame at once when together they would take more than MAX_FRAMES_BYTES."""
+    if frames * frame_bytes > MAX_FRAMES_BYTES:
+        decoded = _size(frames * frame_bytes)
+        raise TooLargeError(path, "too many frames to play", f"its {frames:,} frames take {decoded} decoded, over "
+                            f"the {_size(MAX_FRAMES_BYTES)} limit for playing them",
+                            "Step through the frames with the frame box instead.")
 
 
 def _size(n: int) -> str:

@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 from xrayviewer.core.dicom import read_dicom
 from xrayviewer.core.errors import CorruptFileError, UnsupportedFileError
-from xrayviewer.core.limits import open_regular
+from xrayviewer.core.limits import check_all_frames, open_regular
 from xrayviewer.core.raster import read_raster, sniff
 from xrayviewer.core.record import ImageRecord
 
@@ -52,8 +52,10 @@ def read_frames(path: str | Path) -> list[ImageRecord]:
         data = file.read()
     if kind == "raster":
         first = read_raster(path, data, 0)
+        check_all_frames(path, first.frames, first.pixels.nbytes)
         return [first] + [read_raster(path, data, i) for i in range(1, first.frames)]
     first = read_dicom(path, BytesIO(data), 0, force=kind == "dicom-raw")
+    check_all_frames(path, first.frames, first.pixels.nbytes)
     return [first] + [read_dicom(path, BytesIO(data), i, force=kind == "dicom-raw") for i in range(1, first.frames)]
 
 

@@ -9,10 +9,12 @@ from xrayviewer.gui.workers import Worker, start
 class BackgroundMixin:
     """Runs callables in the thread pool; results come back as signals, errors go to `show_error`."""
 
-    def _run(self, fn, on_result, busy: str, pass_worker: bool = False) -> Worker:
+    def _run(self, fn, on_result, busy: str, pass_worker: bool = False, on_error=None) -> Worker:
         worker = Worker(fn, pass_worker=pass_worker)
         worker.signals.result.connect(on_result)
         worker.signals.error.connect(self.show_error)
+        if on_error is not None:
+            worker.signals.error.connect(on_error)
         worker.signals.progress.connect(self._progress)
         worker.signals.finished.connect(lambda w=worker: self._finished(w))
         self.workers.add(worker)

@@ -140,4 +140,5 @@ class ReadingToolsMixin:
             if self.cine_action.isChecked():
                 self.cine_timer.start(1000 // CINE_FPS)
 
-        self._run(lambda: load_frames(path), loaded, f"Decoding {self.record.frames} frames...")
+        self._run(lambda: load_frames(path), loaded, f"Decoding {self.record.frames} frames...",
+                  on_error=lambda _: self.cine_action.setChecked(False))  # e.g. too many frames to hold at once
