@@ -151,3 +151,47 @@ def test_main_writes_a_contract_model(tmp_path, kermany):
     with pytest.raises(ModelContractError, match="nocard.onnx.*model card"):
         open_model(broken, "cpu")
     assert json.loads(session.get_modelmeta().custom_metadata_map[META_CARD])["name"] == "tiny"
+
+
+def mobilenet_like_model() -> "keras.Model":
+    """MobileNetV2's parts between a 2x finer layer and the last one: pad, stride-2 depthwise, BatchNorm, ReLU6,
+    a residual block; BatchNorm statistics made non-trivial so that their folding shows."""
+    keras.utils.set_random_seed(4)
+    layers = keras.layers
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = layers.ReLU(6.0, name="stem_relu")(layers.BatchNormalization()(layers.Conv2D(8, 3, strides=2,
+                                                                                     padding="same")(inputs)))
+    x = layers.ReLU(6.0, name="expand_relu")(layers.BatchNormalization()(layers.Conv2D(16, 1)(x)))
+    x = layers.DepthwiseConv2D(3, strides=2, padding="valid")(layers.ZeroPadding2D(((0, 1), (0, 1)))(x))
+    x = layers.Conv2D(12, 1)(layers.ReLU(6.0)(layers.BatchNormalization()(x)))
+    y = layers.ReLU(6.0)(layers.BatchNormalization()(layers.DepthwiseConv2D(3, padding="same")(
+        layers.ReLU(6.0)(layers.Conv2D(24, 1)(x)))))
+    x = layers.Add()([x, layers.Conv2D(12, 1)(y)])
+    x = layers.ReLU(6.0, name="out_relu")(layers.Conv2D(20, 1)(x))
+    base = keras.Model(inputs, x, name="mnv2_like")
+    for layer in base.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            rng = np.random.default_rng(len(gamma))
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.2, beta.shape),
+                               rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
+    return keras.Sequential([keras.Input((SIZE, SIZE, 3)), base, keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(1, activation="sigmoid")])
+
+
+def test_finer_cam_layer_moved_inside_the_onnx_file_equals_tensorflow(films):
+    """converters.finer_cam carries the gradient back from out_relu (12 x 12) to expand_relu (24 x 24) in ONNX ops;
+    Keras' GradientTape at expand_relu is the reference, as for any exported CAM layer."""
+    from converters.finer_cam import add_finer_cam, finite_difference_error
+
+    model = mobilenet_like_model()
+    last = export.to_onnx(export.split_model(model), (SIZE, SIZE))
+    finer = add_finer_cam(last, "expand_relu")
+    session = ort.InferenceSession(finer.SerializeToString())
+    assert session.get_outputs()[1].shape[1:] == [24, 24, 16]
+    figures = export.verify(session, model, export.split_model(model, "expand_relu"), films)
+    assert figures["passed"] and figures["probability_spread"] > 1e-3, figures
+    assert finite_difference_error(finer, films, "expand_relu") < 1e-3
+    original = ort.InferenceSession(last.SerializeToString())
+    for name in ("probability", "pooled"):  # the head and the OOD statistics still read the last layer
+        assert np.array_equal(session.run([name], {"image": films})[0], original.run([name], {"image": films})[0])
