@@ -5,7 +5,9 @@
 Each arm trains `converters.train` with the same seed and split, then its chosen, calibrated model is
 scored with Keras on the validation films: AUC, the shifted validation (every perturbation, pooled)
 and the shortcut figures of `converters.validate` (|logit change| when the ring or a 40-px corner
-is blanked). Prints one JSON line per arm and a Markdown table at the end.
+is blanked), and the Grad-CAM lung-box share on the validation pneumonia films (`converters.cam_layers`).
+A run folder that already holds a trained arm is scored again, not retrained. Prints one JSON line
+per arm and a Markdown table at the end.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from converters import dataset, train
 from converters.augment import shifted
+from converters.cam_layers import lung_shares
 from converters.validate import CORNERS, RING, blanked
 from xrayviewer.core.metrics import roc_auc
 
@@ -32,7 +35,8 @@ ARMS = {
 }
 
 
-def score_arm(model_path: Path, films: np.ndarray, labels: np.ndarray, border: float) -> dict:
+def score_arm(model_path: Path, films: np.ndarray, labels: np.ndarray, border: float,
+              cam_layer: str = "out_relu") -> dict:
     import keras
 
     scale = films.shape[1] / 224  # ring and corner sizes are given in the 224-px frame
@@ -46,7 +50,9 @@ def score_arm(model_path: Path, films: np.ndarray, labels: np.ndarray, border: f
             "shifted_auc": round(roc_auc(np.tile(labels, len(moved) // len(labels)), moved), 4),
             "ring_logit_change": round(float(np.mean(np.abs(
                 logits(train.to_input(blanked(films, "ring", ring), border)) - base))), 4),
-            "corner_logit_change_max": round(corner, 4)}
+            "corner_logit_change_max": round(corner, 4),
+            "cam_lung_share": lung_shares(model_path, [cam_layer], films[labels == 1], border)[cam_layer][
+                "lung_share"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--data", type=Path, default=dataset.DEFAULT_DATA)
     p.add_argument("--arms", nargs="*", choices=sorted(ARMS), default=list(ARMS))
+    p.add_argument("--cam-layer", default="out_relu", help="the backbone layer of the Grad-CAM lung share")
     args = p.parse_args(argv)
     films, labels = dataset.load_gray(dataset.split_samples(dataset.list_samples(args.data))["val"], args.size)
     rows = []
@@ -67,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                         "--data", str(args.data), "--out", str(run), *ARMS[arm]])
         recipe = json.loads((run / "recipe.json").read_text())
         row = {"arm": arm, "flags": " ".join(ARMS[arm]) or "(recipe v2)",
-               **score_arm(run / "final.keras", films, labels, recipe["border"])}
+               **score_arm(run / "final.keras", films, labels, recipe["border"], args.cam_layer)}
         print(json.dumps(row), flush=True)
         rows.append(row)
     keys = list(rows[0])
