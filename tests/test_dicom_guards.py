@@ -258,3 +258,24 @@ def test_native_library_chatter_stays_off_stderr(tmp_path):
     assert any("bad.png" in line for line in lines)
     read = [json.loads(line)["path"] for line in result.stdout.splitlines() if "error" not in json.loads(line)]
     assert read in ([], [str(tmp_path / "junk.jpg")])
+
+
+@pytest.mark.parametrize("precision", [0, 1, 2, 7, 12, 16, 17, 255])
+def test_jpeg_whose_own_header_has_a_bad_precision_is_told_without_internal_text(tmp_path, precision):
+    """Pillow's 'cannot identify image file <_io.BytesIO object at 0x...>' reached the message (benchmarks/fuzz.py)."""
+    from pydicom.data import get_testdata_file
+    from pydicom.encaps import encapsulate, generate_fragments
+
+    ds = pydicom.dcmread(get_testdata_file("SC_rgb_small_odd_jpeg.dcm"))
+    fragments = list(generate_fragments(ds.PixelData))[1:]
+    frame = bytearray(fragments[0])
+    sof = next(i for i in range(len(frame) - 10) if frame[i] == 0xFF and frame[i + 1] == 0xC0)
+    frame[sof + 4] = precision
+    ds.PixelData = encapsulate([bytes(frame)] + fragments[1:])
+    path = tmp_path / "precision.dcm"
+    ds.save_as(path)
+    try:
+        read_image(path)
+    except XRayViewerError as exc:
+        message = str(exc)
+        assert message.startswith(str(path)) and "0x" not in message and "object at" not in message, message

@@ -507,7 +507,7 @@ def as_int(raw, default=None):
 
 
 _INTERNAL = re.compile(r"NoneType|object has no attribute|not subscriptable|unsupported operand|invalid literal|"
-                       r"\b[A-Z]\w+Error\b|<class |index \d+ is out of bounds|\bself\b")
+                       r"\b[A-Z]\w+Error\b|<class |index \d+ is out of bounds|\bself\b|0x[0-9a-f]{6,}")
 _PLUGIN_WRAPPER = re.compile(r"^Unable to decode as exceptions were raised by all available plugins:\s*|^\w+:\s+")
 
 
