@@ -54,3 +54,17 @@ def test_analyze_and_the_frozen_entry_leave_no_telemetry(tmp_path):
     result = run_with_fresh_home(frozen_home, str(ROOT / "installer" / "entry.py"), "--self-test")
     assert result.returncode == 0, result.stdout + result.stderr
     assert telemetry_files(frozen_home) == []
+
+
+def test_the_command_line_loads_no_http_client(tmp_path):
+    """pydicom imports `requests` when it is installed, and urllib3's import binds a socket to ::1 (its IPv6
+    probe, counted by benchmarks/network.py); the app's process keeps both out (urllib opens nothing at import)."""
+    code = ("import sys\n"
+            "from xrayviewer.cli import main\n"
+            "from xrayviewer.demo import demo_path\n"
+            "code = main(['analyze', str(demo_path()), '--provider', 'cpu'])\n"
+            "import pydicom.data\n"
+            "print(code, sorted(m for m in ('requests', 'urllib3') if sys.modules.get(m) is not None))\n")
+    result = run_with_fresh_home(tmp_path / "home", "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 []"

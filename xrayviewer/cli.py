@@ -61,6 +61,10 @@ def check_paths(parser: argparse.ArgumentParser, paths: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # pydicom imports `requests` when it is installed (the converters' TensorFlow brings it), for test-file
+    # downloads the app never makes; importing it runs urllib3's IPv6 probe, a socket bound to ::1. The app
+    # needs no HTTP client, so its process loads none (pydicom then keeps to urllib, which opens nothing).
+    sys.modules.setdefault("requests", None)
     argv = sys.argv[1:] if argv is None else argv
     try:
         return _main(argv)
