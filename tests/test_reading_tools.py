@@ -177,7 +177,8 @@ def exported_reading(dicom_data: Path, folder: Path) -> tuple[Reading, np.ndarra
     engine = Engine("cpu")
     analysis = engine.analyze(engine.model("mobilenetv2"), display, record=record, force=True)
     marks = (measure(record, "length", [(400, 500), (1400, 500)]), measure(record, "roi", [(800, 800), (1000, 990)]),
-             measure(record, "angle", [(300, 900), (600, 1200), (900, 900)]), measure(record, "arrow", [(9, 9), (90, 90)]))
+             measure(record, "angle", [(300, 900), (600, 1200), (900, 900)]),
+             measure(record, "arrow", [(9, 9), (90, 90)]), measure(record, "text", [(1200, 1400)], "consolidation?"))
     decision = Decision("pneumonia", "right lower zone", "Dr Test", "2026-11-23T19:00:00+00:00", {})
     reading = Reading(record, analysis, decision, marks, "ab" * 32)
     return reading, composite(display, analysis.cam.heat, OverlayStyle())
@@ -231,6 +232,10 @@ def test_dicom_sc_and_sr_read_back_and_reference_the_source(tmp_path, dicom_data
     regions = [i for i in content if i.ValueType == "SCOORD"]
     assert regions and all(r.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
                            == source.SOPInstanceUID for r in regions)
+    # every mark is a region: the arrow a two-point line, the text a point with its words beside it
+    assert sorted(r.GraphicType for r in regions) == ["POINT", "POLYLINE", "POLYLINE", "POLYLINE", "POLYLINE"]
+    assert [list(r.GraphicData) for r in regions if r.GraphicType == "POINT"] == [[1200.5, 1400.5]]
+    assert any(i.ValueType == "TEXT" and i.TextValue == "consolidation?" for i in content)
 
 
 def test_exported_png_is_turned_as_on_screen_with_the_marks_on_the_same_anatomy(tmp_path, dicom_data):

@@ -36,6 +36,7 @@ NOT_JUDGED = hd.sr.CodedConcept("NOT-JUDGED", DCM_SCHEME, "Not judged by the mod
 READER_CALL = {"pneumonia": PRESENT, "normal": ABSENT, "uncertain": INDETERMINATE, "other": OTHER}
 PROBABILITY = hd.sr.CodedConcept("P-PNEUMONIA", DCM_SCHEME, "Probability of pneumonia (model output)")
 CHEST_XRAY = hd.sr.CodedConcept("399208008", SCT, "Plain chest X-ray")
+ANNOTATIONS = {"arrow": "POLYLINE", "text": "POINT"}  # mark kind -> graphic type of its region (no value)
 MEASURES = {  # mark kind -> (concept, unit for its Mark.unit)
     "length": hd.sr.CodedConcept("410668003", SCT, "Length"),
     "angle": hd.sr.CodedConcept("1483009", SCT, "Angle"),
@@ -122,8 +123,9 @@ def structured_report(reading: Reading, image: Dataset, sc: Dataset) -> hd.sr.Co
             observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
                 uid=generate_uid(), name=MANUFACTURER, manufacturer_name=MANUFACTURER)))
     groups = [_ai_group(reading), _reader_group(reading)]
-    groups += [_mark_group(reading, mark, image, i) for i, mark in enumerate(reading.marks, 1)
-               if mark.kind in MEASURES and mark.value is not None and np.isfinite(mark.value)]
+    groups += [_mark_group(mark, image, i) for i, mark in enumerate(reading.marks, 1)
+               if mark.kind in ANNOTATIONS or (mark.kind in MEASURES and mark.value is not None
+                                                 and np.isfinite(mark.value))]
     report = hd.sr.MeasurementReport(observation_context=observers, procedure_reported=CHEST_XRAY,
                                      imaging_measurements=[g for g in groups if g is not None])
     evidence = [image] if image is sc else [image, sc]
@@ -174,16 +176,23 @@ def _reader_group(reading: Reading) -> hd.sr.MeasurementsAndQualitativeEvaluatio
     return group
 
 
-def _mark_group(reading: Reading, mark, image: Dataset, number: int):
+def _mark_group(mark, image: Dataset, number: int) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
+    """A measurement (length, angle, ROI) or an annotation (arrow, text) as a region on `image`."""
     points = list(mark.points)
     if mark.kind == "roi":
         (x0, y0), (x1, y1) = points
         points = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
-    region = hd.sr.ImageRegion(graphic_type="POLYLINE", graphic_data=np.array(points, dtype=np.float64) + 0.5,
+    if mark.kind == "text":
+        points = points[-1:]  # the text's anchor
+    region = hd.sr.ImageRegion(graphic_type=ANNOTATIONS.get(mark.kind, "POLYLINE"),
+                               graphic_data=np.array(points, dtype=np.float64) + 0.5,
                                source_image=hd.sr.SourceImageForRegion(image.SOPClassUID, image.SOPInstanceUID))
-    measurement = hd.sr.Measurement(name=MEASURES[mark.kind], value=round(float(mark.value), 4),
-                                    unit=UNITS.get(mark.unit, UNITS["mean"]))
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+    measurements = None if mark.kind in ANNOTATIONS else [hd.sr.Measurement(
+        name=MEASURES[mark.kind], value=round(float(mark.value), 4), unit=UNITS.get(mark.unit, UNITS["mean"]))]
+    group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=f"{mark.kind} {number}"),
-        referenced_region=region, measurements=[measurement])
-
+        referenced_region=region, measurements=measurements)
+    if mark.kind in ANNOTATIONS and mark.text:
+        group[0].ContentSequence.append(hd.sr.TextContentItem(
+            name=codes.DCM.Comment, value=mark.text[:1024], relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    return group
