@@ -1,4 +1,5 @@
-"""The app makes no network connection: ONNX Runtime's telemetry is off wherever the app imports it.
+"""The app makes no network connection: ONNX Runtime's telemetry is off wherever the app imports it, and no HTTP
+client is loaded into its processes.
 
 ONNX Runtime's official builds write a device id under ~/.cache/Microsoft/DeveloperTools/.onnxruntime as soon as
 onnxruntime is imported, and later look up Microsoft's events host, unless ORT_DISABLE_TELEMETRY=1 is set before the
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import pytest
 from tiny_models import build, quadrant_film
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,14 +58,17 @@ def test_analyze_and_the_frozen_entry_leave_no_telemetry(tmp_path):
     assert telemetry_files(frozen_home) == []
 
 
-def test_the_command_line_loads_no_http_client(tmp_path):
+@pytest.mark.parametrize("start", [
+    "from xrayviewer.cli import main\ncode = main(['analyze', str(demo_path()), '--provider', 'cpu'])\n",
+    "from xrayviewer.gui.app import application\nfrom xrayviewer.gui.main_window import MainWindow\n"
+    "app = application()\nwindow = MainWindow('cpu')\nwindow.open_paths([demo_path()])\n"
+    "from xrayviewer.core import read_image\ncode = int(read_image(demo_path()).rows != 1955)\n",
+], ids=["command line", "viewer"])
+def test_the_app_loads_no_http_client(tmp_path, start):
     """pydicom imports `requests` when it is installed, and urllib3's import binds a socket to ::1 (its IPv6
-    probe, counted by benchmarks/network.py); the app's process keeps both out (urllib opens nothing at import)."""
-    code = ("import sys\n"
-            "from xrayviewer.cli import main\n"
-            "from xrayviewer.demo import demo_path\n"
-            "code = main(['analyze', str(demo_path()), '--provider', 'cpu'])\n"
-            "import pydicom.data\n"
+    probe, counted by benchmarks/network.py); the app's processes keep both out (urllib opens nothing at import)."""
+    code = ("import os, sys\nos.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+            "from xrayviewer.demo import demo_path\n" + start + "import pydicom.data\n"
             "print(code, sorted(m for m in ('requests', 'urllib3') if sys.modules.get(m) is not None))\n")
     result = run_with_fresh_home(tmp_path / "home", "-c", code)
     assert result.returncode == 0, result.stderr

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from xrayviewer import __version__
+from xrayviewer.offline import keep_http_clients_out
 
 COMMANDS = ("info", "analyze", "evaluate", "bench", "worklist", "report")  # modules of xrayviewer.commands, imported when used
 SIGPIPE_EXIT = 141  # what a shell reports for a program that the closed end of a pipe stopped (128 + SIGPIPE)
@@ -61,10 +62,7 @@ def check_paths(parser: argparse.ArgumentParser, paths: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # pydicom imports `requests` when it is installed (the converters' TensorFlow brings it), for test-file
-    # downloads the app never makes; importing it runs urllib3's IPv6 probe, a socket bound to ::1. The app
-    # needs no HTTP client, so its process loads none (pydicom then keeps to urllib, which opens nothing).
-    sys.modules.setdefault("requests", None)
+    keep_http_clients_out()
     argv = sys.argv[1:] if argv is None else argv
     try:
         return _main(argv)

@@ -12,6 +12,8 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+from xrayviewer.offline import keep_http_clients_out
+
 SCREENSHOT_TIMEOUT_MS = 120_000
 
 
@@ -31,6 +33,7 @@ def dark_palette() -> QPalette:
 
 
 def application() -> QApplication:
+    keep_http_clients_out()  # before the readers load pydicom
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("XRay Viewer")
     app.setOrganizationName("XRayViewer")
