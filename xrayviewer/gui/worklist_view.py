@@ -149,7 +149,7 @@ class WorklistView(QWidget):
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for column, width in enumerate((70, 76, 130, 80, 56, 84)):
+        for column, width in enumerate((84, 76, 120, 80, 56, 84)):  # Review fits "pneumonia" and "uncertain"
             self.view.setColumnWidth(column, width)
         self.view.clicked.connect(lambda index: self._chosen(index.row()))
         self.progress = QLabel("No worklist: Review > Review folder... (Ctrl+R)")
