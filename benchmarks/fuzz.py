@@ -89,7 +89,8 @@ def _raw(ds, keyword: str, vr: str, value: bytes) -> None:
     ds._dict[tag] = RawDataElement(tag, vr, len(value), value, 0, ds.is_implicit_VR, ds.is_little_endian)
 
 
-def _lut_item(descriptor: list[int] | None, data: list[int] | None):
+def lut_item(descriptor: list[int] | None, data: list[int] | None):
+    """A LUT sequence item with the given descriptor and data (None: the element is left out)."""
     from pydicom.dataset import Dataset
 
     item = Dataset()
@@ -167,10 +168,10 @@ def _m_voi_lut(ds, rng):
     from pydicom.sequence import Sequence
 
     kind = rng.choice(["empty", "no descriptor", "64-bit", "short data", "no data", "zero entries", "huge first"])
-    item = {"empty": None, "no descriptor": _lut_item(None, list(range(256))),
-            "64-bit": _lut_item([256, 0, 64], list(range(256))), "short data": _lut_item([4096, 0, 12], [1, 2, 3]),
-            "no data": _lut_item([256, 0, 8], None), "zero entries": _lut_item([0, 0, 16], list(range(10))),
-            "huge first": _lut_item([16, 65535, 16], list(range(16)))}[kind]
+    item = {"empty": None, "no descriptor": lut_item(None, list(range(256))),
+            "64-bit": lut_item([256, 0, 64], list(range(256))), "short data": lut_item([4096, 0, 12], [1, 2, 3]),
+            "no data": lut_item([256, 0, 8], None), "zero entries": lut_item([0, 0, 16], list(range(10))),
+            "huge first": lut_item([16, 65535, 16], list(range(16)))}[kind]
     ds.VOILUTSequence = Sequence([] if item is None else [item])
     return f"VOILUTSequence {kind}"
 
@@ -179,8 +180,8 @@ def _m_modality_lut(ds, rng):
     from pydicom.sequence import Sequence
 
     kind = rng.choice(["empty", "no data", "short data", "bad descriptor"])
-    item = {"empty": None, "no data": _lut_item([256, 0, 16], None), "short data": _lut_item([4096, 0, 16], [1]),
-            "bad descriptor": _lut_item([1], list(range(10)))}[kind]
+    item = {"empty": None, "no data": lut_item([256, 0, 16], None), "short data": lut_item([4096, 0, 16], [1]),
+            "bad descriptor": lut_item([1], list(range(10)))}[kind]
     ds.ModalityLUTSequence = Sequence([] if item is None else [item])
     return f"ModalityLUTSequence {kind}"
 

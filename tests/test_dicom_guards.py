@@ -25,6 +25,10 @@ from xrayviewer.core import checks
 from xrayviewer.core.dicom import decoding_plugins
 from xrayviewer.core.gate import Note, Subject
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from fuzz import lut_item  # noqa: E402 - the fuzz benchmark's LUT items, checked one by one here
+
 pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
 
 
@@ -141,22 +145,13 @@ def _with(pydicom_test_files: Path, out: Path, change) -> Path:
     return out
 
 
-def _lut(descriptor, data) -> Dataset:
-    item = Dataset()
-    if descriptor is not None:
-        item.add_new("LUTDescriptor", "US", descriptor)
-    if data is not None:
-        item.add_new("LUTData", "US", data)
-    return item
-
-
 LUT_CASES = {
     "empty VOI LUT sequence": lambda ds: setattr(ds, "VOILUTSequence", Sequence([])),
-    "VOI LUT item without descriptor": lambda ds: setattr(ds, "VOILUTSequence", Sequence([_lut(None, [1, 2])])),
-    "short VOI LUT data": lambda ds: setattr(ds, "VOILUTSequence", Sequence([_lut([4096, 0, 12], [1, 2, 3])])),
-    "64-bit VOI LUT descriptor": lambda ds: setattr(ds, "VOILUTSequence", Sequence([_lut([256, 0, 64],
+    "VOI LUT item without descriptor": lambda ds: setattr(ds, "VOILUTSequence", Sequence([lut_item(None, [1, 2])])),
+    "short VOI LUT data": lambda ds: setattr(ds, "VOILUTSequence", Sequence([lut_item([4096, 0, 12], [1, 2, 3])])),
+    "64-bit VOI LUT descriptor": lambda ds: setattr(ds, "VOILUTSequence", Sequence([lut_item([256, 0, 64],
                                                                                         list(range(256)))])),
-    "modality LUT without data": lambda ds: setattr(ds, "ModalityLUTSequence", Sequence([_lut([256, 0, 16],
+    "modality LUT without data": lambda ds: setattr(ds, "ModalityLUTSequence", Sequence([lut_item([256, 0, 16],
                                                                                              None)])),
     "window centre 'abc'": lambda ds: raw(ds, "WindowCenter", "DS", b"abc"),
     "empty window width": lambda ds: raw(ds, "WindowWidth", "DS", b""),
