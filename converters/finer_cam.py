@@ -90,7 +90,7 @@ def add_finer_cam(model: onnx.ModelProto, layer: str) -> onnx.ModelProto:
 
     grads: dict[str, list[str]] = defaultdict(list)
     grads[end].append(emit("Transpose", ["gradients_of_old_layer"], perm=PERM_TO_NCHW))
-    wanted = {start} | {i for n in nodes for i in n.input}
+    on_path = {start} | {o for n in nodes for o in n.output}  # the tensors that carry a gradient back
     for node in reversed(nodes):
         parts = grads.pop(node.output[0], [])
         if not parts:
@@ -104,7 +104,7 @@ def add_finer_cam(model: onnx.ModelProto, layer: str) -> onnx.ModelProto:
             grads[x].append(emit("Mul", [dy, emit("Cast", [inside], to=TensorProto.FLOAT)]))
         elif node.op_type == "Add":
             for i in node.input:
-                if not is_const(i) and i in wanted:
+                if i in on_path:
                     grads[i].append(dy)
         elif node.op_type == "Mul":
             a, b = node.input
