@@ -4,8 +4,8 @@
 
 Grad-CAM (pneumonia logit, TensorFlow's GradientTape) at each named layer of the model's backbone on the
 validation pneumonia films, bilinearly upsampled to the film, and the share of its mass inside the two lung
-boxes of `converters.validate` (51 % of the frame: a uniform map scores 0.51). The size and border come from
-the run's `recipe.json` beside the model. Prints one JSON object: per layer, the grid and the mean share.
+boxes of `converters.validate` (51 % of the frame: a uniform map scores 0.51). The input size and border come
+from the run's `recipe.json` beside the model. Prints one JSON object: per layer, the grid and the mean share.
 
 It measures a lead for a finer CAM layer in the contract: a layer deeper than the last one has a finer grid,
 but its gradient passes through depthwise convolutions, whose backward ops the converter cannot export yet.
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=dataset.DEFAULT_DATA)
     args = p.parse_args(argv)
     recipe = json.loads((args.model.parent / "recipe.json").read_text())
-    films, labels = dataset.load_gray(dataset.split_samples(dataset.list_samples(args.data))["val"], recipe["input_size"])
+    val = dataset.split_samples(dataset.list_samples(args.data))["val"]
+    films, labels = dataset.load_gray(val, recipe["input_size"])
     print(json.dumps(lung_shares(args.model, args.layers, films[labels == 1], recipe["border"])))
     return 0
 

@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Run a model on each image behind the gate and print one JSON object per image: path, frame, model, "
         "provider, method, target, probability, label, threshold (the decision threshold of the model card), "
         "refused (the gate's reasons), notes, out_of_scope, ood_score, overlay, error. An image the gate refuses "
-        "gets no label, probability or overlay unless --force. Exit 2 if a PATH does not exist, 1 if any image failed; the other "
-        "images are done either way.",
+        "gets no label, probability or overlay unless --force. Exit 2 if a PATH does not exist, 1 if any image "
+        "failed; the other images are done either way.",
         "  xrayviewer analyze chest.dcm\n"
         "  xrayviewer analyze studies/ --model xception --method gradcampp --out overlays/ --heat-floor 0.3\n"
         "  xrayviewer analyze films/ | jq -r 'select(.label == \"PNEUMONIA\") | .path'")

@@ -15,7 +15,6 @@ from xrayviewer.core.quiet import native_output_silenced
 from xrayviewer.core.record import ImageRecord, Metadata, Window
 
 
-
 def silence_opencv() -> None:
     """OpenCV's own warnings about damaged files would reach the user's terminal; the reader reports them itself.
 
