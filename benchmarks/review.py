@@ -6,8 +6,7 @@ What is timed (real films, the shipped model "mobilenetv2", the real store, work
   worklist_films_per_s         N / seconds of `list(Worklist(store, engine, ["mobilenetv2"]).run([folder]))` on a
                                fresh SQLite file: scan, hash, decode, model, one transaction per film. The first N
                                films of --kermany by name, alternating NORMAL/PNEUMONIA, are copied into a temporary
-                               folder (not linked: the worklist resolves links, so the store would hold the
-                               originals' paths). One engine for all repeats, its model loaded before the clock.
+                               folder. One engine for all repeats, its model loaded before the clock.
   rerun_unchanged_films_per_s  the same call again on the same store and folder (every film "unchanged").
   db_mb_per_1000_films         the store's file (+ its -wal, if one is left after close) in MB (10^6 bytes),
                                scaled to 1,000 films.
