@@ -41,7 +41,8 @@ def score_arm(model_path: Path, films: np.ndarray, labels: np.ndarray, border: f
 
     scale = films.shape[1] / 224  # ring and corner sizes are given in the 224-px frame
     ring, corner_px = round(RING * scale), round(CORNERS[-1] * scale)
-    logits = train.logit_function(keras.saving.load_model(model_path, compile=False))
+    model = keras.saving.load_model(model_path, compile=False)
+    logits = train.logit_function(model)
     base = logits(train.to_input(films, border))
     moved = np.concatenate([logits(train.to_input(m, border)) for m in shifted(films).values()])
     corner = max(float(np.mean(np.abs(logits(train.to_input(blanked(films, c, corner_px), border)) - base)))
@@ -51,8 +52,7 @@ def score_arm(model_path: Path, films: np.ndarray, labels: np.ndarray, border: f
             "ring_logit_change": round(float(np.mean(np.abs(
                 logits(train.to_input(blanked(films, "ring", ring), border)) - base))), 4),
             "corner_logit_change_max": round(corner, 4),
-            "cam_lung_share": lung_shares(model_path, [cam_layer], films[labels == 1], border)[cam_layer][
-                "lung_share"]}
+            "cam_lung_share": lung_shares(model, [cam_layer], films[labels == 1], border)[cam_layer]["lung_share"]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,7 @@ validation pneumonia films, bilinearly upsampled to the film, and the share of i
 boxes of `converters.validate` (51 % of the frame: a uniform map scores 0.51). The input size and border come
 from the run's `recipe.json` beside the model. Prints one JSON object: per layer, the grid and the mean share.
 
-It measures a lead for a finer CAM layer in the contract: a layer deeper than the last one has a finer grid,
-but its gradient passes through depthwise convolutions, whose backward ops the converter cannot export yet.
+It tells which earlier, finer layer is worth moving a shipped model's CAM to (`converters.finer_cam`).
 """
 
 from __future__ import annotations
@@ -26,12 +25,12 @@ from converters.validate import lung_mask
 BATCH = 32
 
 
-def lung_shares(model_path: Path, layers: list[str], films: np.ndarray, border: float) -> dict[str, dict]:
-    """Per layer: its grid and the mean lung-box share of the Grad-CAM mass over `films` (uint8, N x S x S)."""
+def lung_shares(model, layers: list[str], films: np.ndarray, border: float) -> dict[str, dict]:
+    """Per layer of the Keras `model`: its grid and the mean lung-box share of the Grad-CAM mass over `films`
+    (uint8, N x S x S)."""
     import keras
     import tensorflow as tf
 
-    model = keras.saving.load_model(model_path, compile=False)
     backbone, dense = model.layers[0], model.layers[-1]  # backbone -> pooling -> dropout -> dense
     probe = keras.Model(backbone.inputs, [backbone.get_layer(n).output for n in layers] + [backbone.output])
     size = films.shape[1]
@@ -61,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     recipe = json.loads((args.model.parent / "recipe.json").read_text())
     val = dataset.split_samples(dataset.list_samples(args.data))["val"]
     films, labels = dataset.load_gray(val, recipe["input_size"])
-    print(json.dumps(lung_shares(args.model, args.layers, films[labels == 1], recipe["border"])))
+    import keras
+
+    model = keras.saving.load_model(args.model, compile=False)
+    print(json.dumps(lung_shares(model, args.layers, films[labels == 1], recipe["border"])))
     return 0
 
 

@@ -18,6 +18,7 @@ file is refused when they differ by more than --tolerance.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -73,7 +74,7 @@ def add_finer_cam(model: onnx.ModelProto, layer: str) -> onnx.ModelProto:
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in graph.value_info}
     new: list[onnx.NodeProto] = []
-    count = iter(range(10 ** 6))
+    count = itertools.count()
 
     def emit(op: str, inputs: list[str], **attrs) -> str:
         out = f"finer_cam/{op}_{next(count)}"
@@ -86,7 +87,7 @@ def add_finer_cam(model: onnx.ModelProto, layer: str) -> onnx.ModelProto:
         return name
 
     def is_const(name: str) -> bool:
-        return name in constants or name == ""
+        return name in constants
 
     grads: dict[str, list[str]] = defaultdict(list)
     grads[end].append(emit("Transpose", ["gradients_of_old_layer"], perm=PERM_TO_NCHW))
