@@ -153,9 +153,7 @@ class Overlays:
         # overlays, which are never analysed, are written over
         existing = [p for p in _files(target) if not is_overlay(p)] if inside else []
         self.taken = {p.resolve() for p in [*given, *existing] if _is(p, Path.is_file)}
-        self.problem = None if self.refusal else self._make()
-        if self.problem:
-            print(f"error: {self.problem}", file=sys.stderr)
+        self.problem = None if self.refusal else self._make()  # said once per image that needed it, in its row
 
     def _make(self) -> OutputError | None:
         try:

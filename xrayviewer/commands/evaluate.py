@@ -13,7 +13,7 @@ import numpy as np
 from xrayviewer.commands import add_model_options, command_parser
 from xrayviewer.core import read_image, to_display
 from xrayviewer.core.engine import Engine
-from xrayviewer.core.errors import user_error
+from xrayviewer.core.errors import OutputError, user_error
 from xrayviewer.core.metrics import binary_figures, roc_curve
 from xrayviewer.core.overlay import save_png
 
@@ -59,9 +59,13 @@ def run(args: argparse.Namespace) -> int:
     y, s = np.array(labels), np.array(scores)
     figures = binary_figures(y, s, model.card.threshold)
     figures.update({"model": model.card.name, "provider": model.provider, "unreadable": unreadable})
+    print(json.dumps(figures), flush=True)  # first: an ROC that cannot be written never loses the figures
     if args.roc:
-        save_png(args.roc, roc_image(y, s, figures))
-    print(json.dumps(figures))
+        try:
+            save_png(args.roc, roc_image(y, s, figures))
+        except OutputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     return 1 if unreadable else 0
 
 

@@ -7,6 +7,7 @@ reader vs AI per model) is printed as one JSON line, and is part of the --json f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from xrayviewer.commands import command_parser
 from xrayviewer.commands.worklist import add_db_option
 from xrayviewer.core import review_report
-from xrayviewer.core.errors import XRayViewerError
+from xrayviewer.core.errors import OutputError, XRayViewerError
 from xrayviewer.core.review_store import ReviewStore
 
 
@@ -39,17 +40,23 @@ def run(args: argparse.Namespace) -> int:
     with ReviewStore(args.db) as store:
         films = store.films()
     table, summary = review_report.rows(films), review_report.summary(films)
+    print(json.dumps(summary), flush=True)  # first: a file that cannot be written never loses the summary
     if args.csv:
         write_text(args.csv, review_report.to_csv(table))
     if args.json:
         write_text(args.json, json.dumps({"summary": summary, "films": table}, indent=1))
-    print(json.dumps(summary))
     return 0
 
 
 def write_text(path: Path, text: str) -> None:
     """Write through a temporary file and a rename, so a crash never leaves half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8", newline="")
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text, encoding="utf-8", newline="")
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # not made, or on a read-only file system
+            temporary.unlink()
+        raise OutputError(path, "cannot write the report", exc.strerror or str(exc),
+                          "Choose another folder, or check its permissions and free space.") from None

@@ -6,6 +6,7 @@ re-runs the model. Arrays are RGB.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -144,6 +145,7 @@ def save_png(path: str | Path, rgb: np.ndarray) -> None:
         os.replace(temporary, path)
     except OSError as exc:
         if temporary is not None:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # not made, or on a read-only file system (EROFS, not ENOENT)
+                temporary.unlink()
         raise OutputError(path, "cannot write PNG", exc.strerror or str(exc),
                           "Choose another folder, or check its permissions and free space.") from None
