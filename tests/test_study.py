@@ -44,7 +44,8 @@ def test_mixed_folder(tmp_path, pydicom_test_files, dicom_data):
     ct = [se for se in tree.series() if se.modality == "CT"]
     assert ct and [i.instance_number for i in ct[0].instances] == sorted(i.instance_number for i in ct[0].instances)
     reasons = {p.path.name: p.reason for p in tree.problems}
-    assert set(reasons) == {"notes.txt", "empty.dcm", "report.dcm"}
+    assert set(reasons) == {"empty.dcm", "report.dcm"}
+    assert tree.skipped == [study / "notes.txt"]  # not an image: left out, not a problem
     assert "no pixel data" in reasons["report.dcm"] and "empty" in reasons["empty.dcm"]
     # the patients with the real names come first, plain images last
     assert list(tree.patients)[-1] == NO_PATIENT

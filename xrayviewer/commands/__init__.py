@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,12 +29,19 @@ def add_model_options(p: argparse.ArgumentParser, cam: bool = False) -> None:
                        "decision threshold, which is the model card's (the output's `threshold`)")
 
 
+def note_skipped(folder: Path, count: int) -> None:
+    """Say once on stderr how many files of a folder were left out for not being images."""
+    files = "1 file that is not an image" if count == 1 else f"{count} files that are not images"
+    print(f"note: {folder}: skipped {files}", file=sys.stderr)
+
+
 def listed(paths: list[str]) -> Iterator[tuple[Path, XRayViewerError | None]]:
     """Every image of every argument, each with None or why it cannot be used: the scan refused the file, or the
-    argument's scan failed part-way (then the argument itself). One bad argument never ends the listing."""
+    argument's scan failed part-way (then the argument itself). One bad argument never ends the listing; a
+    folder's files that are not images are left out with one note."""
     for raw in paths:
         try:
-            for path, problem in image_paths([raw]):
+            for path, problem in image_paths([raw], note_skipped):
                 yield path, None if problem is None else XRayViewerError(path, "skipped", problem)
         except Exception as exc:  # noqa: BLE001 - a folder or DICOMDIR that cannot be scanned further
             yield Path(raw), user_error(raw, exc, "could not be scanned")

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from xrayviewer.commands import command_parser, exit_status
+from xrayviewer.commands import command_parser, exit_status, note_skipped
 from xrayviewer.core.engine import Engine
 from xrayviewer.core.review_store import DB_ENV, ReviewStore
 from xrayviewer.core.worklist import Worklist
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     errors = 0
     with ReviewStore(args.db) as store:
         worklist = Worklist(store, Engine(args.provider), args.model or ["mobilenetv2"])
-        for event in worklist.run(args.paths):
+        for event in worklist.run(args.paths, skipped=note_skipped):
             errors += event.status == "error"
             print(json.dumps(event.as_dict()), flush=True)
         print(f"{store.path}: {len(store.films())} films", file=sys.stderr)

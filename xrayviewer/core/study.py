@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +60,7 @@ class StudyTree:
     root: Path
     patients: dict[str, Patient] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # files met in a folder whose content is not an image
 
     def series(self) -> list[Series]:
         return [se for p in self.patients.values() for st in p.studies.values() for se in st.series.values()]
@@ -85,12 +86,16 @@ class StudyTree:
                     se.instances.sort(key=lambda i: (i.instance_number is None, i.instance_number or 0, str(i.path)))
 
 
-def image_paths(paths: list[str | Path]) -> Iterator[tuple[Path, str | None]]:
-    """Files as given; folders and DICOMDIRs as their images (browser order). Yields (path, problem or None)."""
+def image_paths(paths: list[str | Path], skipped: Callable[[Path, int], None] = lambda folder, count: None
+                ) -> Iterator[tuple[Path, str | None]]:
+    """Files as given; folders and DICOMDIRs as their images (browser order). Yields (path, problem or None); the
+    files of a folder that are not images (notes.txt, Thumbs.db) are left out and counted: `skipped(folder, n)`."""
     for raw in paths:
         path = Path(raw)
         if path.is_dir() or path.name.upper() == "DICOMDIR":
             tree = scan(path)
+            if tree.skipped:
+                skipped(path, len(tree.skipped))
             for instance in tree.instances():
                 yield instance.path, None
             for problem in tree.problems:
@@ -103,7 +108,9 @@ def scan(path: str | Path) -> StudyTree:
     """Scan a folder (recursively), a DICOMDIR, or a single file, reading headers only.
 
     Nothing in the folder stops the scan: each file, folder or DICOMDIR record that cannot be used becomes one
-    entry in `problems` and the rest are listed.
+    entry in `problems` and the rest are listed. A folder's files whose content is not an image (decided as the
+    reader decides: DICOM preamble or first tag, PNG/JPEG/TIFF/BMP signature) go to `skipped` instead; a file
+    given by name that is not an image is a problem.
     """
     path = Path(path)
     tree = StudyTree(path)
@@ -113,7 +120,7 @@ def scan(path: str | Path) -> StudyTree:
         _scan_dicomdir(path, tree)
     elif path.is_dir():
         for file in _files_under(path, tree):
-            _scan_file(file, tree)
+            _scan_file(file, tree, in_folder=True)
     elif path.exists():
         _scan_file(path, tree)
     else:
@@ -135,8 +142,9 @@ def _files_under(folder: Path, tree: StudyTree) -> list[Path]:
     return sorted(files)
 
 
-def _scan_file(path: Path, tree: StudyTree) -> None:
-    """Add one file to the tree, or one problem; nothing it holds escapes as an exception."""
+def _scan_file(path: Path, tree: StudyTree, in_folder: bool = False) -> None:
+    """Add one file to the tree, or one problem (`in_folder`: a non-empty file that is not an image is skipped);
+    nothing it holds escapes as an exception."""
     try:
         file, _ = open_regular(path)
         with file:
@@ -146,6 +154,8 @@ def _scan_file(path: Path, tree: StudyTree) -> None:
             folder = str(path.parent)
             tree.add(Patient(NO_PATIENT), Study(folder, description=path.parent.name),
                      Series(folder, description=path.parent.name), Instance(path))
+        elif kind is None and head and in_folder:
+            tree.skipped.append(path)
         elif kind is None:
             tree.problems.append(Problem(path, "empty file" if not head else f"not {SUPPORTED}"))
         else:

@@ -94,16 +94,20 @@ class Worklist:
             self._model_hashes[name] = (model.card.name, file_sha256(model.path))
         return self._model_hashes[name]
 
-    def scan(self, paths: list[str | Path]) -> list[tuple[Path, str | None]]:
-        """The films under `paths` (path, problem or None), in browser order; refuses a store among them."""
+    def scan(self, paths: list[str | Path], skipped: Callable[[Path, int], None] = lambda folder, count: None
+             ) -> list[tuple[Path, str | None]]:
+        """The films under `paths` (path, problem or None), in browser order; refuses a store among them. A folder's
+        files that are not images are left out: `skipped(folder, how many)`."""
         from xrayviewer.core.study import image_paths  # the readers load on first use (the viewer's cold start)
 
         self._check_not_among(paths)
-        return [(p, problem) for p, problem in image_paths(list(paths)) if not self._is_store_file(p.resolve())]
+        return [(p, problem) for p, problem in image_paths(list(paths), skipped)
+                if not self._is_store_file(p.resolve())]
 
-    def run(self, paths: list[str | Path], cancelled: Callable[[], bool] = lambda: False) -> Iterator[FilmEvent]:
+    def run(self, paths: list[str | Path], cancelled: Callable[[], bool] = lambda: False,
+            skipped: Callable[[Path, int], None] = lambda folder, count: None) -> Iterator[FilmEvent]:
         """Yield one event per film found under `paths`, writing each analysed film before yielding it."""
-        return self.run_items(self.scan(paths), cancelled)
+        return self.run_items(self.scan(paths, skipped), cancelled)
 
     def run_items(self, items: list[tuple[Path, str | None]],
                   cancelled: Callable[[], bool] = lambda: False) -> Iterator[FilmEvent]:
