@@ -139,3 +139,13 @@ def test_report_has_a_row_per_film_and_the_agreement(tmp_path, kermany, tiny, di
     assert len(json.loads((tmp_path / "r.json").read_text())["films"]) == 7
     missing = xrayviewer("report", "--db", str(tmp_path / "none.sqlite"))
     assert missing.returncode == 1 and "no such review database" in missing.stderr
+
+
+def test_worklist_rerun_prints_the_stored_results_of_unchanged_films(tmp_path, kermany, tiny):
+    copy_films(kermany, tmp_path / "films", 2)
+    args = ("worklist", str(tmp_path / "films"), "--db", str(tmp_path / "review.sqlite"), "--model", str(tiny),
+            "--provider", "cpu")
+    first, again = ([json.loads(line) for line in xrayviewer(*args).stdout.splitlines()] for _ in range(2))
+    assert [r["status"] for r in first] == ["analysed"] * 2 and [r["status"] for r in again] == ["unchanged"] * 2
+    assert [r["results"] for r in again] == [r["results"] for r in first]
+    assert all(r["results"]["tiny"]["probability"] is not None for r in again)

@@ -113,11 +113,12 @@ class Worklist:
                   cancelled: Callable[[], bool] = lambda: False) -> Iterator[FilmEvent]:
         """As `run`, for the result of `scan`."""
         keys = {name: self.model_key(name) for name in self.models}
+        stored = {film.id: list(film.results.values()) for film in self.store.films()}  # printed for unchanged films
         pending: list[_Pending] = []
         for raw, problem in items:
             if cancelled():
                 return
-            event = self._plan(film_path(raw), problem, keys, pending)
+            event = self._plan(film_path(raw), problem, keys, pending, stored)
             if event is not None:
                 yield from self._flush(pending, keys)  # keep the output in scan order
                 yield event
@@ -125,8 +126,10 @@ class Worklist:
                 yield from self._flush(pending, keys)
         yield from self._flush(pending, keys)
 
-    def _plan(self, path: Path, problem: str | None, keys: dict, pending: list[_Pending]) -> FilmEvent | None:
-        """Either an event right away (unchanged, error) or the film queued for analysis (None)."""
+    def _plan(self, path: Path, problem: str | None, keys: dict, pending: list[_Pending],
+              stored: dict[int, list[ModelResult]]) -> FilmEvent | None:
+        """Either an event right away (unchanged, with its stored results; error) or the film queued for analysis
+        (None)."""
         try:
             stat = path.stat()
         except OSError as exc:
@@ -135,7 +138,7 @@ class Worklist:
         wanted = {card: digest for card, digest in keys.values()}
         if known and (known[1].size, known[1].mtime_ns) == (stat.st_size, stat.st_mtime_ns):
             if known[1].error or self._has_all(known[0], wanted):
-                return FilmEvent(str(path), "unchanged", known[0], known[1])
+                return FilmEvent(str(path), "unchanged", known[0], known[1], stored.get(known[0], []))
         try:
             sha = file_sha256(path)
         except OSError as exc:
@@ -150,7 +153,8 @@ class Worklist:
         same = known is not None and known[1].sha256 == sha
         if same and (known[1].error or self._has_all(known[0], wanted)):
             self.store.touch_film(known[0], stat.st_mtime_ns)
-            return FilmEvent(str(path), "unchanged" if status == "analysed" else status, known[0], known[1])
+            return FilmEvent(str(path), "unchanged" if status == "analysed" else status, known[0], known[1],
+                             stored.get(known[0], []))
         try:
             if problem:
                 raise XRayViewerError(path, "skipped", problem)
