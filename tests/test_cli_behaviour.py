@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
 import pytest
+from tiny_models import build
 
 from xrayviewer.cli import COMMANDS, build_parser
 
@@ -52,6 +54,22 @@ def test_closed_pipe_ends_quietly(dicom_data):
     assert json.loads(first)["path"]
     assert b"Traceback" not in err and b"BrokenPipeError" not in err
     assert info.returncode == 141  # as a shell reports a program that a closed pipe stopped
+
+
+@pytest.mark.parametrize("command", ["analyze", "worklist"])
+def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path, kermany, command):
+    """Ctrl-C once rows are coming: the rows printed stand, stderr ends with one line, no KeyboardInterrupt trace."""
+    model = build(tmp_path / "tiny.onnx")
+    extra = ["--db", str(tmp_path / "review.sqlite")] if command == "worklist" else []
+    process = subprocess.Popen([sys.executable, "-m", "xrayviewer", command, str(kermany / "NORMAL"), "--model",
+                                str(model), "--provider", "cpu", *extra], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    rest, err = process.communicate(timeout=120)
+    assert json.loads(first)["path"] and len(rest.splitlines()) < 1000  # stopped half-way
+    assert process.returncode == 130
+    assert "Traceback" not in err and err.splitlines()[-1] == "xrayviewer: interrupted"
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

@@ -14,6 +14,7 @@ from xrayviewer.offline import keep_http_clients_out
 
 COMMANDS = ("info", "analyze", "evaluate", "bench", "worklist", "report")  # modules of xrayviewer.commands, imported when used
 SIGPIPE_EXIT = 141  # what a shell reports for a program that the closed end of a pipe stopped (128 + SIGPIPE)
+SIGINT_EXIT = 130  # what a shell reports for a program that Ctrl-C stopped (128 + SIGINT)
 VIEWER_EPILOG = """examples:
   xrayviewer --demo                      open the demo chest study
   xrayviewer chest.dcm studies/DICOMDIR  open files, folders or DICOMDIRs
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         # the reader went away (`xrayviewer info DIR | head`): stop quietly; the flush at exit must not fail either
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return SIGPIPE_EXIT
+    except KeyboardInterrupt:  # Ctrl-C: what was printed stands (each row is whole); no traceback
+        print("xrayviewer: interrupted", file=sys.stderr)
+        return SIGINT_EXIT
 
 
 def _main(argv: list[str]) -> int:
