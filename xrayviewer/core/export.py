@@ -16,6 +16,7 @@ from xrayviewer.core.errors import OutputError, user_error
 from xrayviewer.core.overlay import OverlayStyle, colorbar, composite, save_png
 from xrayviewer.core.reader import read_image
 from xrayviewer.core.record import ImageRecord
+from xrayviewer.core.wording import percent
 
 
 def annotate(shown: np.ndarray, style: OverlayStyle, analysis: Analysis | None) -> np.ndarray:
@@ -41,8 +42,8 @@ def result_text(analysis: Analysis) -> str:
     if analysis.label is None:
         return f"{analysis.model}: NOT ANALYSED - {'; '.join(map(str, analysis.refused))}"
     scope = "  OUT OF SCOPE (analysed anyway)" if analysis.out_of_scope else ""
-    return (f"{analysis.model} {analysis.method}: {analysis.label} P(pneumonia)={analysis.probability:.3f} "
-            f"(threshold {analysis.threshold:.3f}){scope}  - research use only, not a diagnosis")
+    return (f"{analysis.model} {analysis.method}: {analysis.label} P(pneumonia)={percent(analysis.probability)} "
+            f"(threshold {percent(analysis.threshold)}){scope}  - research use only, not a diagnosis")
 
 
 @dataclass

@@ -1,9 +1,10 @@
-"""The model card as readable text (non-modal)."""
+"""The model card as readable text (non-modal, deleted when closed)."""
 
 from __future__ import annotations
 
 from html import escape
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QTextBrowser, QVBoxLayout, QWidget
 
 from xrayviewer.core.card_text import sections
@@ -21,6 +22,7 @@ def card_html(card: dict) -> str:
 class ModelCardDialog(QDialog):
     def __init__(self, card: dict, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.setWindowTitle(f"Model card - {card.get('name')}")
         self.text = QTextBrowser()
         self.text.setHtml(card_html(card))

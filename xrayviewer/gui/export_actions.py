@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QStandardPaths
-from PySide6.QtWidgets import QDialog, QFileDialog, QTextBrowser, QVBoxLayout
+from PySide6.QtCore import QStandardPaths, Qt
+from PySide6.QtWidgets import QDialog, QFileDialog, QTextBrowser, QVBoxLayout, QWidget
 
 from xrayviewer.core.overlay import save_png
 from xrayviewer.core.report_image import Reading, reading_picture
@@ -30,9 +30,10 @@ class ExportMixin:
         if pane.view.shown is None or self.record is None:
             self.show_error("Nothing to export: open a film first.")
             return None
-        film = self._film_on_screen()
-        return Reading(self.record, pane.analysis, film.decision if film else None, tuple(pane.view.marks),
-                       rotation=pane.view.rotation, flipped=pane.view.flipped)
+        film, view = self._film_on_screen(), pane.view
+        return Reading(self.record, pane.analysis, film.decision if film else None, tuple(view.marks),
+                       rotation=view.rotation, flipped=view.flipped,
+                       colormap=view.style.colormap if view.heatmap_shown() else None)
 
     def export_view(self) -> None:
         reading, view = self.reading(), self.active.view.shown
@@ -98,14 +99,7 @@ class ExportMixin:
 
         if self.record is None:
             return
-        dialog = QDialog(self)
-        dialog.setWindowTitle(f"Tags - {Path(self.record.path).name}")
-        text = QTextBrowser()
-        text.setFontFamily("monospace")
-        text.setPlainText(export.tag_dump(self.record))
-        QVBoxLayout(dialog).addWidget(text)
-        dialog.resize(720, 600)
-        dialog.show()
+        self._show_one(TagsDialog(f"Tags - {Path(self.record.path).name}", export.tag_dump(self.record), self))
 
     def show_model_card(self) -> None:
         try:
@@ -113,4 +107,25 @@ class ExportMixin:
         except Exception as exc:  # noqa: BLE001
             self.show_error(str(exc))
             return
-        ModelCardDialog(card, self).show()
+        self._show_one(ModelCardDialog(card, self))
+
+    def _show_one(self, dialog: QDialog) -> None:
+        """Show `dialog` in place of an open one of its kind: a day of looking at tags leaves one window."""
+        for old in self.findChildren(type(dialog)):
+            if old is not dialog:
+                old.close()
+        dialog.show()
+
+
+class TagsDialog(QDialog):
+    """A film's header as monospaced text (non-modal); deleted when closed."""
+
+    def __init__(self, title: str, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.setWindowTitle(title)
+        self.text = QTextBrowser()
+        self.text.setFontFamily("monospace")
+        self.text.setPlainText(text)
+        QVBoxLayout(self).addWidget(self.text)
+        self.resize(720, 600)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QTransform
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QWidget
 
 from xrayviewer.core import ImageRecord, Window
@@ -22,6 +22,15 @@ from xrayviewer.core.readable import dicom_date, person_name
 
 WL_SENSITIVITY = 1 / 400  # of the pixel range, per screen pixel dragged
 ZOOM_STEP = 1.15
+CORNER_MARGIN, BAR_ROOM, CORNER_GAP = 8, 24, 4  # px: around the corner texts, the colour bar's strip, between blocks
+WRAP = Qt.TextFlag.TextWordWrap
+CORNER_FLAGS = {
+    "top_left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | WRAP,
+    "top_right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop | WRAP,
+    "bottom_left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom | WRAP,
+    "bottom_right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom | WRAP,
+}
+CORNER_PRIORITY = ("bottom_right", "top_left", "bottom_left", "top_right")  # kept first where space runs out
 
 
 @dataclass(frozen=True)
@@ -163,7 +172,7 @@ class Viewport(QWidget):
             painter.drawImage(QPointF(0, 0), self._image)
             painter.resetTransform()
             self._draw_corners(painter)
-            if self.heat is not None and self.style.visible:
+            if self.heatmap_shown():
                 self._draw_colorbar(painter)
         else:
             painter.setPen(QColor(150, 150, 150))
@@ -191,22 +200,46 @@ class Viewport(QWidget):
             "bottom_right": self.caption,
         }
 
-    def _draw_corners(self, painter: QPainter) -> None:
-        painter.setFont(QFont(self.font().family(), 9))
-        margin = 8
-        box = self.rect().adjusted(margin, margin, -margin - 24, -margin)
-        flags = {
-            "top_left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
-            "top_right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop,
-            "bottom_left": Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
-            "bottom_right": Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom,
-        }
+    def heatmap_shown(self) -> bool:
+        """Whether a heatmap is laid over the film (and its colour bar drawn)."""
+        return self.heat is not None and self.style.visible
+
+    def corner_font(self) -> QFont:
+        return QFont(self.font().family(), 9)
+
+    def corner_box(self) -> QRectF:
+        """The part of the widget the corner texts share: inside the margins, left of the colour bar."""
+        return QRectF(self.rect()).adjusted(CORNER_MARGIN, CORNER_MARGIN, -CORNER_MARGIN - BAR_ROOM, -CORNER_MARGIN)
+
+    def corner_rects(self) -> dict[str, tuple[QRectF, str]]:
+        """Each corner's block as drawn: its rectangle and its text, wrapped at spaces to the width (a longer word
+        elided). Where two blocks side by side would overlap, bottom-left goes above bottom-right and top-right
+        below top-left; a block that still overlaps a more important one (a very small view) is left out."""
+        metrics, box = QFontMetricsF(self.corner_font(), self), self.corner_box()
+        placed = {}
         for corner, text in self.corner_texts().items():
             if text:
-                painter.setPen(QColor(0, 0, 0))
-                painter.drawText(QRectF(box).translated(1, 1), flags[corner], text)
-                painter.setPen(QColor(235, 235, 160))
-                painter.drawText(QRectF(box), flags[corner], text)
+                text = "\n".join(" ".join(metrics.elidedText(word, Qt.TextElideMode.ElideRight, box.width())
+                                          for word in line.split(" ")) for line in text.splitlines())
+                placed[corner] = (metrics.boundingRect(box, CORNER_FLAGS[corner], text), text)
+        _stack(placed, "bottom_left", "bottom_right", above=True)
+        _stack(placed, "top_right", "top_left", above=False)
+        kept: dict[str, tuple[QRectF, str]] = {}
+        for corner in CORNER_PRIORITY:
+            if corner in placed and not any(placed[corner][0].intersects(rect) for rect, _ in kept.values()):
+                kept[corner] = placed[corner]
+        return kept
+
+    def _draw_corners(self, painter: QPainter) -> None:
+        """The corner texts, shadowed, laid out as `corner_rects` says (in a band as wide as the box, so that they
+        wrap exactly as measured)."""
+        painter.setFont(self.corner_font())
+        box = self.corner_box()
+        for corner, (rect, text) in self.corner_rects().items():
+            band = QRectF(box.left(), rect.top(), box.width(), rect.height())
+            for color, shift in ((QColor(0, 0, 0), 1), (QColor(235, 235, 160), 0)):
+                painter.setPen(color)
+                painter.drawText(band.translated(shift, shift), CORNER_FLAGS[corner], text)
 
     def _draw_colorbar(self, painter: QPainter) -> None:
         bar = to_qimage(colorbar(self.style.colormap, 256, 12))
@@ -317,3 +350,13 @@ class Viewport(QWidget):
             self.cursorInfo.emit(f"x {col}  y {row}  value {text}")
         else:
             self.cursorInfo.emit("")
+
+
+def _stack(placed: dict[str, tuple[QRectF, str]], mover: str, anchor: str, above: bool) -> None:
+    """Move `mover`'s block just above (or below) `anchor`'s where the two overlap."""
+    if mover in placed and anchor in placed and placed[mover][0].intersects(placed[anchor][0]):
+        rect, fixed = placed[mover][0], placed[anchor][0]
+        if above:
+            rect.moveBottom(fixed.top() - CORNER_GAP)
+        else:
+            rect.moveTop(fixed.bottom() + CORNER_GAP)
