@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from tiny_models import build
@@ -70,6 +71,11 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path, kermany, command):
     assert json.loads(first)["path"] and len(rest.splitlines()) < 1000  # stopped half-way
     assert process.returncode == 130
     assert "Traceback" not in err and err.splitlines()[-1] == "xrayviewer: interrupted"
+
+
+def test_the_readme_command_table_has_a_row_per_command():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert [c for c in COMMANDS if f"\n| `xrayviewer {c} " not in readme] == []
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

@@ -40,6 +40,14 @@ def test_no_display_is_explained_instead_of_qt_aborting():
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+def test_no_display_message_says_what_the_demo_commands_need():
+    """`--self-test`, `--demo --screenshot` and `bench` need the demo film, which a plain install lacks."""
+    problem = qt_platform.platform_problem({})
+    assert problem is not None and "--screenshot out.png` (renders offscreen) work as they are" in problem
+    assert ("`xrayviewer --self-test`, `xrayviewer --demo --screenshot out.png` and `xrayviewer bench` need the demo "
+            'film as well: pip install "xrayviewer[demo]".') in problem
+
+
 @pytest.mark.skipif(shutil.which("ldd") is None, reason="needs ldd to know what this machine lacks")
 def test_missing_xcb_libraries_are_named_with_the_install_command():
     missing = ldd_missing()

@@ -128,8 +128,10 @@ def platform_problem(env: Mapping[str, str] | None = None) -> str | None:
             return None
         problems.append(_explain(platform, display_variable, env.get(display_variable, ""), missing))
     return "xrayviewer: the viewer cannot open a window.\n" + "\n".join(problems) + (
-        "\nThe command line needs no display: `xrayviewer info|analyze|evaluate|bench ...`, `xrayviewer --self-test`"
-        " and `xrayviewer --demo --screenshot out.png` (renders offscreen) work as they are."
+        "\nThe command line needs no display: `xrayviewer info|analyze|evaluate|worklist|report ...` and "
+        "`xrayviewer FILE --screenshot out.png` (renders offscreen) work as they are. `xrayviewer --self-test`, "
+        "`xrayviewer --demo --screenshot out.png` and `xrayviewer bench` need the demo film as well: "
+        'pip install "xrayviewer[demo]".'
     )
 
 
