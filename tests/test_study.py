@@ -44,11 +44,22 @@ def test_mixed_folder(tmp_path, pydicom_test_files, dicom_data):
     ct = [se for se in tree.series() if se.modality == "CT"]
     assert ct and [i.instance_number for i in ct[0].instances] == sorted(i.instance_number for i in ct[0].instances)
     reasons = {p.path.name: p.reason for p in tree.problems}
-    assert set(reasons) == {"empty.dcm", "report.dcm"}
-    assert tree.skipped == [study / "notes.txt"]  # not an image: left out, not a problem
+    assert set(reasons) == {"notes.txt", "empty.dcm", "report.dcm"}  # the viewer's browser lists each reason
     assert "no pixel data" in reasons["report.dcm"] and "empty" in reasons["empty.dcm"]
     # the patients with the real names come first, plain images last
     assert list(tree.patients)[-1] == NO_PATIENT
+
+
+def test_a_walk_for_images_skips_what_is_not_an_image(tmp_path):
+    cv2.imwrite(str(tmp_path / "film.png"), np.full((16, 16), 90, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty.dcm").write_bytes(b"")
+    tree = scan(tmp_path, skip_non_images=True)
+    assert [i.path.name for i in tree.instances()] == ["film.png"]
+    assert tree.skipped == [tmp_path / "notes.txt"]  # left out, not a problem
+    assert [p.path.name for p in tree.problems] == ["empty.dcm"]  # an empty file may be a broken copy: said
+    named = scan(tmp_path / "notes.txt", skip_non_images=True)  # a file given by name is never skipped
+    assert named.skipped == [] and named.problems[0].reason.startswith("not DICOM")
 
 
 def test_missing_path_is_a_problem_not_an_exception(tmp_path):

@@ -93,7 +93,7 @@ def image_paths(paths: list[str | Path], skipped: Callable[[Path, int], None] = 
     for raw in paths:
         path = Path(raw)
         if path.is_dir() or path.name.upper() == "DICOMDIR":
-            tree = scan(path)
+            tree = scan(path, skip_non_images=True)
             if tree.skipped:
                 skipped(path, len(tree.skipped))
             for instance in tree.instances():
@@ -104,13 +104,13 @@ def image_paths(paths: list[str | Path], skipped: Callable[[Path, int], None] = 
             yield path, None
 
 
-def scan(path: str | Path) -> StudyTree:
+def scan(path: str | Path, skip_non_images: bool = False) -> StudyTree:
     """Scan a folder (recursively), a DICOMDIR, or a single file, reading headers only.
 
     Nothing in the folder stops the scan: each file, folder or DICOMDIR record that cannot be used becomes one
-    entry in `problems` and the rest are listed. A folder's files whose content is not an image (decided as the
-    reader decides: DICOM preamble or first tag, PNG/JPEG/TIFF/BMP signature) go to `skipped` instead; a file
-    given by name that is not an image is a problem.
+    entry in `problems` and the rest are listed. With `skip_non_images`, a folder's files whose content is not an
+    image (decided as the reader decides: DICOM preamble or first tag, PNG/JPEG/TIFF/BMP signature) go to
+    `skipped` instead; a file given by name that is not an image is always a problem.
     """
     path = Path(path)
     tree = StudyTree(path)
@@ -120,7 +120,7 @@ def scan(path: str | Path) -> StudyTree:
         _scan_dicomdir(path, tree)
     elif path.is_dir():
         for file in _files_under(path, tree):
-            _scan_file(file, tree, in_folder=True)
+            _scan_file(file, tree, skip_non_images)
     elif path.exists():
         _scan_file(path, tree)
     else:
@@ -142,9 +142,9 @@ def _files_under(folder: Path, tree: StudyTree) -> list[Path]:
     return sorted(files)
 
 
-def _scan_file(path: Path, tree: StudyTree, in_folder: bool = False) -> None:
-    """Add one file to the tree, or one problem (`in_folder`: a non-empty file that is not an image is skipped);
-    nothing it holds escapes as an exception."""
+def _scan_file(path: Path, tree: StudyTree, skip_non_image: bool = False) -> None:
+    """Add one file to the tree, or one problem (`skip_non_image`: a non-empty file that is not an image goes to
+    `skipped`); nothing it holds escapes as an exception."""
     try:
         file, _ = open_regular(path)
         with file:
@@ -154,7 +154,7 @@ def _scan_file(path: Path, tree: StudyTree, in_folder: bool = False) -> None:
             folder = str(path.parent)
             tree.add(Patient(NO_PATIENT), Study(folder, description=path.parent.name),
                      Series(folder, description=path.parent.name), Instance(path))
-        elif kind is None and head and in_folder:
+        elif kind is None and head and skip_non_image:
             tree.skipped.append(path)
         elif kind is None:
             tree.problems.append(Problem(path, "empty file" if not head else f"not {SUPPORTED}"))
