@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from tiny_models import build
 
+from xrayviewer.core.wording import percent
 from xrayviewer.gui.card_dialog import ModelCardDialog
 from xrayviewer.gui.main_window import ABOUT, MainWindow
 from xrayviewer.gui.result_view import MARKER
@@ -82,7 +83,7 @@ def test_analyse_anyway_shows_the_result_marked_out_of_scope(qtbot, shipped, dic
     assert analysis.out_of_scope and analysis.label in ("NORMAL", "PNEUMONIA")
     assert result.scope.isVisible() and "OUT OF SCOPE" in result.scope.text()
     assert "BodyPartExamined EXTREMITY" in result.scope.text() and not_clipped(qtbot, result.scope)
-    assert result.bar.isVisible() and f"{analysis.probability:.1%}" in result.bar.format()
+    assert result.bar.isVisible() and percent(analysis.probability) in result.bar.text_label.text()
     assert not result.refusal.isVisible() and not result.anyway.isVisible()
     assert view.heat is not None and "OUT OF SCOPE" in view.caption
     open_and_wait(qtbot, shipped, dicom_data / "RG3_UNCI.dcm")  # the next film is gated again

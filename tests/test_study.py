@@ -6,6 +6,7 @@ import shutil
 
 import cv2
 import numpy as np
+import pytest
 
 from xrayviewer.core import scan
 from xrayviewer.core.study import NO_PATIENT
@@ -59,7 +60,22 @@ def test_a_walk_for_images_skips_what_is_not_an_image(tmp_path):
     assert tree.skipped == [tmp_path / "notes.txt"]  # left out, not a problem
     assert [p.path.name for p in tree.problems] == ["empty.dcm"]  # an empty file may be a broken copy: said
     named = scan(tmp_path / "notes.txt", skip_non_images=True)  # a file given by name is never skipped
-    assert named.skipped == [] and named.problems[0].reason.startswith("not DICOM")
+    assert named.skipped == [] and named.problems[0].reason.startswith("unsupported file: its content is not DICOM")
+
+
+def test_the_scan_and_the_reader_word_a_bad_file_the_same(tmp_path):
+    """The browser's reason for a file is the viewer's message for it, without the name shown beside it."""
+    from xrayviewer.core import read_image
+    from xrayviewer.core.errors import XRayViewerError
+
+    (tmp_path / "empty.dcm").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not an image")
+    reasons = {p.path.name: p.reason for p in scan(tmp_path).problems}
+    for name in ("empty.dcm", "notes.txt"):
+        with pytest.raises(XRayViewerError) as raised:
+            read_image(tmp_path / name)
+        assert str(raised.value) == f"{tmp_path / name}: {reasons[name]}"
+    assert reasons["empty.dcm"] == "empty file: it holds 0 bytes. Copy or export the file again."
 
 
 def test_missing_path_is_a_problem_not_an_exception(tmp_path):

@@ -18,6 +18,7 @@ SIGINT_EXIT = 130  # what a shell reports for a program that Ctrl-C stopped (128
 VIEWER_EPILOG = """examples:
   xrayviewer --demo                      open the demo chest study
   xrayviewer chest.dcm studies/DICOMDIR  open files, folders or DICOMDIRs
+  xrayviewer --review today/             review a folder as a worklist (decisions in the review store)
   xrayviewer analyze chest.dcm --out overlays/
   xrayviewer COMMAND --help              what each command does"""
 
@@ -41,6 +42,12 @@ def viewer_parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files, folders or DICOMDIRs to open")
     parser.add_argument("--demo", action="store_true", help="open the demo chest study")
     parser.add_argument("--compare", action="store_true", help="start in the side-by-side layout")
+    parser.add_argument("--review", action="store_true",
+                        help="open the PATHs (folders of films) as a worklist in review mode: most suspicious first, "
+                        "keys 1-4 decide, U next unread, Ctrl+Z undo")
+    parser.add_argument("--db", type=Path, metavar="FILE",
+                        help="the review store (default: $XRAYVIEWER_DB, else review.sqlite in the user's data "
+                        "folder, e.g. ~/.local/share/xrayviewer/ or %%LOCALAPPDATA%%\\XRayViewer\\)")
     parser.add_argument("--provider", choices=["auto", "cpu", "cuda", "dml"],
                         help="where the models run (default: the one last chosen in the viewer, else auto)")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
@@ -89,6 +96,8 @@ def _main(argv: list[str]) -> int:
     parser = viewer_parser()
     args = parser.parse_args(argv)
     check_paths(parser, args.paths)
+    if args.review and not args.paths:
+        parser.error("--review needs a folder (or files) to review")
     if args.self_test:
         from xrayviewer.selftest import main as self_test
 
@@ -103,4 +112,5 @@ def _main(argv: list[str]) -> int:
         return EXIT_CODE
     from xrayviewer.gui.app import run
 
-    return run(args.paths, args.demo, args.screenshot, args.provider, args.compare, args.startup_probe)
+    return run(args.paths, args.demo, args.screenshot, args.provider, args.compare, args.startup_probe,
+               review=args.review, db=args.db)

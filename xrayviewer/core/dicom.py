@@ -430,6 +430,8 @@ def metadata_of(ds: Dataset) -> Metadata:
         patient_id=text(ds, "PatientID"),
         patient_age=text(ds, "PatientAge"),
         patient_birth_date=text(ds, "PatientBirthDate"),
+        patient_sex=text(ds, "PatientSex"),
+        accession=text(ds, "AccessionNumber"),
         study_date=text(ds, "StudyDate"),
         study_description=text(ds, "StudyDescription"),
         series_description=text(ds, "SeriesDescription"),

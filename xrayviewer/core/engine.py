@@ -17,7 +17,8 @@ from xrayviewer.core.cam import METHODS, CamInput, CamResult
 from xrayviewer.core.gate import Gate, Note, Refusal, Subject
 from xrayviewer.core.preprocess import model_input
 from xrayviewer.core.record import ImageRecord
-from xrayviewer.core.session import Model, ModelCache, ModelOutputError
+from xrayviewer.core.errors import XRayViewerError
+from xrayviewer.core.session import PROVIDER_NAMES, PROVIDERS, Model, ModelCache, ModelOutputError, resolve_provider
 
 TARGETS = ("pneumonia", "normal")
 
@@ -60,10 +61,15 @@ class Analysis:
 class Engine:
     """Loads models once and analyses display arrays with them, behind one gate for every model."""
 
-    def __init__(self, provider: str = "auto", gate: Gate | None = None) -> None:
-        self.provider = provider
+    def __init__(self, provider: str = "auto", gate: Gate | None = None, note: str = "") -> None:
+        """`note`: why this engine does not run on the provider the user chose (see `engine_for`)."""
+        self.provider, self.note = provider, note
         self.models = ModelCache()
         self.gate = gate if gate is not None else Gate()
+
+    def close(self) -> None:
+        """Let go of the loaded models (their ONNX Runtime sessions are freed once no analysis holds them)."""
+        self.models.clear()
 
     def model(self, name_or_path: str | Path) -> Model:
         from xrayviewer.models import resolve
@@ -116,7 +122,7 @@ class Engine:
         gated = Analysis(model=card.name, provider=model.provider, threshold=card.threshold,
                          threshold_rule=card.threshold_rule, method=method, target=target, refused=verdict.refused,
                          notes=verdict.notes, ood_score=None if score is None else round(score, 4),
-                         provider_note=model.fallback)
+                         provider_note="; ".join(filter(None, (self.note, model.fallback))))
         if verdict.refused and not force:
             return gated
         p = inference.probability
@@ -129,3 +135,15 @@ class Engine:
         """One display array, start to end."""
         (inference,) = self.infer(model, [display])
         return self.analysis(model, inference, display, method, target, record, force)
+
+
+def engine_for(choice: str, gate: Gate | None = None) -> Engine:
+    """An engine on `choice`; a provider this machine cannot run becomes 'auto' once, with the reason as the
+    engine's note (shown beside every result), instead of failing every later film. The command line does not
+    use this: there an explicit provider that cannot run is an error."""
+    try:
+        resolve_provider(choice)
+    except XRayViewerError as exc:
+        return Engine("auto", gate, note=f"{PROVIDER_NAMES.get(PROVIDERS.get(choice, choice), choice)} was chosen "
+                                         f"but is unavailable ({exc.why})")
+    return Engine(choice, gate)

@@ -16,8 +16,12 @@ class XRayViewerError(Exception):
         self.path = str(path) if path is not None else None
         self.what, self.why, self.fix = _one_line(what), _one_line(why), _one_line(fix)
         subject = f"{_one_line(self.path)}: " if self.path else ""
-        tail = f" {self.fix}" if fix else ""
-        super().__init__(f"{subject}{self.what}: {self.why}.{tail}")
+        super().__init__(f"{subject}{self.reason}")
+
+    @property
+    def reason(self) -> str:
+        """The message without the file's name (where the name is shown beside it, as in the study browser)."""
+        return f"{self.what}: {self.why}." + (f" {self.fix}" if self.fix else "")
 
 
 def _one_line(text: str) -> str:

@@ -17,3 +17,11 @@ def dicom_date(value: str) -> str:
     if len(value) == 8 and value.isdigit():
         return f"{value[:4]}-{value[4:6]}-{value[6:]}"
     return value
+
+
+def age_sex(age: str, sex: str) -> str:
+    """DICOM `004Y` and `F` -> `4Y F`; either may be empty."""
+    age = str(age).strip().upper()
+    if age[:-1].isdigit() and age[-1:] in "DWMY":
+        age = f"{int(age[:-1])}{age[-1]}"
+    return " ".join(filter(None, (age, str(sex).strip().upper())))

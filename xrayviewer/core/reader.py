@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from xrayviewer.core.dicom import read_dicom
-from xrayviewer.core.errors import CorruptFileError, UnsupportedFileError
+from xrayviewer.core.errors import CorruptFileError, UnsupportedFileError, XRayViewerError
 from xrayviewer.core.limits import check_all_frames, open_regular
 from xrayviewer.core.raster import read_raster, sniff
 from xrayviewer.core.record import ImageRecord
@@ -59,16 +59,23 @@ def read_frames(path: str | Path) -> list[ImageRecord]:
     return [first] + [read_dicom(path, BytesIO(data), i, force=kind == "dicom-raw") for i in range(1, first.frames)]
 
 
+def not_an_image(path: Path, head: bytes) -> XRayViewerError:
+    """The error for a file whose first bytes are no image: empty, or of a format not read (one wording for the
+    viewer, the command line and the study scan)."""
+    if not head:
+        return CorruptFileError(path, "empty file", "it holds 0 bytes", "Copy or export the file again.")
+    return UnsupportedFileError(path, "unsupported file", f"its content is not {SUPPORTED}",
+                                f"Open a {SUPPORTED} file.")
+
+
 def _open_image(path: Path) -> tuple[BinaryIO, str]:
     """The file opened at its start, and its kind; refused when it is not a regular, non-empty image file."""
     file, size = open_regular(path)
     try:
-        if size == 0:
-            raise CorruptFileError(path, "empty file", "it holds 0 bytes", "Copy or export the file again.")
-        kind = kind_of(file.read(HEAD_BYTES))
+        head = file.read(HEAD_BYTES)
+        kind = kind_of(head)
         if kind is None:
-            raise UnsupportedFileError(path, "unsupported file", f"its content is not {SUPPORTED}",
-                                       f"Open a {SUPPORTED} file.")
+            raise not_an_image(path, head)
         file.seek(0)
     except BaseException:
         file.close()

@@ -36,6 +36,8 @@ class Metadata:
     patient_id: str = ""
     patient_age: str = ""  # DICOM age string, e.g. "045Y", "030M", "2W"
     patient_birth_date: str = ""  # YYYYMMDD
+    patient_sex: str = ""
+    accession: str = ""
     study_date: str = ""
     study_description: str = ""
     series_description: str = ""

@@ -26,7 +26,7 @@ from xrayviewer.core.errors import XRayViewerError
 DB_ENV = "XRAYVIEWER_DB"
 DB_NAME = "review.sqlite"
 DECISIONS = ("normal", "pneumonia", "uncertain", "other")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: accession, age and sex of each film; withdrawn decisions (undo); note drafts
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS films (
     id INTEGER PRIMARY KEY,
@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS films (
     study_description TEXT NOT NULL DEFAULT '',
     modality TEXT NOT NULL DEFAULT '',
     view_position TEXT NOT NULL DEFAULT '',
+    accession TEXT NOT NULL DEFAULT '',
+    patient_age TEXT NOT NULL DEFAULT '',
+    patient_sex TEXT NOT NULL DEFAULT '',
     error TEXT,
     added_at TEXT NOT NULL
 );
@@ -68,7 +71,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     note TEXT NOT NULL DEFAULT '',
     reader TEXT NOT NULL DEFAULT '',
     decided_at TEXT NOT NULL,
-    ai_shown TEXT NOT NULL DEFAULT '{}'
+    ai_shown TEXT NOT NULL DEFAULT '{}',
+    withdrawn_at TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_film ON decisions(film_id, id);
 CREATE TABLE IF NOT EXISTS marks (
@@ -82,8 +86,18 @@ CREATE TABLE IF NOT EXISTS marks (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS marks_film ON marks(film_id);
+CREATE TABLE IF NOT EXISTS drafts (
+    film_id INTEGER PRIMARY KEY REFERENCES films(id) ON DELETE CASCADE,
+    note TEXT NOT NULL,
+    saved_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+ADDED_COLUMNS = {  # columns newer than schema 1, added to an older store when it is opened
+    "films": ("accession TEXT NOT NULL DEFAULT ''", "patient_age TEXT NOT NULL DEFAULT ''",
+              "patient_sex TEXT NOT NULL DEFAULT ''"),
+    "decisions": ("withdrawn_at TEXT",),
+}
 
 
 def default_db_path() -> Path:
@@ -130,6 +144,9 @@ class FilmInfo:
     study_description: str = ""
     modality: str = ""
     view_position: str = ""
+    accession: str = ""
+    patient_age: str = ""  # DICOM age string, e.g. "004Y"
+    patient_sex: str = ""
     error: str | None = None
 
 
@@ -155,11 +172,14 @@ class ModelResult:
 
 @dataclass(frozen=True)
 class Decision:
+    """A reader's decision with what the AI showed then; a withdrawn one (undo) stays in the history."""
+
     decision: str
     note: str
     reader: str
     decided_at: str
     ai_shown: dict
+    withdrawn_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +224,8 @@ class ReviewStore:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
-                db.execute("INSERT OR IGNORE INTO state VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                _add_columns(db)
+                db.execute("INSERT OR REPLACE INTO state VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except (OSError, sqlite3.Error) as exc:
             raise XRayViewerError(self.path, "cannot open the review database", str(exc),
                                   f"Give another file with --db or ${DB_ENV}.") from None
@@ -294,7 +315,8 @@ class ReviewStore:
         for r in self._query("SELECT * FROM results ORDER BY film_id, model"):
             results.setdefault(r["film_id"], {})[r["model"]] = _result(r)
         decisions = {r["film_id"]: _decision(r) for r in self._query(
-            "SELECT * FROM decisions WHERE id IN (SELECT MAX(id) FROM decisions GROUP BY film_id)")}
+            "SELECT * FROM decisions WHERE id IN "
+            "(SELECT MAX(id) FROM decisions WHERE withdrawn_at IS NULL GROUP BY film_id)")}
         return [FilmRow(r["id"], _info(r), results.get(r["id"], {}), decisions.get(r["id"])) for r in rows]
 
     def film(self, film_id: int) -> FilmRow:
@@ -314,7 +336,32 @@ class ReviewStore:
             db.execute("INSERT INTO decisions (film_id, decision, note, reader, decided_at, ai_shown) "
                        "VALUES (?, ?, ?, ?, ?, ?)", (film_id, decision, note, reader, made.decided_at,
                                                      json.dumps(made.ai_shown)))
+            db.execute("DELETE FROM drafts WHERE film_id = ?", (film_id,))  # the note is saved with it now
         return made
+
+    def withdraw(self, film_id: int) -> Decision | None:
+        """Undo: the film's current decision is withdrawn (kept in the history, marked with the time); the one
+        before it, if any, is current again. Returns the withdrawn decision, or None when there was none."""
+        with self._transaction() as db:
+            row = db.execute("SELECT id FROM decisions WHERE film_id = ? AND withdrawn_at IS NULL "
+                             "ORDER BY id DESC LIMIT 1", (film_id,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE decisions SET withdrawn_at = ? WHERE id = ?", (now(), row[0]))
+        return _decision(self._query("SELECT * FROM decisions WHERE id = ?", (row[0],))[0])
+
+    # ----- note drafts: typed, not yet saved with a decision -----
+    def set_draft(self, film_id: int, note: str) -> None:
+        """Keep a note typed for a film that has not been decided with it yet ('' removes the draft)."""
+        with self._transaction() as db:
+            if note:
+                db.execute("INSERT OR REPLACE INTO drafts VALUES (?, ?, ?)", (film_id, note, now()))
+            else:
+                db.execute("DELETE FROM drafts WHERE film_id = ?", (film_id,))
+
+    def draft(self, film_id: int) -> str | None:
+        rows = self._query("SELECT note FROM drafts WHERE film_id = ?", (film_id,))
+        return rows[0]["note"] if rows else None
 
     def history(self, film_id: int) -> list[Decision]:
         return [_decision(r) for r in self._query("SELECT * FROM decisions WHERE film_id = ? ORDER BY id",
@@ -360,4 +407,14 @@ def _result(row: dict) -> ModelResult:
 
 
 def _decision(row: dict) -> Decision:
-    return Decision(row["decision"], row["note"], row["reader"], row["decided_at"], json.loads(row["ai_shown"]))
+    return Decision(row["decision"], row["note"], row["reader"], row["decided_at"], json.loads(row["ai_shown"]),
+                    row["withdrawn_at"])
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Bring a store made by an older version up to this schema (its rows keep their values)."""
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column in columns:
+            if column.split()[0] not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")

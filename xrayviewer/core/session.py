@@ -184,3 +184,7 @@ class ModelCache:
             if key not in self._models:
                 self._models[key] = open_model(path, provider)
             return self._models[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()

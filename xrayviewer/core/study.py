@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset
 from xrayviewer.core.dicom import as_int, number, parse, sop_class_name, text, value
 from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.limits import open_regular
-from xrayviewer.core.reader import HEAD_BYTES, SUPPORTED, kind_of
+from xrayviewer.core.reader import HEAD_BYTES, kind_of, not_an_image
 
 NO_PATIENT = "(plain images)"
 
@@ -157,7 +157,7 @@ def _scan_file(path: Path, tree: StudyTree, skip_non_image: bool = False) -> Non
         elif kind is None and head and skip_non_image:
             tree.skipped.append(path)
         elif kind is None:
-            tree.problems.append(Problem(path, "empty file" if not head else f"not {SUPPORTED}"))
+            raise not_an_image(path, head)
         else:
             ds = parse(path, force=kind == "dicom-raw", headers_only=True)
             if "DirectoryRecordSequence" in ds:
@@ -167,7 +167,7 @@ def _scan_file(path: Path, tree: StudyTree, skip_non_image: bool = False) -> Non
                 return
             _add_dataset(tree, path, ds)
     except XRayViewerError as exc:
-        tree.problems.append(Problem(path, f"{exc.what}: {exc.why}"))
+        tree.problems.append(Problem(path, exc.reason))
     except OSError as exc:
         tree.problems.append(Problem(path, f"cannot read: {exc.strerror or exc}"))
 
@@ -191,7 +191,7 @@ def _scan_dicomdir(path: Path, tree: StudyTree) -> None:
         ds = parse(path)
         records = list(value(ds, "DirectoryRecordSequence", []))
     except XRayViewerError as exc:
-        tree.problems.append(Problem(path, f"{exc.what}: {exc.why}"))
+        tree.problems.append(Problem(path, exc.reason))
         return
     for record, ancestors, problem in _walk_records(ds, records):
         if problem:

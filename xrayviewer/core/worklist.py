@@ -77,7 +77,8 @@ def film_info(path: Path, sha256: str, record: ImageRecord | None = None, error:
     m = record.metadata
     return FilmInfo(str(path), stat.st_size, stat.st_mtime_ns, sha256,
                     sop_uid(path) if record.format == "dicom" else "", m.study_uid, m.series_uid, m.patient_id,
-                    m.patient_name, m.study_date, m.study_description, m.modality, m.view_position)
+                    m.patient_name, m.study_date, m.study_description, m.modality, m.view_position, m.accession,
+                    m.patient_age, m.patient_sex)
 
 
 class Worklist:

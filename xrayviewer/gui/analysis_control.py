@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6.QtWidgets import QFileDialog
 
-from xrayviewer.core.engine import Analysis, Engine, Inference
+from xrayviewer.core.engine import Analysis, Inference, engine_for
 from xrayviewer.core.overlay import OverlayStyle
+from xrayviewer.core.wording import bar_top, percent
 from xrayviewer.gui.panels import AnalysisSettings
 from xrayviewer.gui.viewport import Viewport
 
@@ -83,8 +84,19 @@ class AnalysisMixin:
         self.saved.set_style(style)
 
     def set_provider(self, provider: str) -> None:
-        self.engine = Engine(provider)
-        self.saved.set_provider(provider)
+        """Run the models on `provider` from now on; the old engine lets its sessions go. A provider this machine
+        cannot run falls back to 'auto' once: said in the banner and, in orange, beside every result."""
+        if provider == self.engine.provider and not self.engine.note:
+            return
+        self.engine.close()
+        self.engine = engine_for(provider)
+        if self.engine.note:
+            self.show_error(f"{self.engine.note}: running on 'auto' instead.")
+            self.panel.provider.blockSignals(True)
+            self.panel.provider.setCurrentText(self.engine.provider)
+            self.panel.provider.blockSignals(False)
+        else:
+            self.saved.set_provider(provider)
         for pane in self.panes:
             pane.inferences.clear()
         self.analyze_all()
@@ -107,11 +119,9 @@ def caption_of(analysis: Analysis) -> str:
     if analysis.label is None:
         return f"{analysis.model}: not analysed\n(outside what it can judge)"
     scope = "\nOUT OF SCOPE (analysed anyway)" if analysis.out_of_scope else ""
-    return f"{analysis.model}: {analysis.label} {analysis.probability:.1%}\n{analysis.method}{scope}"
+    return f"{analysis.model}: {analysis.label} {percent(analysis.probability)}\n{analysis.method}{scope}"
 
 
 def bar_top_of(analysis: Analysis) -> str:
     """What the top of the colour bar means for a result's heatmap."""
-    if analysis.cam is None:
-        return ""
-    return "this image's maximum" if analysis.cam.reference is None else "typical pneumonia film"
+    return "" if analysis.cam is None else bar_top(analysis.cam.reference)

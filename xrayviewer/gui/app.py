@@ -8,13 +8,14 @@ import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QPoint, QRect, QSize, QtMsgType, QTimer, qInstallMessageHandler
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 from xrayviewer.offline import keep_http_clients_out
 
 SCREENSHOT_TIMEOUT_MS = 120_000
+WINDOW_SIZE = (1500, 950)  # the first window's size where the screen has room
 
 
 def dark_palette() -> QPalette:
@@ -32,8 +33,17 @@ def dark_palette() -> QPalette:
     return p
 
 
+def quiet_qt_messages(mode: QtMsgType, context, message: str) -> None:
+    """Qt's messages on stderr as usual, less those about what a platform plug-in cannot do (the offscreen one
+    of --screenshot says "does not support propagateSizeHints()"), which tell the user nothing."""
+    if "does not support" in message and mode in (QtMsgType.QtWarningMsg, QtMsgType.QtInfoMsg):
+        return
+    print(message, file=sys.stderr)
+
+
 def application() -> QApplication:
     keep_http_clients_out()  # before the readers load pydicom
+    qInstallMessageHandler(quiet_qt_messages)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("XRay Viewer")
     app.setOrganizationName("XRayViewer")
@@ -43,14 +53,15 @@ def application() -> QApplication:
 
 
 def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, provider: str | None = None,
-        compare: bool = False, startup_probe: bool = False) -> int:
+        compare: bool = False, startup_probe: bool = False, review: bool = False, db: Path | None = None) -> int:
     """Open the main window; with `screenshot`, save it once the analysis is on screen and exit; with
-    `startup_probe`, print the time the window was shown (`xrayviewer bench`'s cold start) and exit."""
+    `startup_probe`, print the time the window was shown (`xrayviewer bench`'s cold start) and exit; with
+    `review`, the paths become the worklist (in the review store `db`)."""
     from xrayviewer.gui.main_window import MainWindow
 
     app = application()
-    window = MainWindow(provider)
-    window.resize(1500, 950)
+    window = MainWindow(provider, db=db)
+    window.setGeometry(first_geometry(app))
     window.show()
     if compare:
         window.compare_action.setChecked(True)
@@ -70,10 +81,24 @@ def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, pr
         QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, app.quit)
     if demo:
         window.open_demo()
+    elif paths and review:
+        window.review_paths(paths)
     elif paths:
         window.open_paths(paths)
     code = app.exec()
     return status["code"] if screenshot is not None else code
+
+
+def first_geometry(app: QApplication) -> QRect:
+    """1500 x 950, or less on a smaller screen: the window fits the screen's free area (taskbar left out), centred."""
+    screen = app.primaryScreen()
+    free = screen.availableGeometry() if screen is not None else QRect(0, 0, *WINDOW_SIZE)
+    frame = 40  # the title bar and borders the window manager adds around the window
+    size = QSize(min(WINDOW_SIZE[0], free.width() - 16), min(WINDOW_SIZE[1], free.height() - frame))
+    rect = QRect(QPoint(0, 0), size)
+    rect.moveCenter(free.center())
+    rect.moveTop(max(rect.top(), free.top() + frame - 8))
+    return rect
 
 
 def load_readers() -> None:

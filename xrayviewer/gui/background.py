@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from xrayviewer.gui.workers import Worker, start
 
 
@@ -16,12 +15,13 @@ class BackgroundMixin:
         if on_error is not None:
             worker.signals.error.connect(on_error)
         worker.signals.progress.connect(self._progress)
-        worker.signals.finished.connect(lambda w=worker: self._finished(w))
+        worker.signals.finished.connect(self._finished)
         self.workers.add(worker)
         self.progress.setRange(0, 0)
         self.progress.show()
         self.cancel_button.setVisible(pass_worker)
-        self.statusBar().showMessage(busy)
+        self.busy_label.setText(busy)  # beside the progress bar: the status message keeps its confirmation
+        self.busy_label.show()
         return start(worker)
 
     def _progress(self, done: int, total: int) -> None:
@@ -33,7 +33,7 @@ class BackgroundMixin:
         if not self.workers:
             self.progress.hide()
             self.cancel_button.hide()
-            self.statusBar().clearMessage()
+            self.busy_label.hide()
 
     def cancel_work(self) -> None:
         for worker in list(self.workers):

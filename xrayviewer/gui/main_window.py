@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from xrayviewer.core import ImageRecord
-from xrayviewer.core.engine import Engine
+from xrayviewer.core.engine import engine_for
 from xrayviewer.core.film_cache import FilmCache
 from xrayviewer.gui.analysis_control import AnalysisMixin, Pane, bar_top_of, caption_of
 from xrayviewer.gui.background import BackgroundMixin
@@ -66,7 +66,7 @@ class MainWindow(MenusMixin, ReviewMixin, ReadingToolsMixin, OpeningMixin, Analy
         self.setAcceptDrops(True)
         self.saved = Settings()
         self.models = models if models is not None else available()
-        self.engine = Engine(self.saved.provider(provider))
+        self.engine = engine_for(self.saved.provider(provider))
         self.record: ImageRecord | None = None
         self.model_display: np.ndarray | None = None  # the film at its default window: what the model sees
         self.workers: set[Worker] = set()
@@ -143,6 +143,8 @@ class MainWindow(MenusMixin, ReviewMixin, ReadingToolsMixin, OpeningMixin, Analy
 
     def _build_status(self) -> None:
         self.cursor_label = QLabel()
+        self.busy_label = QLabel()  # what the work in flight is doing
+        self.busy_label.hide()
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(160)
         self.progress.hide()
@@ -150,6 +152,7 @@ class MainWindow(MenusMixin, ReviewMixin, ReadingToolsMixin, OpeningMixin, Analy
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.cancel_work)
         self.statusBar().addWidget(self.cursor_label, 1)
+        self.statusBar().addPermanentWidget(self.busy_label)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
         self.statusBar().addPermanentWidget(QLabel("Research use only - not a diagnosis"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QMessageBox
 
@@ -16,8 +17,12 @@ SHORTCUTS = [
     ("W / L / A / O / Shift+A / T", "tool: window-level, length, angle, ROI, arrow, text (Delete: last mark)"),
     ("Ctrl+] / Ctrl+[", "rotate 90° / flip"), ("Ctrl+R", "review a folder as a worklist"),
     ("Down, PgDn / Up, PgUp", "next / previous film"), ("Home / End", "first / last film"),
-    ("1 / 2 / 3 / 4", "in a worklist: normal / pneumonia / uncertain / other, then the next film"),
-    ("N", "note for the film"),
+    ("U / Ctrl+U", "in a worklist: next unread film / show unread films only"),
+    ("1 / 2 / 3 / 4", "in a worklist: normal / pneumonia / uncertain / other for the film on screen, then the next "
+                      "film"),
+    ("Ctrl+Z", "withdraw the last decision and go back to its film"),
+    ("N", "note for the film; Enter or Esc: back to the film (the note is kept as a draft until the decision; "
+          "Enter on a decided film saves it at once)"),
 ]
 ABOUT = (
     f"<h3>XRay Viewer {__version__}</h3><p>Offline chest X-ray review with an AI second opinion "
@@ -72,6 +77,7 @@ class MenusMixin:
     def show_shortcuts(self) -> None:
         rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
         box = QMessageBox(self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.setWindowTitle("Shortcuts")
         box.setText(f"<table cellpadding=3>{rows}</table>")
         box.setModal(False)

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QGroupBox, QLabel, QProgressBar, QPushButton, QVBo
 
 from xrayviewer.core.cam import METHODS
 from xrayviewer.core.engine import Analysis
+from xrayviewer.core.wording import percent
 
 MARKER = QColor(255, 210, 0)
 BOX = "QLabel {{ background: {}; color: white; padding: 6px; }}"
@@ -21,19 +22,23 @@ def escape(text: str) -> str:
 
 
 class ThresholdBar(QProgressBar):
-    """P(pneumonia) as a bar with the operating threshold drawn on it as a marker."""
+    """P(pneumonia) as a bar with the operating threshold drawn on it as a marker; the digits are written above
+    it (`text`), where the marker cannot cross them."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setRange(0, 1000)
-        self.setMinimumHeight(24)
+        self.setMinimumHeight(18)
+        self.setTextVisible(False)
         self.threshold: float | None = None
+        self.text_label = QLabel()
         self.set_result(None, None)
 
     def set_result(self, probability: float | None, threshold: float | None) -> None:
         self.threshold = threshold
         self.setValue(0 if probability is None else round(probability * 1000))
-        self.setFormat("P(pneumonia): -" if probability is None else f"P(pneumonia): {probability:.1%}")
+        self.text_label.setText("P(pneumonia): -" if probability is None else
+                                f"P(pneumonia): <b>{percent(probability)}</b>")
         self.update()
 
     def marker_x(self) -> float | None:
@@ -98,7 +103,7 @@ class ResultView(QGroupBox):
         self.notes = self._text(BOX.format("#6a5200"))
         self.heat = self._text("color: #b0c4de;")
         self.card_button = QPushButton("Model card...")
-        for w in (self.bar, self.rule, self.label, self.scope, self.refusal, self.anyway, self.notes, self.heat,
+        for w in (self.bar.text_label, self.bar, self.rule, self.label, self.scope, self.refusal, self.anyway, self.notes, self.heat,
                   self.card_button):
             layout.addWidget(w)
         self.anyway.clicked.connect(self.analyseAnyway)
@@ -123,6 +128,7 @@ class ResultView(QGroupBox):
         shown = analysis is not None and analysis.label is not None
         self.bar.set_result(analysis.probability if shown else None, analysis.threshold if shown else None)
         self.bar.setVisible(not refused)
+        self.bar.text_label.setVisible(not refused)
         self.rule.setVisible(shown)
         self.refusal.setVisible(refused)
         self.anyway.setVisible(refused)

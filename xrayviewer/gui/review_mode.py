@@ -1,8 +1,14 @@
 """Review mode: a folder becomes a worklist in the review store; the reader steps through it and decides.
 
-Keys: Down/PgDn next film, Up/PgUp previous, Home/End first/last, 1 normal, 2 pneumonia, 3 uncertain,
-4 other (each decision is committed at once and moves on), N the note. Without a worklist, Down/Up step
-through the study browser's films. The film after the current one is decoded ahead.
+Keys: Down/PgDn next film, Up/PgUp previous, Home/End first/last, U next unread, 1 normal, 2 pneumonia,
+3 uncertain, 4 other (each decision is committed at once and moves on), Ctrl+Z withdraws the last decision,
+N the note (Enter or Esc: back to the film). Without a worklist, Down/Up step through the study browser's films.
+The film after the current one is decoded ahead.
+
+A decision, note or mark always lands on the film on screen: `self.film` is the worklist film whose pixels are
+shown (set when a film has loaded, never when one is only asked for), and a decision waits while another film is
+still opening. A typed note is kept as a draft in the store (as it is typed, when the film changes and on quit)
+until it is saved with a decision.
 """
 
 from __future__ import annotations
@@ -12,18 +18,20 @@ import json
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog
 
 from xrayviewer.core.review_store import FilmRow, ReviewStore, default_db_path
 from xrayviewer.core.worklist import Worklist, film_path
 from xrayviewer.gui.workers import Worker, start
-from xrayviewer.gui.worklist_view import DECISION_KEYS, WorklistView, primary_result
+from xrayviewer.gui.worklist_view import DECISION_KEYS, HIDDEN_BY_DEFAULT, WorklistView, primary_result
 
 ROOTS_KEY = "worklist_roots"
 CURRENT_KEY = "current_film"
+COLUMNS_KEY = "worklist_hidden_columns"
 REFRESH_S = 0.5  # while the worklist fills, rows are refreshed at most this often
+DRAFT_DELAY_MS = 500  # a note is kept this long after the last key typed
 
 
 def under(path: str, roots: list[Path]) -> bool:
@@ -33,23 +41,34 @@ def under(path: str, roots: list[Path]) -> bool:
 
 
 class ReviewMixin:
-    """The worklist dock, the review menu and keys, decisions and the decode-ahead."""
+    """The worklist dock, the review menu and keys, decisions, note drafts and the decode-ahead."""
 
     def _build_review(self, db: str | Path | None) -> None:
         self.db_path = Path(db) if db is not None else default_db_path()
         self.store: ReviewStore | None = None
         self.review_roots: list[Path] = []
-        self.film: FilmRow | None = None  # the worklist film on screen
+        self.film: FilmRow | None = None  # the worklist film on screen (None: what is shown is not in it)
+        self.note_film: int | None = None  # the film whose note is in the note field
+        self.decided: list[int] = []  # films decided in this session, the latest last (for undo)
+        self._resumed = False  # the worklist has put its first film on screen
         self._last_refresh = 0.0
         self._ahead: set[Worker] = set()  # decode-ahead workers in flight
         self.worklist = WorklistView()
+        self.worklist.show_store(self.db_path)
         self.worklist.filmChosen.connect(self.show_worklist_film)
         self.worklist.decisionRequested.connect(self.decide)
         self.worklist.noteEdited.connect(self.save_note)
+        self.worklist.note.left.connect(self.leave_note)
+        self.worklist.columnsChanged.connect(lambda names: self._store_state(COLUMNS_KEY, json.dumps(names)))
+        self._draft_timer = QTimer(self)
+        self._draft_timer.setSingleShot(True)
+        self._draft_timer.setInterval(DRAFT_DELAY_MS)
+        self._draft_timer.timeout.connect(self.keep_note)
+        self.worklist.note.textEdited.connect(lambda _: self._draft_timer.start())
         self.worklist_dock = QDockWidget("Worklist", self)
         self.worklist_dock.setObjectName("worklist")
         self.worklist_dock.setWidget(self.worklist)
-        self.worklist.setMinimumWidth(420)
+        self.worklist.setMinimumWidth(300)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.worklist_dock)
         self.tabifyDockWidget(self.findChild(QDockWidget, "study"), self.worklist_dock)
 
@@ -61,20 +80,31 @@ class ReviewMixin:
         for text, step, keys in moves:
             action = self._action(menu, text, lambda _=False, s=step: self.step_film(s))
             action.setShortcuts([QKeySequence(k) for k in keys])
+        self._action(menu, "Next unread film", self.next_unread, "U")
+        unread = self._action(menu, "Unread films only", self.worklist.unread_only.setChecked, "Ctrl+U",
+                              checkable=True)
+        self.worklist.unread_only.toggled.connect(unread.setChecked)
         menu.addSeparator()
         self.decision_actions: list[QAction] = []
         for key, decision in DECISION_KEYS:
             action = self._action(menu, f"Decide: {decision}", lambda _=False, d=decision: self.decide(d), key)
-            action.setEnabled(False)  # only with a worklist film on screen; else "1" is the viewport's 1:1
+            action.setEnabled(False)  # only with a worklist; else "1" is the viewport's 1:1
             self.decision_actions.append(action)
-        self._action(menu, "Note...", self.worklist.note.setFocus, "N")
+        self._action(menu, "Undo the last decision", self.undo_decision, QKeySequence.StandardKey.Undo)
+        self._action(menu, "Note...", self.edit_note, "N")
         self._action(menu, "Set reader name...", self.ask_reader_name)
 
     # ----- the store and the worklist -----
     def open_store(self) -> ReviewStore:
         if self.store is None:
             self.store = ReviewStore(self.db_path)
+            self.worklist.set_hidden_columns(json.loads(self.store.state(COLUMNS_KEY,
+                                                                         json.dumps(HIDDEN_BY_DEFAULT))))
         return self.store
+
+    def _store_state(self, key: str, value: str) -> None:
+        if self.store is not None:
+            self.store.set_state(key, value)
 
     def resume_review(self) -> None:
         """At start: the last worklist from the store (when there is one), at the film the reader was on; without
@@ -90,17 +120,22 @@ class ReviewMixin:
         else:
             self.show_worklist_dock()
             self.review_roots = [Path(r) for r in roots]
+            self._resumed = False
             self.refresh_worklist()
             self._resume()
 
     def show_worklist_dock(self) -> None:
-        """The worklist in front, the study browser as a tab behind it."""
+        """The worklist in front, the study browser as a tab behind it, wide enough for its shown columns
+        (up to 40 % of the window, so that the film keeps the most room)."""
         study = self.findChild(QDockWidget, "study")
         if self.dockWidgetArea(self.worklist_dock) == self.dockWidgetArea(study) and \
                 self.worklist_dock not in self.tabifiedDockWidgets(study):
             self.tabifyDockWidget(study, self.worklist_dock)
         self.worklist_dock.show()
         self.worklist_dock.raise_()
+        wanted = min(self.worklist.columns_width(), int(self.width() * 0.4))
+        if self.worklist_dock.width() < wanted:
+            self.resizeDocks([self.worklist_dock], [wanted], Qt.Orientation.Horizontal)
 
     def review_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Review a folder of films", self._last_folder())
@@ -108,13 +143,20 @@ class ReviewMixin:
             self.review_paths([folder])
 
     def review_paths(self, paths: list[str | Path]) -> None:
-        """Make `paths` the worklist: films already in the store show at once, the rest are analysed behind."""
-        store = self.open_store()
+        """Make `paths` the worklist: films already in the store show at once, the rest are analysed behind, and
+        the first film is on screen as soon as one is known."""
+        try:
+            store = self.open_store()
+        except Exception as exc:  # noqa: BLE001 - an unusable store is reported, the viewer goes on
+            self.show_error(str(exc))
+            return
+        self.keep_note()
         self.review_roots = [film_path(p) for p in paths]
         store.set_state(ROOTS_KEY, json.dumps([str(r) for r in self.review_roots]))
         self.show_worklist_dock()
+        self._resumed = False
         self.refresh_worklist()
-        self._resume(only_saved=True)  # the top of the list is known once every film is analysed
+        self._resume()
         model = self.active.settings.model
         worklist = Worklist(store, self.engine, [model])
         roots = list(self.review_roots)
@@ -136,7 +178,7 @@ class ReviewMixin:
         super()._progress(done, total)
         if self.review_roots and time.monotonic() - self._last_refresh > REFRESH_S:
             self.refresh_worklist()
-            self._resume(only_saved=True)
+            self._resume()
 
     def refresh_worklist(self) -> None:
         """Reload the rows of the worklist's films from the store."""
@@ -145,17 +187,20 @@ class ReviewMixin:
         self._last_refresh = time.monotonic()
         films = [f for f in self.store.films() if under(f.info.path, self.review_roots)]
         self.worklist.set_films(films, self._card_name())
+        for action in self.decision_actions:  # in review mode 1-4 decide, and say so when they cannot
+            action.setEnabled(bool(films))
         if self.film is not None:
-            self.film = next((f for f in films if f.id == self.film.id), self.film)
+            self.film = self.worklist.film(self.film.id) or self.film
 
-    def _resume(self, only_saved: bool = False) -> None:
-        """Select the film the reader was on, else (unless `only_saved`) the first unread one in the shown order."""
-        if self.worklist.current() is not None or not self.worklist.table.films:
+    def _resume(self) -> None:
+        """Once per worklist: the film the reader was on, else the first unread one in the shown order."""
+        if self._resumed or not self.worklist.table.films:
             return
+        self._resumed = True
         wanted = self.store.state(CURRENT_KEY)
-        if (wanted and self.worklist.select(int(wanted))) or only_saved:
+        if wanted and self.worklist.select(int(wanted)):
             return
-        order = self.worklist.order()
+        order = self.worklist.order() or self.worklist.table.films
         first = next((f for f in order if f.decision is None), order[0])
         self.worklist.select(first.id)
 
@@ -167,17 +212,17 @@ class ReviewMixin:
 
     # ----- moving -----
     def show_worklist_film(self, film: FilmRow) -> None:
-        self.film = film
+        """The reader chose a worklist film (key, click, decision): its note is in the field, and it opens."""
+        self.load_note(film)
         self.store.set_state(CURRENT_KEY, str(film.id))
-        for action in self.decision_actions:
-            action.setEnabled(True)
         self.open_image(Path(film.info.path))
         self._decode_ahead()
 
     def step_film(self, step: int | str) -> None:
         """Next/previous/first/last film of the worklist, or of the study browser when there is none."""
         if self.worklist.table.films and self.worklist_dock.isVisible():
-            self.worklist.move(step)
+            if not self.worklist.move(step) and step in (1, "last"):
+                self.end_of_worklist()
             return
         paths = self.browser.instance_paths()
         if not paths:
@@ -190,6 +235,21 @@ class ReviewMixin:
             self.browser.select(paths[target])
             self.open_image(paths[target])
 
+    def next_unread(self) -> None:
+        film = self.worklist.next_unread()
+        if film is None:
+            self.end_of_worklist()
+        elif self.worklist.current() is None or film.id != self.worklist.current().id:
+            self.worklist.select(film.id)
+
+    def end_of_worklist(self) -> None:
+        """Said in the status bar when there is no film to go on to."""
+        films = self.worklist.table.films
+        unread = sum(f.decision is None for f in films)
+        text = (f"End of the worklist: all {len(films)} films reviewed" if not unread else
+                f"End of the worklist: {unread} of {len(films)} films still unread (U: next unread)")
+        self.statusBar().showMessage(text, 10000)
+
     def _decode_ahead(self) -> None:
         """Decode the next film of the worklist in the background, so that moving on is instant."""
         order = self.worklist.order()
@@ -198,22 +258,34 @@ class ReviewMixin:
             path = order[row + 1].info.path
             worker = Worker(lambda: self.films.get(path))  # a cached film is only marked as recently used
             self._ahead.add(worker)  # a reference until it is done, or Python may collect it first
-            worker.signals.finished.connect(lambda w=worker: self._ahead.discard(w))
+            worker.signals.finished.connect(self._ahead.discard)
             start(worker)
 
     def _image_loaded(self, loaded, generation: int | None = None) -> None:
-        """A worklist film comes back with the measurements and annotations saved with its review."""
+        """The film on screen decides which worklist film decisions, notes and marks go to: the one with its
+        path, or none (a film opened from elsewhere), whatever row was highlighted before."""
         super()._image_loaded(loaded, generation)
-        film = self._film_on_screen()
-        if film is not None:
+        if self.record is not loaded[0]:
+            return  # a slower, earlier read: not shown
+        self.cursor_label_text("")  # the pixel value under the cursor was the last film's
+        path = Path(self.record.path)
+        film = next((f for f in self.worklist.table.films if Path(f.info.path) == path), None)
+        self.film = film
+        current = self.worklist.current()
+        if film is None and current is not None:
+            self.worklist.clear_selection()
+            self.load_note(None)
+        elif film is not None and (current is None or current.id != film.id):
+            self.worklist.select(film.id, emit=False)
+            self.load_note(film)
+            self.store.set_state(CURRENT_KEY, str(film.id))
+        if film is not None:  # set_record cleared the last film's marks
             marks = self.store.marks(film.id)
             for pane in self.panes:
                 pane.view.set_marks(marks)
 
     def _film_on_screen(self) -> FilmRow | None:
-        """The worklist film whose file is on screen, if any."""
-        if self.film is None or self.record is None or Path(self.record.path) != Path(self.film.info.path):
-            return None
+        """The worklist film whose pixels are on screen, if any."""
         return self.film
 
     def save_marks(self, view) -> None:
@@ -231,27 +303,100 @@ class ReviewMixin:
     # ----- deciding -----
     def decide(self, decision: str) -> None:
         """Record the reader's decision for the film on screen (committed at once) and go to the next."""
-        film = self.film
+        film = self._film_on_screen()
         if film is None or self.store is None:
-            self.show_error("No worklist film on screen: use Review > Review folder... first.")
+            self.show_error("The film on screen is not in the worklist: no decision was saved. Choose a film in "
+                            "the worklist (or Review > Review folder...) first.")
             return
+        chosen = self.worklist.current()
+        if chosen is None or chosen.id != film.id:
+            self.statusBar().showMessage(f"Wait: {Path(chosen.info.path).name if chosen else 'the film'} is still "
+                                         "opening; no decision was saved", 5000)
+            return
+        following = self.worklist.neighbour(film.id, 1)
+        self._draft_timer.stop()
         self.store.decide(film.id, decision, self.worklist.note.text(), self.reader_name(), self._ai_shown(film))
-        self.statusBar().showMessage(f"{Path(film.info.path).name}: {decision} saved", 4000)
+        self.decided.append(film.id)
+        self.statusBar().showMessage(f"{Path(film.info.path).name}: {decision} saved (Ctrl+Z: undo)", 6000)
         self.refresh_worklist()
-        self.worklist.move(1)
+        if following is not None:
+            self.worklist.select(following.id)
+        else:
+            self.load_note(self.worklist.film(film.id))
+            self.end_of_worklist()
+
+    def undo_decision(self) -> None:
+        """Withdraw the last decision of this session (kept in the history) and go back to its film."""
+        if not self.decided or self.store is None:
+            self.statusBar().showMessage("No decision of this session to undo", 5000)
+            return
+        film_id = self.decided.pop()
+        withdrawn = self.store.withdraw(film_id)
+        if withdrawn is None:
+            return
+        if withdrawn.note:
+            self.store.set_draft(film_id, withdrawn.note)
+        self.note_film = None  # the field is reloaded from the store, not kept over the draft
+        self.refresh_worklist()
+        film = self.worklist.film(film_id)
+        if film is not None and not self.worklist.select(film_id):
+            self.load_note(film)
+        name = Path(film.info.path).name if film else f"film {film_id}"
+        self.statusBar().showMessage(f"{name}: '{withdrawn.decision}' withdrawn; decide again", 6000)
+
+    def edit_note(self) -> None:
+        if self.note_film is None:
+            self.statusBar().showMessage("Notes are kept with a worklist film; this film is not in one", 5000)
+            return
+        self.worklist.note.setFocus()
+
+    def load_note(self, film: FilmRow | None) -> None:
+        """Keep the note of the film it was typed for, then show `film`'s (its draft, else its decision's)."""
+        self.keep_note()
+        self.note_film = film.id if film is not None else None
+        text = ""
+        if film is not None:
+            draft = self.store.draft(film.id)
+            text = draft if draft is not None else film.decision.note if film.decision else ""
+        self.worklist.note.setText(text)
+        self.worklist.note.setEnabled(film is not None)
+        if self.worklist.note.hasFocus():
+            self.active.view.setFocus()  # the next key is for the new film, not typed into its note
+
+    def keep_note(self) -> None:
+        """Save the note field as a draft of its film (or drop the draft when it says what is saved)."""
+        self._draft_timer.stop()
+        if self.note_film is None or self.store is None:
+            return
+        film = self.worklist.film(self.note_film)
+        saved = film.decision.note if film is not None and film.decision else ""
+        text = self.worklist.note.text()
+        self.store.set_draft(self.note_film, "" if text == saved else text)
 
     def save_note(self, note: str) -> None:
-        """Enter in the note field: a decided film keeps its decision with the new note; else it waits."""
-        film = self.film
-        if film is None or film.decision is None:
-            self.statusBar().showMessage("The note is saved with the decision (1-4)", 5000)
+        """Enter in the note field: a decided film keeps its decision with the new note; an undecided one keeps
+        the note as a draft until its decision. Either way the keys go back to the film."""
+        film = self.worklist.film(self.note_film) if self.note_film is not None else None
+        if film is None:
             return
-        self.store.decide(film.id, film.decision.decision, note, self.reader_name(), self._ai_shown(film))
-        self.refresh_worklist()
-        self.statusBar().showMessage("Note saved", 4000)
+        if film.decision is None:
+            self.keep_note()
+            self.statusBar().showMessage("Note kept; it is saved with the decision (1-4)", 6000)
+        else:
+            self._draft_timer.stop()
+            self.store.decide(film.id, film.decision.decision, note, self.reader_name(), self._ai_shown(film))
+            self.refresh_worklist()
+            self.statusBar().showMessage("Note saved", 5000)
+        self.active.view.setFocus()
+
+    def leave_note(self) -> None:
+        """Esc in the note field: the note is kept, the keys go back to the film."""
+        self.keep_note()
+        self.active.view.setFocus()
 
     def _ai_shown(self, film: FilmRow) -> dict:
-        """What the AI said on screen when the reader decided: the panes' results, else the stored one."""
+        """What the AI showed on screen when the reader decided: the panes' results; when none was on screen yet,
+        the stored result marked `on_screen` false."""
         shown = {}
         if self.record is not None and Path(self.record.path) == Path(film.info.path):
             for pane in self.visible_panes():
@@ -259,9 +404,9 @@ class ReviewMixin:
                 if a is not None:
                     shown[a.model] = {"probability": a.probability, "label": a.label, "threshold": a.threshold,
                                       "refused": [str(r) for r in a.refused], "out_of_scope": a.out_of_scope,
-                                      "method": a.method}
+                                      "method": a.method, "on_screen": True}
         if not shown and (result := primary_result(film, self._card_name())) is not None:
-            shown[result.model] = result.as_dict()
+            shown[result.model] = {**result.as_dict(), "on_screen": False}
         return shown
 
     def reader_name(self) -> str:
@@ -279,3 +424,8 @@ class ReviewMixin:
         name, ok = QInputDialog.getText(self, "Reader", "Name saved with each decision:", text=self.reader_name())
         if ok:
             self.saved.set_reader(name)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        """A note typed and not yet saved is kept as a draft when the viewer closes."""
+        self.keep_note()
+        super().closeEvent(event)

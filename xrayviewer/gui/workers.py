@@ -1,11 +1,17 @@
-"""Long work off the UI thread: a QRunnable that reports its result or its error as signals (as superqt does)."""
+"""Long work off the UI thread: a worker in Qt's global thread pool that reports its result or its error as signals
+(as superqt's workers do).
+
+The pool is given the worker's bound `run`, not a QRunnable subclass: PySide keeps a QRunnable subclass alive for
+good when its `run` ends before `QThreadPool.start` has returned (a cached film: about 1 in 20 workers, each
+holding what its function holds, the main window included; benchmarks/soak.py counts the live workers).
+"""
 
 from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from xrayviewer.core.errors import XRayViewerError
 
@@ -14,22 +20,22 @@ class WorkerSignals(QObject):
     result = Signal(object)
     error = Signal(str)
     progress = Signal(int, int)  # done, total
-    finished = Signal()
+    finished = Signal(object)  # the worker itself: a slot that forgets it needs no reference of its own
 
 
-class Worker(QRunnable):
+class Worker:
     """Runs `fn(*args, worker=self)` if it takes `worker`, else `fn(*args)`, in the global thread pool.
 
-    Errors never escape: a project error becomes its message, anything else a one-line
-    summary (the traceback goes to stderr for the log).
+    Errors never escape: a project error becomes its message, anything else a one-line summary (the traceback
+    goes to stderr for the log). `finished` carries the worker, so whoever keeps it alive until then connects a
+    plain method (`workers.discard`): a lambda that captures the worker and is connected to the worker's own
+    signals is a cycle through Qt's C++ side that Python never collects.
     """
 
     def __init__(self, fn: Callable, *args, pass_worker: bool = False) -> None:
-        super().__init__()
         self.fn, self.args, self.pass_worker = fn, args, pass_worker
         self.signals = WorkerSignals()
         self.cancelled = False
-        self.setAutoDelete(True)
 
     def run(self) -> None:
         try:
@@ -42,12 +48,12 @@ class Worker(QRunnable):
             traceback.print_exc()
             self.signals.error.emit(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
         finally:
-            self.signals.finished.emit()
+            self.signals.finished.emit(self)
 
     def cancel(self) -> None:
         self.cancelled = True
 
 
 def start(worker: Worker) -> Worker:
-    QThreadPool.globalInstance().start(worker)
+    QThreadPool.globalInstance().start(worker.run)
     return worker

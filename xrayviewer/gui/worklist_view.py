@@ -1,6 +1,7 @@
 """The worklist: one row per film of the review store, most suspicious first, with the reader's decision keys.
 
-Columns: review status, AI probability (a bar with the threshold), patient, study date, view, label, refusal.
+Columns: review status, AI probability (digits beside a bar with the threshold), patient, patient ID, age and sex,
+accession, study date, view, result (label, refused or unreadable); the header's context menu shows or hides them.
 Sortable by any column; the default is the AI probability, highest first, refused films last.
 """
 
@@ -12,21 +13,28 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QRectF, QSortFilter
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
+    QStyle,
     QStyledItemDelegate,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from xrayviewer.core.readable import dicom_date, person_name
+from xrayviewer.core.readable import age_sex, dicom_date, person_name
+from xrayviewer.core.wording import percent
 from xrayviewer.core.review_store import FilmRow
 
-COLUMNS = ("Review", "AI", "Patient", "Study date", "View", "Label", "Refusal")
+COLUMNS = ("Review", "AI", "Patient", "ID", "Age/Sex", "Accession", "Study date", "View", "Result")
+HIDDEN_BY_DEFAULT = ("Accession", "Study date", "View")  # the header's context menu shows them
+WIDTHS = {"Review": 76, "AI": 92, "Patient": 104, "ID": 66, "Age/Sex": 54, "Accession": 80, "Study date": 80,
+          "View": 56}  # Review fits "pneumonia" and "uncertain"; Result takes the rest
 AI_COLUMN = COLUMNS.index("AI")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 DECISION_KEYS = (("1", "normal"), ("2", "pneumonia"), ("3", "uncertain"), ("4", "other"))
@@ -35,6 +43,18 @@ DECISION_KEYS = (("1", "normal"), ("2", "pneumonia"), ("3", "uncertain"), ("4", 
 def primary_result(film: FilmRow, model: str):
     """The result of `model` for the film, else of any model it has, else None."""
     return film.results.get(model) or next(iter(film.results.values()), None)
+
+
+def result_text(film: FilmRow, model: str) -> str:
+    """The Result column: the label, or why there is none."""
+    result = primary_result(film, model)
+    if film.info.error:
+        return "unreadable"
+    if result is None:
+        return ""
+    if result.refused and not result.out_of_scope:
+        return "refused"
+    return (result.label or "").lower()
 
 
 class WorklistModel(QAbstractTableModel):
@@ -64,7 +84,6 @@ class WorklistModel(QAbstractTableModel):
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
         film = self.films[index.row()]
         column = COLUMNS[index.column()]
-        result = primary_result(film, self.model)
         if role == SORT_ROLE:
             if column == "AI":
                 return film.suspicion()
@@ -72,27 +91,53 @@ class WorklistModel(QAbstractTableModel):
                 return film.info.study_date
             return self.data(index) or ""
         if role == Qt.ItemDataRole.ToolTipRole:
-            if column == "Refusal" and result is not None:
-                return "\n".join(result.refused) or None
-            return film.info.error or film.info.path
+            return self._tooltip(film, column)
         if role == Qt.ItemDataRole.ForegroundRole and column == "Review" and film.decision is None:
             return QColor(150, 150, 150)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         info = film.info
-        if column == "Review":
-            return film.decision.decision if film.decision else "to read"
-        if column == "Patient":
-            return person_name(info.patient_name) or info.patient_id or Path(info.path).name
-        if column == "Study date":
-            return dicom_date(info.study_date)
-        if column == "View":
-            return " ".join(filter(None, (info.modality, info.view_position)))
-        if column == "AI":
-            return None if result is None or result.probability is None else f"{result.probability:.0%}"
-        if column == "Label":
-            return "unreadable" if info.error else (result.label or "") if result else ""
-        return ("refused" if result.refused and not result.out_of_scope else "") if result else ""
+        result = primary_result(film, self.model)
+        return {
+            "Review": film.decision.decision if film.decision else "to read",
+            "AI": None if result is None or result.probability is None else percent(result.probability),
+            "Patient": person_name(info.patient_name) or info.patient_id or Path(info.path).name,
+            "ID": info.patient_id,
+            "Age/Sex": age_sex(info.patient_age, info.patient_sex),
+            "Accession": info.accession,
+            "Study date": dicom_date(info.study_date),
+            "View": " ".join(filter(None, (info.modality, info.view_position))),
+            "Result": result_text(film, self.model),
+        }[column]
+
+    def _tooltip(self, film: FilmRow, column: str) -> str | None:
+        result = primary_result(film, self.model)
+        if column == "Result" and result is not None and result.refused:
+            return "\n".join(result.refused)
+        if column == "Review" and film.decision is not None and film.decision.note:
+            return film.decision.note
+        name = person_name(film.info.patient_name)
+        return "\n".join(filter(None, (name, film.info.error or film.info.path)))
+
+
+class UnreadFilter(QSortFilterProxyModel):
+    """Sorts the worklist; with `unread_only`, hides the films that have a decision."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unread_only = False
+
+    def set_unread_only(self, on: bool) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt 6.10+; invalidateFilter is deprecated there
+            self.beginFilterChange()
+            self.unread_only = on
+            self.endFilterChange()
+        else:
+            self.unread_only = on
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:  # noqa: N802
+        return not self.unread_only or self.sourceModel().films[row].decision is None
 
 
 class ProbabilityDelegate(QStyledItemDelegate):
@@ -108,32 +153,58 @@ class ProbabilityDelegate(QStyledItemDelegate):
         result = primary_result(film, self.table.model)
         if result is None or result.probability is None:
             return
-        box = QRectF(option.rect).adjusted(3, 4, -3, -4)
+        text, box = bar_layout(QRectF(option.rect), option.fontMetrics.horizontalAdvance(">99.9%"))
         above = result.threshold is not None and result.probability >= result.threshold
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
         painter.save()
+        painter.setPen(option.palette.highlightedText().color() if selected else option.palette.text().color())
+        painter.drawText(text, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                         percent(result.probability))
         painter.fillRect(box, QColor(60, 60, 64))
         painter.fillRect(QRectF(box.left(), box.top(), box.width() * result.probability, box.height()),
                          QColor(200, 70, 50) if above else QColor(70, 130, 90))
-        if result.threshold is not None:
+        if result.threshold is not None:  # beside the digits, never across them
             x = box.left() + box.width() * result.threshold
             painter.setPen(QColor(240, 240, 240))
             painter.drawLine(int(x), int(box.top()) - 2, int(x), int(box.bottom()) + 2)
-        painter.setPen(QColor(255, 255, 255))
-        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, f"{result.probability:.0%}")
         painter.restore()
+
+    def initStyleOption(self, option, index: QModelIndex) -> None:  # noqa: N802
+        super().initStyleOption(option, index)
+        option.text = ""  # the digits are drawn by paint, beside the bar
+
+
+def bar_layout(cell: QRectF, digits_width: float) -> tuple[QRectF, QRectF]:
+    """The AI cell split into the digits (left) and the probability bar (right), side by side."""
+    text = QRectF(cell.left() + 2, cell.top(), digits_width, cell.height())
+    bar = QRectF(text.right() + 5, cell.top() + 6, max(cell.right() - 3 - text.right() - 5, 4), cell.height() - 12)
+    return text, bar
+
+
+class NoteField(QLineEdit):
+    """The note: Enter keeps it and Esc leaves it (`left`), so that the decision keys work again."""
+
+    left = Signal()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Escape:
+            self.left.emit()
+            return
+        super().keyPressEvent(event)
 
 
 class WorklistView(QWidget):
-    """The table, the progress line, the note field and the decision buttons."""
+    """The table, the progress line, the unread filter, the note field and the decision buttons."""
 
     filmChosen = Signal(object)  # FilmRow
     decisionRequested = Signal(str)  # normal, pneumonia, uncertain, other
-    noteEdited = Signal(str)
+    noteEdited = Signal(str)  # Enter in the note field
+    columnsChanged = Signal(list)  # the hidden columns' names
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.table = WorklistModel()
-        self.proxy = QSortFilterProxyModel()
+        self.proxy = UnreadFilter()
         self.proxy.setSourceModel(self.table)
         self.proxy.setSortRole(SORT_ROLE)
         self.view = QTableView()
@@ -144,40 +215,64 @@ class WorklistView(QWidget):
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # "CompressedSa..." hid what told films apart
         self.view.verticalHeader().hide()
         self.view.verticalHeader().setDefaultSectionSize(22)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for column, width in enumerate((84, 76, 120, 80, 56, 84)):  # Review fits "pneumonia" and "uncertain"
-            self.view.setColumnWidth(column, width)
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._column_menu)
+        for name, width in WIDTHS.items():
+            self.view.setColumnWidth(COLUMNS.index(name), width)
+        self.set_hidden_columns(list(HIDDEN_BY_DEFAULT))
         self.view.clicked.connect(lambda index: self._chosen(index.row()))
         self.progress = QLabel("No worklist: Review > Review folder... (Ctrl+R)")
-        self.note = QLineEdit()
-        self.note.setPlaceholderText("Note for this film (N), saved with the decision")
+        self.unread_only = QCheckBox("Unread only")
+        self.unread_only.setToolTip("Show only the films without a decision (U: next unread film)")
+        self.unread_only.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.unread_only.toggled.connect(self._filter_unread)
+        self.store_label = QLabel()
+        self.store_label.setStyleSheet("color: #a0a0a0;")
+        self.store_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.note = NoteField()
+        self.note.setPlaceholderText("Note for this film (N; Enter or Esc: back to the film), kept as you type")
         self.note.returnPressed.connect(lambda: self.noteEdited.emit(self.note.text()))
+        top = QHBoxLayout()
+        top.addWidget(self.progress, 1)
+        top.addWidget(self.unread_only)
         buttons = QHBoxLayout()
         for key, decision in DECISION_KEYS:
             button = QPushButton(f"{key} {decision.capitalize()}")
-            button.setToolTip(f"Decide '{decision}' (key {key}) and go to the next film")
+            button.setToolTip(f"Decide '{decision}' (key {key}) for the film on screen and go to the next film")
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             button.clicked.connect(lambda _=False, d=decision: self.decisionRequested.emit(d))
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.progress)
+        layout.addLayout(top)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.note)
         layout.addLayout(buttons)
+        layout.addWidget(self.store_label)
+
+    def show_store(self, path: Path) -> None:
+        """Where decisions are kept, under the buttons (the full path in its tooltip)."""
+        self.store_label.setText(f"Review store: {path}")
+        self.store_label.setToolTip(f"Decisions, notes and marks are saved at once in {path}")
 
     def set_films(self, films: list[FilmRow], model: str) -> None:
-        """Replace the rows, keeping the current film selected and the sort order."""
+        """Replace the rows, keeping the current film selected at the same height on screen (rows that arrive
+        or move above it do not move it) and the sort order."""
         current = self.current()
+        before = self.view.visualRect(self.proxy.index(self.current_row(), 0)).top() if current else None
         self.table.set_films(films, model)
         reviewed = sum(f.decision is not None for f in films)
         self.progress.setText(f"{reviewed} of {len(films)} reviewed")
-        if current is not None:
-            self.select(current.id, emit=False)
+        if current is not None and self.select(current.id, emit=False, scroll=False):
+            after = self.view.visualRect(self.proxy.index(self.current_row(), 0)).top()
+            bar = self.view.verticalScrollBar()
+            bar.setValue(bar.value() + (after - before) // max(self.view.verticalHeader().defaultSectionSize(), 1))
 
     def order(self) -> list[FilmRow]:
         """The films in the order shown."""
@@ -192,35 +287,93 @@ class WorklistView(QWidget):
         rows = self.view.selectionModel().selectedRows()
         return rows[0].row() if rows else -1
 
-    def select(self, film_id: int, emit: bool = True) -> bool:
+    def film(self, film_id: int) -> FilmRow | None:
+        return next((f for f in self.table.films if f.id == film_id), None)
+
+    def select(self, film_id: int, emit: bool = True, scroll: bool = True) -> bool:
         for r, film in enumerate(self.order()):
             if film.id == film_id:
-                self._select_row(r, emit)
+                self._select_row(r, emit, scroll)
                 return True
         return False
 
-    def move(self, step: int | str) -> None:
-        """`step` rows down (negative: up), or "first" / "last"; the chosen film is announced."""
+    def clear_selection(self) -> None:
+        """No row is the film on screen (the reader opened a film from elsewhere)."""
+        self.view.clearSelection()
+        self.view.selectionModel().clearCurrentIndex()
+
+    def neighbour(self, film_id: int, step: int) -> FilmRow | None:
+        """The film `step` rows from `film_id` in the order shown, None past either end."""
+        order = self.order()
+        at = next((i for i, f in enumerate(order) if f.id == film_id), None)
+        if at is None or not 0 <= at + step < len(order):
+            return None
+        return order[at + step]
+
+    def next_unread(self) -> FilmRow | None:
+        """The first film without a decision below the current row, else from the top; None when all are read."""
+        order = self.order()
+        row = self.current_row()
+        return next((f for f in order[row + 1:] + order[:row + 1] if f.decision is None), None)
+
+    def move(self, step: int | str) -> bool:
+        """`step` rows down (negative: up), or "first" / "last"; the chosen film is announced. False when there
+        was nowhere to go (the end of the worklist)."""
         count = self.proxy.rowCount()
         if not count:
-            return
+            return False
         if step == "first":
             row = 0
         elif step == "last":
             row = count - 1
         else:
             row = min(max(self.current_row() + step, 0), count - 1)
-        if row != self.current_row():
-            self._chosen(row)
+        if row == self.current_row():
+            return False
+        self._chosen(row)
+        return True
 
-    def _select_row(self, row: int, emit: bool) -> None:
+    def columns_width(self) -> int:
+        """The width that shows every visible column without scrolling sideways."""
+        shown = [i for i in range(len(COLUMNS)) if not self.view.isColumnHidden(i)]
+        result = self.view.fontMetrics().horizontalAdvance("unreadable") + 16
+        return sum(self.view.columnWidth(i) for i in shown[:-1]) + result + self.view.verticalScrollBar().sizeHint(
+        ).width() + 4
+
+    def hidden_columns(self) -> list[str]:
+        return [name for i, name in enumerate(COLUMNS) if self.view.isColumnHidden(i)]
+
+    def set_hidden_columns(self, names: list[str]) -> None:
+        for i, name in enumerate(COLUMNS):
+            self.view.setColumnHidden(i, name in names and name != "Review")
+
+    def _column_menu(self, pos) -> None:
+        menu = QMenu(self)
+        for i, name in enumerate(COLUMNS[1:], 1):
+            action = menu.addAction(name)
+            action.setCheckable(True)
+            action.setChecked(not self.view.isColumnHidden(i))
+            action.toggled.connect(lambda on, i=i: self._show_column(i, on))
+        menu.exec(self.view.horizontalHeader().mapToGlobal(pos))
+        menu.deleteLater()
+
+    def _show_column(self, column: int, on: bool) -> None:
+        self.view.setColumnHidden(column, not on)
+        self.columnsChanged.emit(self.hidden_columns())
+
+    def _filter_unread(self, on: bool) -> None:
+        current = self.current()
+        self.proxy.set_unread_only(on)
+        if current is not None:
+            self.select(current.id, emit=False)
+
+    def _select_row(self, row: int, emit: bool, scroll: bool = True) -> None:
         index = self.proxy.index(row, 0)
         self.view.selectRow(row)
-        self.view.scrollTo(index)
+        if scroll:
+            self.view.scrollTo(index)
         if emit:
-            film = self.current()
-            self.note.setText(film.decision.note if film and film.decision else "")
-            self.filmChosen.emit(film)
+            self.filmChosen.emit(self.current())
 
     def _chosen(self, row: int) -> None:
         self._select_row(row, emit=True)

@@ -1,0 +1,204 @@
+"""Review mode as a reviewing radiologist uses it all day: the decision lands on the film on screen, nothing typed is
+lost, undo, unread films, an unavailable provider. Real MainWindow (offscreen), real store, real films and model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+from test_gui_review import on_screen, open_window, settle
+from test_review_store import copy_films
+
+from xrayviewer.core.review_store import ReviewStore
+
+
+def shown(qtbot, window, path: str) -> None:
+    """Wait until `path` is on screen with its analysis."""
+    qtbot.waitUntil(lambda: on_screen(window) == path and window.panes[0].analysis is not None, timeout=30_000)
+
+
+@pytest.fixture
+def review(qtbot, tmp_path, kermany):
+    """A window reviewing six films, the first on screen with its analysis; (window, db, folder). Each test ends
+    with `settle`: pytest-qt closes the window before fixtures are torn down."""
+    folder = tmp_path / "today"
+    copy_films(kermany, folder, 6)
+    db = tmp_path / "store" / "review.sqlite"
+    window = open_window(qtbot, "mobilenetv2", db)
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 6, timeout=60_000)
+    shown(qtbot, window, window.worklist.current().info.path)  # the first film known while the list filled
+    window.worklist.move("first")
+    shown(qtbot, window, window.worklist.order()[0].info.path)
+    return window, db, folder
+
+
+def decisions(db: Path) -> dict[str, str]:
+    with ReviewStore(db) as store:
+        return {Path(f.info.path).name: f.decision.decision for f in store.films() if f.decision}
+
+
+def test_a_film_opened_from_elsewhere_takes_no_decision_meant_for_the_worklist(qtbot, review, tmp_path, kermany):
+    """Defect 1: on worklist film A, Ctrl+O another film; A's row stayed highlighted and 2 saved 'pneumonia' on A
+    with A's AI result, though another film was on screen."""
+    window, db, _ = review
+    first = window.worklist.order()[0]
+    other = tmp_path / "elsewhere" / "other.jpeg"
+    other.parent.mkdir()
+    shutil.copy(sorted((kermany / "PNEUMONIA").iterdir())[40], other)
+    window.open_paths([other])
+    shown(qtbot, window, str(other))
+    assert window.worklist.current() is None  # no row claims the film on screen
+    qtbot.keyClick(window.panes[0].view, Qt.Key.Key_2)
+    assert decisions(db) == {}
+    assert "not in the worklist" in window.banner.text()
+
+    second = window.worklist.order()[1]  # a worklist film opened with File > Open: its row is chosen for it
+    window.open_paths([second.info.path])
+    shown(qtbot, window, second.info.path)
+    assert window.worklist.current().id == second.id and first.id != second.id
+    probability = window.panes[0].analysis.probability
+    qtbot.keyClick(window.panes[0].view, Qt.Key.Key_2)
+    with ReviewStore(db) as store:
+        decided = {f.id: f.decision for f in store.films() if f.decision}
+    assert list(decided) == [second.id]
+    ai = next(iter(decided[second.id].ai_shown.values()))
+    assert ai["on_screen"] and ai["probability"] == pytest.approx(probability)
+    settle(qtbot, window)
+
+
+
+def test_a_decision_waits_while_the_next_film_is_still_opening(qtbot, review):
+    window, db, _ = review
+    order = window.worklist.order()
+    window.worklist.select(order[1].id)  # asked for; its pixels are not on screen yet
+    assert on_screen(window) == order[0].info.path
+    window.decide("pneumonia")
+    assert decisions(db) == {} and "still opening" in window.statusBar().currentMessage()
+    shown(qtbot, window, order[1].info.path)
+    window.decide("pneumonia")
+    assert decisions(db) == {Path(order[1].info.path).name: "pneumonia"}
+    settle(qtbot, window)
+
+
+
+def test_a_typed_note_follows_its_film_and_survives_moving_on_and_quitting(qtbot, review, tmp_path):
+    """Defects 2 and 3: the note trapped 1-4, Esc did nothing, and Down or quitting lost what was typed."""
+    window, db, _ = review
+    order = window.worklist.order()
+    view, note = window.panes[0].view, window.worklist.note
+    qtbot.keyClick(view, Qt.Key.Key_N)
+    assert note.hasFocus()
+    qtbot.keyClicks(note, "left base")
+    qtbot.keyClick(note, Qt.Key.Key_Down)  # moving on with the note unsaved
+    shown(qtbot, window, order[1].info.path)
+    assert note.text() == "" and not note.hasFocus()  # the next key is not typed into the next film's note
+    with ReviewStore(db) as store:
+        assert store.draft(order[0].id) == "left base"
+    qtbot.keyClick(view, Qt.Key.Key_Up)
+    shown(qtbot, window, order[0].info.path)
+    assert note.text() == "left base"
+
+    qtbot.keyClick(view, Qt.Key.Key_N)
+    qtbot.keyClicks(note, " opacity")
+    qtbot.keyClick(note, Qt.Key.Key_Escape)  # Esc: back to the film, the note kept
+    assert not note.hasFocus()
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_2)
+    shown(qtbot, window, order[1].info.path)
+    with ReviewStore(db) as store:
+        film = store.film(order[0].id)
+        assert film.decision.decision == "pneumonia" and film.decision.note == "left base opacity"
+        assert store.draft(order[0].id) is None  # saved with the decision now
+
+    qtbot.keyClick(view, Qt.Key.Key_N)  # Enter, then a decision key decides (it typed a digit before)
+    qtbot.keyClicks(note, "clear")
+    qtbot.keyClick(note, Qt.Key.Key_Return)
+    assert not note.hasFocus()
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_1)
+    shown(qtbot, window, order[2].info.path)
+    assert decisions(db)[Path(order[1].info.path).name] == "normal"
+
+    qtbot.keyClick(view, Qt.Key.Key_N)
+    qtbot.keyClicks(note, "typed, then quit")
+    settle(qtbot, window)
+    window.close()
+    again = open_window(qtbot, "mobilenetv2", db)
+    shown(qtbot, again, order[2].info.path)
+    assert again.worklist.note.text() == "typed, then quit"
+    settle(qtbot, again)
+
+
+
+def test_undo_withdraws_the_last_decision_and_returns_to_its_film(qtbot, review):
+    window, db, _ = review
+    order = window.worklist.order()
+    window.worklist.note.setText("query")
+    qtbot.keyClick(window.panes[0].view, Qt.Key.Key_4)
+    shown(qtbot, window, order[1].info.path)
+    qtbot.keyClick(window.panes[0].view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    shown(qtbot, window, order[0].info.path)
+    assert decisions(db) == {} and window.worklist.note.text() == "query"
+    with ReviewStore(db) as store:
+        history = store.history(order[0].id)
+    assert [(d.decision, d.withdrawn_at is not None) for d in history] == [("other", True)]
+    assert window.worklist.progress.text() == "0 of 6 reviewed"
+    settle(qtbot, window)
+
+
+
+def test_unread_only_next_unread_and_the_end_of_the_worklist(qtbot, review):
+    window, db, _ = review
+    order = window.worklist.order()
+    view = window.panes[0].view
+    for film in order[:5]:
+        shown(qtbot, window, film.info.path)
+        qtbot.keyClick(view, Qt.Key.Key_1)
+    shown(qtbot, window, order[5].info.path)
+    qtbot.keyClick(view, Qt.Key.Key_Down)
+    assert window.statusBar().currentMessage() == "End of the worklist: 1 of 6 films still unread (U: next unread)"
+    qtbot.keyClick(view, Qt.Key.Key_Home)
+    shown(qtbot, window, order[0].info.path)
+    qtbot.keyClick(view, Qt.Key.Key_U)
+    shown(qtbot, window, order[5].info.path)
+    window.worklist.unread_only.setChecked(True)
+    assert [f.id for f in window.worklist.order()] == [order[5].id]
+    assert window.worklist.current().id == order[5].id
+    qtbot.keyClick(view, Qt.Key.Key_3)  # the last unread film: decided, the reader is told the list is done
+    assert window.worklist.order() == []
+    assert window.statusBar().currentMessage() == "End of the worklist: all 6 films reviewed"
+    assert len(decisions(db)) == 6
+    settle(qtbot, window)
+
+
+
+def test_an_unavailable_provider_falls_back_once_and_later_films_are_analysed(qtbot, review):
+    """Defect 5: picking cuda where it is missing failed every later film with a banner."""
+    window, _, _ = review
+    order = window.worklist.order()
+    errors = []
+    show_error = window.show_error
+    window.show_error = lambda message: (errors.append(message), show_error(message))  # every banner, counted
+    window.panel.provider.setCurrentText("cuda")
+    assert window.engine.provider == "auto" and "CUDA was chosen but is unavailable" in window.engine.note
+    assert window.panel.provider.currentText() == "auto"
+    for film in order[1:4]:
+        qtbot.keyClick(window.panes[0].view, Qt.Key.Key_Down)
+        shown(qtbot, window, film.info.path)
+        assert window.panes[0].analysis.label is not None
+    assert len(errors) == 1 and "running on 'auto' instead" in errors[0]
+    running = window.panel.running
+    assert "CUDA was chosen but is unavailable" in running.text() and "#e0b050" in running.styleSheet()
+    assert window.saved.provider() != "cuda"
+    settle(qtbot, window)
+
+
+
+def test_confirmations_stay_and_the_store_says_where_it_is(qtbot, review):
+    window, db, _ = review
+    qtbot.keyClick(window.panes[0].view, Qt.Key.Key_2)
+    settle(qtbot, window)  # the next film's reading and analysis end: the confirmation stays
+    assert "pneumonia saved" in window.statusBar().currentMessage()
+    assert str(db) in window.worklist.store_label.text()
