@@ -202,3 +202,77 @@ def test_confirmations_stay_and_the_store_says_where_it_is(qtbot, review):
     settle(qtbot, window)  # the next film's reading and analysis end: the confirmation stays
     assert "pneumonia saved" in window.statusBar().currentMessage()
     assert str(db) in window.worklist.store_label.text()
+
+
+def test_the_first_film_shows_while_the_rest_fill_in_and_the_reader_stays_on_it(qtbot, tmp_path, kermany):
+    """Defect 6: nothing showed until all films were analysed, and rows then reordered under the reader."""
+    folder = tmp_path / "big"
+    copy_films(kermany, folder, 48)
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: window.panes[0].analysis is not None, timeout=30_000)
+    first = window.worklist.current()
+    assert first is not None and on_screen(window) == first.info.path
+    assert len(window.worklist.table.films) < 48  # the rest are still being analysed
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 48, timeout=120_000)
+    assert window.worklist.current().id == first.id and on_screen(window) == first.info.path
+    settle(qtbot, window)
+
+
+def test_review_mode_opens_from_the_command_line(tmp_path, kermany):
+    import json
+    import subprocess
+    import sys
+
+    folder = tmp_path / "today"
+    copy_films(kermany, folder, 3)
+    db, png = tmp_path / "review.sqlite", tmp_path / "shot.png"
+    done = subprocess.run([sys.executable, "-m", "xrayviewer", "--review", str(folder), "--db", str(db),
+                           "--screenshot", str(png), "--provider", "cpu"], capture_output=True, text=True,
+                          timeout=300, env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert done.returncode == 0, done.stderr
+    assert png.stat().st_size > 10_000 and "propagateSizeHints" not in done.stderr
+    with ReviewStore(db) as store:
+        assert len(store.films()) >= 1 and json.loads(store.state("worklist_roots")) == [str(folder)]
+    refused = subprocess.run([sys.executable, "-m", "xrayviewer", "--review"], capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode == 2 and "--review needs a folder" in refused.stderr
+
+
+def test_the_worklist_shows_age_sex_and_accession_of_a_dicom_film(qtbot, tmp_path, dicom_data):
+    import pydicom
+
+    from xrayviewer.gui.worklist_view import COLUMNS
+
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    ds = pydicom.dcmread(dicom_data / "RG1_J2KR.dcm")
+    ds.PatientAge, ds.PatientSex, ds.AccessionNumber = "004Y", "F", "ACC-17"
+    ds.save_as(folder / "child.dcm")
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 1, timeout=120_000)
+    model = window.worklist.table
+    row = {name: model.data(model.index(0, i)) for i, name in enumerate(COLUMNS)}
+    assert row["Age/Sex"] == "4Y F" and row["Accession"] == "ACC-17" and row["ID"] == ds.PatientID
+    assert window.worklist.view.isColumnHidden(COLUMNS.index("Accession"))  # shown from the header's menu
+    window.worklist._show_column(COLUMNS.index("Accession"), True)
+    assert "Accession" not in window.worklist.hidden_columns()
+    settle(qtbot, window)
+    window.close()
+    again = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")  # the choice is kept with the store
+    assert not again.worklist.view.isColumnHidden(COLUMNS.index("Accession"))
+    settle(qtbot, again)
+
+
+def test_percentages_and_the_first_window_fit(qtbot):
+    from xrayviewer.gui.app import first_geometry
+    from xrayviewer.gui.worklist_view import bar_layout
+
+    from PySide6.QtCore import QRectF
+
+    app = QApplication.instance()
+    free = app.primaryScreen().availableGeometry()
+    assert free.contains(first_geometry(app))  # a 1366 x 768 screen gets a window that fits, not 1500 x 950
+    text, bar = bar_layout(QRectF(0, 0, 92, 22), 40)
+    assert text.right() < bar.left()  # the threshold marker is drawn on the bar, never across the digits

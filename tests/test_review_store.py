@@ -149,3 +149,40 @@ def test_worklist_rerun_prints_the_stored_results_of_unchanged_films(tmp_path, k
     assert [r["status"] for r in first] == ["analysed"] * 2 and [r["status"] for r in again] == ["unchanged"] * 2
     assert [r["results"] for r in again] == [r["results"] for r in first]
     assert all(r["results"]["tiny"]["probability"] is not None for r in again)
+
+
+def test_a_store_of_schema_1_opens_with_its_decisions_and_gains_the_new_columns(tmp_path):
+    """Stores written before undo, drafts and the age/sex/accession columns keep every row."""
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE films (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, sop_uid TEXT NOT NULL DEFAULT '',
+                study_uid TEXT NOT NULL DEFAULT '', series_uid TEXT NOT NULL DEFAULT '',
+                patient_id TEXT NOT NULL DEFAULT '', patient_name TEXT NOT NULL DEFAULT '',
+                study_date TEXT NOT NULL DEFAULT '', study_description TEXT NOT NULL DEFAULT '',
+                modality TEXT NOT NULL DEFAULT '', view_position TEXT NOT NULL DEFAULT '', error TEXT,
+                added_at TEXT NOT NULL);
+            CREATE TABLE decisions (id INTEGER PRIMARY KEY, film_id INTEGER NOT NULL, decision TEXT NOT NULL,
+                note TEXT NOT NULL DEFAULT '', reader TEXT NOT NULL DEFAULT '', decided_at TEXT NOT NULL,
+                ai_shown TEXT NOT NULL DEFAULT '{}');
+            CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO state VALUES ('schema_version', '1');
+            INSERT INTO films (path, size, mtime_ns, sha256, patient_id, added_at)
+                VALUES ('/films/a.dcm', 10, 1, 'ab', 'P1', '2026-11-30T10:00:00+00:00');
+            INSERT INTO decisions (film_id, decision, note, reader, decided_at)
+                VALUES (1, 'pneumonia', 'old note', 'Dr A', '2026-11-30T10:01:00+00:00');
+        """)
+    with ReviewStore(path) as store:
+        (film,) = store.films()
+        assert film.info.patient_id == "P1" and film.info.accession == "" and film.info.patient_sex == ""
+        assert film.decision.decision == "pneumonia" and film.decision.note == "old note"
+        assert store.state("schema_version") == "2"
+        store.set_draft(film.id, "draft")
+        assert store.withdraw(film.id).decision == "pneumonia"
+        assert store.film(film.id).decision is None and store.draft(film.id) == "draft"
+
+
+def test_report_help_says_where_the_store_lives():
+    text = " ".join(xrayviewer("report", "--help").stdout.split())
+    assert "review.sqlite in the user's data folder" in text and "review mode uses the same one" in text

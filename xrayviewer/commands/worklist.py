@@ -13,12 +13,13 @@ from pathlib import Path
 
 from xrayviewer.commands import command_parser, exit_status, note_skipped
 from xrayviewer.core.engine import Engine
-from xrayviewer.core.review_store import DB_ENV, ReviewStore
+from xrayviewer.core.review_store import DB_ENV, ReviewStore, default_db_path
 from xrayviewer.core.worklist import Worklist
 
 
 def add_db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", type=Path, help=f"review database (default: ${DB_ENV}, else the user's data folder)")
+    p.add_argument("--db", type=Path, help=f"review database (default: ${DB_ENV}, else review.sqlite in the user's "
+                   f"data folder: {default_db_path()} here); the viewer's review mode uses the same one")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

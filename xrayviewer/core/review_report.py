@@ -41,6 +41,7 @@ def rows(films: list[FilmRow]) -> list[dict]:
     for f in films:
         i, d = f.info, f.decision
         row = {"film_id": f.id, "path": i.path, "patient_id": i.patient_id, "patient_name": i.patient_name,
+               "patient_age": i.patient_age, "patient_sex": i.patient_sex, "accession": i.accession,
                "study_date": i.study_date, "study_uid": i.study_uid, "sop_uid": i.sop_uid, "modality": i.modality,
                "view": i.view_position, "sha256": i.sha256, "error": i.error or ""}
         for m in models:
