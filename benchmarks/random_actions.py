@@ -36,14 +36,13 @@ import random
 import re
 import string
 import sys
-import tempfile
 import time
 import traceback
 from collections import Counter
 from pathlib import Path
 
-from review import copy_films
-from soak import close, idle, live, open_review, rss_mb, wait_until
+from review import chest_films
+from soak import close, idle, live, open_review, rss_mb, scratch, wait_until
 
 PROVIDERS = ("auto", "cpu", "cuda", "dml")
 SAMPLE_S = 5.0
@@ -275,13 +274,9 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=8, help="workers in flight before the run waits for them")
     parser.add_argument("--weight", action="append", default=[], metavar="KIND=W",
                         help=f"another weight for a kind of action ({', '.join(ACTIONS)}); repeatable")
-    parser.add_argument("--kermany", type=Path, default=Path("/work/shared/data/kermany224/train"))
+    parser.add_argument("--kermany", type=Path, default=chest_films())
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="xrayviewer-random-") as tmp:
-        work = Path(tmp)
-        os.environ.update(XDG_CONFIG_HOME=str(work / "config"), XDG_DATA_HOME=str(work / "data"))  # no user settings
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        copy_films(args.kermany, work / "films", args.films)
+    with scratch(args.kermany, args.films, "xrayviewer-random-") as work:
         result = random_actions(work / "films", work / "store" / "review.sqlite", args.films, args.seed,
                                 None if args.actions is not None else args.minutes, args.actions, args.backlog,
                                 weights={k: float(w) for k, w in (item.split("=") for item in args.weight)})

@@ -39,6 +39,12 @@ MODEL = "mobilenetv2"
 TIMEOUT_S = 120
 
 
+def chest_films() -> Path:
+    """$XRAYVIEWER_CHEST_FILMS, else ../shared/data/kermany224/train beside the clone (where the tests look)."""
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "kermany224" / "train"
+    return Path(os.environ.get("XRAYVIEWER_CHEST_FILMS") or shared)
+
+
 def copy_films(source: Path, folder: Path, n: int) -> None:
     """The first `n` films by name, alternating NORMAL and PNEUMONIA, copied into `folder`."""
     classes = [sorted(p for p in (source / c).iterdir() if p.is_file()) for c in ("NORMAL", "PNEUMONIA")]
@@ -154,7 +160,7 @@ def main() -> None:
     parser.add_argument("--films", type=int, default=1000)
     parser.add_argument("--moves", type=int, default=20, help="timed moves per case (decoded ahead or not)")
     parser.add_argument("--repeat", type=int, default=3, help="worklist runs, each into a fresh store")
-    parser.add_argument("--kermany", type=Path, default=Path("/work/shared/data/kermany224/train"))
+    parser.add_argument("--kermany", type=Path, default=chest_films())
     parser.add_argument("--provider", default="auto")
     args = parser.parse_args()
     load_average = os.getloadavg()[0]

@@ -33,8 +33,8 @@ from xrayviewer.core.review_store import FilmRow
 
 COLUMNS = ("Review", "AI", "Patient", "ID", "Age/Sex", "Accession", "Study date", "View", "Result")
 HIDDEN_BY_DEFAULT = ("Accession", "Study date", "View")  # the header's context menu shows them
-WIDTHS = {"Review": 76, "AI": 92, "Patient": 104, "ID": 66, "Age/Sex": 54, "Accession": 80, "Study date": 80,
-          "View": 56}  # Review fits "pneumonia" and "uncertain"; Result takes the rest
+WIDTHS = {"Review": 76, "AI": 92, "Patient": 100, "ID": 64, "Age/Sex": 62, "Accession": 80, "Study date": 80,
+          "View": 56, "Result": 72}  # Review fits "pneumonia" and "uncertain"; Result (last) stretches to the rest
 AI_COLUMN = COLUMNS.index("AI")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 DECISION_KEYS = (("1", "normal"), ("2", "pneumonia"), ("3", "uncertain"), ("4", "other"))
@@ -221,6 +221,7 @@ class WorklistView(QWidget):
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
+        header.setMinimumSectionSize(36)  # else Qt's 100 px floor for the last column scrolls the table sideways
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._column_menu)
         for name, width in WIDTHS.items():
@@ -337,8 +338,9 @@ class WorklistView(QWidget):
         """The width that shows every visible column without scrolling sideways."""
         shown = [i for i in range(len(COLUMNS)) if not self.view.isColumnHidden(i)]
         result = self.view.fontMetrics().horizontalAdvance("unreadable") + 16
+        frame = 2 * self.view.frameWidth() + 2 * self.layout().contentsMargins().left() + 12  # borders, dock margins
         return sum(self.view.columnWidth(i) for i in shown[:-1]) + result + self.view.verticalScrollBar().sizeHint(
-        ).width() + 4
+        ).width() + frame
 
     def hidden_columns(self) -> list[str]:
         return [name for i, name in enumerate(COLUMNS) if self.view.isColumnHidden(i)]
