@@ -209,11 +209,13 @@ def test_the_first_film_shows_while_the_rest_fill_in_and_the_reader_stays_on_it(
     folder = tmp_path / "big"
     copy_films(kermany, folder, 48)
     window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
+    known = []
+    window.worklist.filmChosen.connect(lambda film: known.append(len(window.worklist.table.films)))
     window.review_paths([folder])
     qtbot.waitUntil(lambda: window.panes[0].analysis is not None, timeout=30_000)
     first = window.worklist.current()
     assert first is not None and on_screen(window) == first.info.path
-    assert len(window.worklist.table.films) < 48  # the rest are still being analysed
+    assert known[0] < 48  # chosen and opened while the rest were still being analysed
     qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 48, timeout=120_000)
     assert window.worklist.current().id == first.id and on_screen(window) == first.info.path
     settle(qtbot, window)
@@ -276,3 +278,14 @@ def test_percentages_and_the_first_window_fit(qtbot):
     assert free.contains(first_geometry(app))  # a 1366 x 768 screen gets a window that fits, not 1500 x 950
     text, bar = bar_layout(QRectF(0, 0, 92, 22), 40)
     assert text.right() < bar.left()  # the threshold marker is drawn on the bar, never across the digits
+
+
+def test_a_store_that_cannot_be_written_is_said_and_the_reader_stays_on_the_film(qtbot, review):
+    window, db, _ = review
+    on = on_screen(window)
+    window.store.db.close()  # as if the disk went away: every write fails
+    qtbot.keyClick(window.panes[0].view, Qt.Key.Key_2)
+    assert "the decision 'pneumonia' was not saved" in window.banner.text() and str(db) in window.banner.text()
+    assert on_screen(window) == on and window.worklist.current().info.path == on
+    window.store = None  # the closed handle is not used again
+    settle(qtbot, window)

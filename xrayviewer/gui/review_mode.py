@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import getpass
 import json
+import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -49,6 +51,7 @@ class ReviewMixin:
         self.review_roots: list[Path] = []
         self.film: FilmRow | None = None  # the worklist film on screen (None: what is shown is not in it)
         self.note_film: int | None = None  # the film whose note is in the note field
+        self._note_as_loaded = ""  # the note field's text when it was shown or last kept
         self.decided: list[int] = []  # films decided in this session, the latest last (for undo)
         self._resumed = False  # the worklist has put its first film on screen
         self._last_refresh = 0.0
@@ -104,7 +107,18 @@ class ReviewMixin:
 
     def _store_state(self, key: str, value: str) -> None:
         if self.store is not None:
-            self.store.set_state(key, value)
+            self._saved("where the reader is", lambda: self.store.set_state(key, value))
+
+    def _saved(self, what: str, write: Callable[[], object]) -> bool:
+        """One write to the store; a failure (disk full, the file gone) is said in the banner, naming the file and
+        what was not saved, and False is returned (the reader's screen stays as it was)."""
+        try:
+            write()
+        except (sqlite3.Error, OSError) as exc:
+            self.show_error(f"{self.db_path}: {what} was not saved: {exc}. Check the disk and the file's "
+                            "permissions, then try again.")
+            return False
+        return True
 
     def resume_review(self) -> None:
         """At start: the last worklist from the store (when there is one), at the film the reader was on; without
@@ -214,7 +228,7 @@ class ReviewMixin:
     def show_worklist_film(self, film: FilmRow) -> None:
         """The reader chose a worklist film (key, click, decision): its note is in the field, and it opens."""
         self.load_note(film)
-        self.store.set_state(CURRENT_KEY, str(film.id))
+        self._store_state(CURRENT_KEY, str(film.id))
         self.open_image(Path(film.info.path))
         self._decode_ahead()
 
@@ -278,7 +292,7 @@ class ReviewMixin:
         elif film is not None and (current is None or current.id != film.id):
             self.worklist.select(film.id, emit=False)
             self.load_note(film)
-            self.store.set_state(CURRENT_KEY, str(film.id))
+            self._store_state(CURRENT_KEY, str(film.id))
         if film is not None:  # set_record cleared the last film's marks
             marks = self.store.marks(film.id)
             for pane in self.panes:
@@ -295,7 +309,8 @@ class ReviewMixin:
             self.statusBar().showMessage("Marks are saved with a worklist film's review; this film is not in one "
                                          "(Review > Review folder...)", 6000)
             return
-        self.store.set_marks(film.id, view.marks)
+        if not self._saved("the marks", lambda: self.store.set_marks(film.id, view.marks)):
+            return
         for pane in self.panes:
             if pane.view is not view:
                 pane.view.set_marks(view.marks)
@@ -315,7 +330,10 @@ class ReviewMixin:
             return
         following = self.worklist.neighbour(film.id, 1)
         self._draft_timer.stop()
-        self.store.decide(film.id, decision, self.worklist.note.text(), self.reader_name(), self._ai_shown(film))
+        note, reader, shown = self.worklist.note.text(), self.reader_name(), self._ai_shown(film)
+        if not self._saved(f"the decision '{decision}'",
+                           lambda: self.store.decide(film.id, decision, note, reader, shown)):
+            return
         self.decided.append(film.id)
         self.statusBar().showMessage(f"{Path(film.info.path).name}: {decision} saved (Ctrl+Z: undo)", 6000)
         self.refresh_worklist()
@@ -331,11 +349,16 @@ class ReviewMixin:
             self.statusBar().showMessage("No decision of this session to undo", 5000)
             return
         film_id = self.decided.pop()
-        withdrawn = self.store.withdraw(film_id)
-        if withdrawn is None:
+        withdrawn = None
+
+        def withdraw() -> None:
+            nonlocal withdrawn
+            withdrawn = self.store.withdraw(film_id)
+            if withdrawn is not None and withdrawn.note:
+                self.store.set_draft(film_id, withdrawn.note)
+
+        if not self._saved("the undo", withdraw) or withdrawn is None:
             return
-        if withdrawn.note:
-            self.store.set_draft(film_id, withdrawn.note)
         self.note_film = None  # the field is reloaded from the store, not kept over the draft
         self.refresh_worklist()
         film = self.worklist.film(film_id)
@@ -359,6 +382,7 @@ class ReviewMixin:
             draft = self.store.draft(film.id)
             text = draft if draft is not None else film.decision.note if film.decision else ""
         self.worklist.note.setText(text)
+        self._note_as_loaded = text
         self.worklist.note.setEnabled(film is not None)
         if self.worklist.note.hasFocus():
             self.active.view.setFocus()  # the next key is for the new film, not typed into its note
@@ -366,12 +390,13 @@ class ReviewMixin:
     def keep_note(self) -> None:
         """Save the note field as a draft of its film (or drop the draft when it says what is saved)."""
         self._draft_timer.stop()
-        if self.note_film is None or self.store is None:
-            return
-        film = self.worklist.film(self.note_film)
-        saved = film.decision.note if film is not None and film.decision else ""
         text = self.worklist.note.text()
-        self.store.set_draft(self.note_film, "" if text == saved else text)
+        if self.note_film is None or self.store is None or text == self._note_as_loaded:
+            return  # nothing typed since the note was shown or kept: no write
+        film_id, film = self.note_film, self.worklist.film(self.note_film)
+        saved = film.decision.note if film is not None and film.decision else ""
+        if self._saved("the note", lambda: self.store.set_draft(film_id, "" if text == saved else text)):
+            self._note_as_loaded = text
 
     def save_note(self, note: str) -> None:
         """Enter in the note field: a decided film keeps its decision with the new note; an undecided one keeps
@@ -384,9 +409,11 @@ class ReviewMixin:
             self.statusBar().showMessage("Note kept; it is saved with the decision (1-4)", 6000)
         else:
             self._draft_timer.stop()
-            self.store.decide(film.id, film.decision.decision, note, self.reader_name(), self._ai_shown(film))
-            self.refresh_worklist()
-            self.statusBar().showMessage("Note saved", 5000)
+            decision, reader, shown = film.decision.decision, self.reader_name(), self._ai_shown(film)
+            if self._saved("the note", lambda: self.store.decide(film.id, decision, note, reader, shown)):
+                self._note_as_loaded = note
+                self.refresh_worklist()
+                self.statusBar().showMessage("Note saved", 5000)
         self.active.view.setFocus()
 
     def leave_note(self) -> None:
