@@ -549,7 +549,7 @@ def _peak_mb() -> float:
 def _calls():
     from xrayviewer import cli
     from xrayviewer.core import XRayViewerError, scan
-    from xrayviewer.core.film_cache import FilmCache, load_frames
+    from xrayviewer.core.reading.film_cache import FilmCache, load_frames
     from xrayviewer.gui.browser import thumbnail
 
     def load(path: str) -> None:

@@ -23,10 +23,11 @@ import pydicom
 from converters import dataset
 from converters.detector import photos
 from xrayviewer.core import XRayViewerError, read_image, to_display
-from xrayviewer.core import checks
-from xrayviewer.core.engine import Engine
-from xrayviewer.core.detector import ChestDetector
-from xrayviewer.core.gate import DETECTOR_FILE, Gate, Subject
+from xrayviewer.core.analysis import checks
+from xrayviewer.core.analysis.engine import Engine
+from xrayviewer.core.analysis.detector import ChestDetector
+from xrayviewer.core.analysis.findings import Subject
+from xrayviewer.core.analysis.gate import DETECTOR_FILE, Gate
 from xrayviewer.demo import data_store_folder
 from xrayviewer.models import FOLDER
 

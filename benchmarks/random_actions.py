@@ -118,7 +118,7 @@ class Session:
         box.setCurrentIndex(self.rng.randrange(box.count()))
 
     def provider(self) -> None:
-        from xrayviewer.core.session import resolve_provider
+        from xrayviewer.core.analysis.session import resolve_provider
 
         box = self.window.panel.provider
         choice = self.rng.choice(PROVIDERS)

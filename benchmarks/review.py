@@ -71,8 +71,8 @@ def copy_dicom(folder: Path, n: int) -> None:
 
 def run_worklist(db: Path, folder: Path, engine) -> tuple[float, Counter]:
     """Seconds of one worklist run over `folder` into the store `db`, and the events' statuses."""
-    from xrayviewer.core.review_store import ReviewStore
-    from xrayviewer.core.worklist import Worklist
+    from xrayviewer.core.review.store import ReviewStore
+    from xrayviewer.core.review.worklist import Worklist
 
     with ReviewStore(db) as store:
         start = time.perf_counter()
@@ -86,7 +86,7 @@ def next_film_ms(folder: Path, db: Path, moves: int, provider: str) -> dict[str,
     from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer
     from PySide6.QtTest import QTest
 
-    from xrayviewer.core.film_cache import FilmCache
+    from xrayviewer.core.reading.film_cache import FilmCache
     from xrayviewer.gui.app import application
     from xrayviewer.gui.main_window import MainWindow
 
@@ -168,7 +168,7 @@ def main() -> None:
         work = Path(tmp)
         os.environ.update(XDG_CONFIG_HOME=str(work / "config"), XDG_DATA_HOME=str(work / "data"))  # no user settings
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        from xrayviewer.core.engine import Engine
+        from xrayviewer.core.analysis.engine import Engine
 
         films = work / "films"
         copy_films(args.kermany, films, args.films)

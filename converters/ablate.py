@@ -22,7 +22,7 @@ from converters import dataset, train
 from converters.augment import shifted
 from converters.cam_layers import lung_shares
 from converters.validate import CORNERS, RING, blanked
-from xrayviewer.core.metrics import roc_auc
+from xrayviewer.core.analysis.metrics import roc_auc
 
 ARMS = {
     "full": [],

@@ -49,7 +49,7 @@ PHOTO_DIRS = ("skimage/data/", "sklearn/datasets/images/", "matplotlib/mpl-data/
 
 def to_gray(display: np.ndarray) -> np.ndarray:
     """Display array (gray or RGB uint8) -> gray uint8 at SIZE x SIZE, as the app does it."""
-    from xrayviewer.core.display import to_gray as app_gray
+    from xrayviewer.core.reading.display import to_gray as app_gray
 
     return cv2.resize(app_gray(display), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
 
@@ -334,7 +334,7 @@ def _producers_of(proto, output: str) -> set[str]:
 
 def logits(session, grays: list[np.ndarray] | np.ndarray) -> np.ndarray:
     """Logits of pictures of any size, through the app's own detector preprocessing."""
-    from xrayviewer.core.detector import detector_input
+    from xrayviewer.core.analysis.detector import detector_input
 
     x = np.concatenate([detector_input(g, CARD_INPUT) for g in grays])
     return np.concatenate([session.run(["chest_logit"], {"image": x[i:i + 256]})[0][:, 0]

@@ -22,10 +22,10 @@ from converters import dataset, ood
 from converters.float16 import max_differences, store_weights_float16
 from converters.train import SCALING, to_input
 from converters.validate import update_card, validate, write_card
-from xrayviewer.core.cam import CamInput, GradCAM
-from xrayviewer.core.contract import validate_session
-from xrayviewer.core.metrics import binary_figures, pick_threshold
-from xrayviewer.core.preprocess import blank_border
+from xrayviewer.core.analysis.cam import CamInput, GradCAM
+from xrayviewer.core.analysis.contract import validate_session
+from xrayviewer.core.analysis.metrics import binary_figures, pick_threshold
+from xrayviewer.core.analysis.preprocess import blank_border
 
 CONVERTER_VERSION = "1"
 PROB_TOLERANCE = 1e-4

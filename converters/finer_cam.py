@@ -28,7 +28,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from converters.validate import write_card
-from xrayviewer.core.contract import META_CARD
+from xrayviewer.core.analysis.contract import META_CARD
 
 PERM_TO_NCHW, PERM_TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
 
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tolerance", type=float, default=0.02, help="largest relative finite-difference gap")
     args = p.parse_args(argv)
     from converters import dataset
-    from xrayviewer.core.engine import Engine
-    from xrayviewer.core.preprocess import model_input
+    from xrayviewer.core.analysis.engine import Engine
+    from xrayviewer.core.analysis.preprocess import model_input
 
     model = add_finer_cam(onnx.load(args.model), args.layer)
     samples = dataset.split_samples(dataset.list_samples(dataset.DEFAULT_DATA))["val"][:16]

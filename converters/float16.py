@@ -35,7 +35,7 @@ def store_weights_float16(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 def max_differences(full, half, films: np.ndarray, cam_size: tuple[int, int] = (224, 224)) -> dict:
     """Largest |probability| and normalised Grad-CAM differences of two sessions on `films` [N, H, W, 3]."""
-    from xrayviewer.core.cam import CamInput, GradCAM
+    from xrayviewer.core.analysis.cam import CamInput, GradCAM
 
     names = ["probability", "features", "gradients"]
     a = dict(zip(names, full.run(names, {"image": films})))

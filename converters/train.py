@@ -25,8 +25,8 @@ import numpy as np
 
 from converters import dataset
 from converters.augment import augment, shifted_round_robin
-from xrayviewer.core.metrics import binary_figures, pick_threshold, roc_auc
-from xrayviewer.core.preprocess import blank_border
+from xrayviewer.core.analysis.metrics import binary_figures, pick_threshold, roc_auc
+from xrayviewer.core.analysis.preprocess import blank_border
 
 RECIPE_VERSION = "2"
 BN_MOMENTUM = 0.9

@@ -31,8 +31,8 @@ import numpy as np
 
 from converters import dataset
 from converters.augment import shifted
-from xrayviewer.core.engine import Engine
-from xrayviewer.core.metrics import binary_figures
+from xrayviewer.core.analysis.engine import Engine
+from xrayviewer.core.analysis.metrics import binary_figures
 
 LUNG_BOXES = ((25, 105, 30, 190), (120, 200, 30, 190))  # (x0, x1, y0, y1) in the 224-px frame
 RING = 20
@@ -144,7 +144,7 @@ CARD_FIGURES = ("shifted", "shortcut", "lung_reliance", "cam_lung_share", "cam_r
 
 def write_card(proto, card: dict) -> None:
     """Replace the model file's contract metadata with `card`."""
-    from xrayviewer.core.contract import card_metadata
+    from xrayviewer.core.analysis.contract import card_metadata
 
     del proto.metadata_props[:]
     for key, value in card_metadata(card).items():
@@ -156,7 +156,7 @@ def update_card(path: Path, result: dict) -> None:
     """Store the figures of `validate` (per-perturbation detail left out) in the card of the file at `path`."""
     import onnx
 
-    from xrayviewer.core.contract import META_CARD
+    from xrayviewer.core.analysis.contract import META_CARD
 
     proto = onnx.load(str(path))
     card = json.loads({p.key: p.value for p in proto.metadata_props}[META_CARD])

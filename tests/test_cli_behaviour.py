@@ -102,7 +102,7 @@ def test_roc_plot_has_axes_ticks_legend_and_a_title_clear_of_the_labels():
     import numpy as np
 
     from xrayviewer.commands.evaluate import roc_image
-    from xrayviewer.core.metrics import binary_figures
+    from xrayviewer.core.analysis.metrics import binary_figures
 
     labels = np.array([0, 0, 0, 1, 1, 1, 0, 1])
     scores = np.array([0.1, 0.4, 0.35, 0.8, 0.3, 0.9, 0.6, 0.7])

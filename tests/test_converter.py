@@ -8,8 +8,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from xrayviewer.core.contract import META_CARD, ModelContractError
-from xrayviewer.core.session import open_model
+from xrayviewer.core.analysis.contract import META_CARD, ModelContractError
+from xrayviewer.core.analysis.session import open_model
 
 keras = pytest.importorskip("keras", reason="the converter tests need the convert extra (tensorflow, tf2onnx)")
 export = pytest.importorskip("converters.export")

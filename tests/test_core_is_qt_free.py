@@ -15,7 +15,8 @@ def test_no_qt_import_in_core_sources():
 
 
 def test_importing_every_core_module_loads_no_qt():
-    modules = sorted(f"xrayviewer.core.{p.stem}" for p in CORE.glob("*.py") if p.stem != "__init__")
+    modules = sorted(".".join(p.relative_to(CORE.parents[1]).with_suffix("").parts).removesuffix(".__init__")
+                     for p in CORE.rglob("*.py"))
     code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + \
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'shiboken6')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -21,9 +21,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
 
 from xrayviewer.core import CorruptFileError, UnsupportedFileError, XRayViewerError, read_image, scan, to_display
-from xrayviewer.core import checks
-from xrayviewer.core.dicom import decoding_plugins
-from xrayviewer.core.gate import Note, Subject
+from xrayviewer.core.analysis import checks
+from xrayviewer.core.reading.dicom import decoding_plugins
+from xrayviewer.core.analysis.findings import Note, Subject
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from tiny_models import build, quadrant_film, engine_for_made_films
 
-from xrayviewer.core.cam import METHODS, CamInput, GradCAM
-from xrayviewer.core.contract import ModelContractError
-from xrayviewer.core.engine import Engine
+from xrayviewer.core.analysis.cam import METHODS, CamInput, GradCAM
+from xrayviewer.core.analysis.contract import ModelContractError
+from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.errors import XRayViewerError
-from xrayviewer.core.session import open_model, resolve_provider
+from xrayviewer.core.analysis.session import open_model, resolve_provider
 
 
 @pytest.fixture
@@ -204,7 +204,7 @@ def test_models_are_cached(tmp_path, engine):
 
 
 def test_eigencam_equals_the_svd_definition():
-    from xrayviewer.core.cam import EigenCAM
+    from xrayviewer.core.analysis.cam import EigenCAM
 
     features = np.abs(np.random.default_rng(0).normal(size=(5, 5, 64))).astype(np.float32)
     flat = features.reshape(25, -1)

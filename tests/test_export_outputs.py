@@ -10,8 +10,8 @@ from test_batch_outputs import read_only_folder
 from tiny_models import build, engine_for_made_films, quadrant_film
 
 from xrayviewer.core.errors import OutputError
-from xrayviewer.core.export import export_study
-from xrayviewer.core.overlay import OverlayStyle
+from xrayviewer.core.review.export import export_study
+from xrayviewer.core.analysis.overlay import OverlayStyle
 from xrayviewer.gui.main_window import MainWindow
 
 

@@ -8,11 +8,13 @@ import pydicom
 import pytest
 from tiny_models import build, build_detector, quadrant_film
 
-from xrayviewer.core import checks, read_image, to_display
-from xrayviewer.core.contract import ModelContractError
-from xrayviewer.core.detector import ChestDetector
-from xrayviewer.core.engine import Engine
-from xrayviewer.core.gate import Gate, Subject
+from xrayviewer.core import read_image, to_display
+from xrayviewer.core.analysis import checks
+from xrayviewer.core.analysis.contract import ModelContractError
+from xrayviewer.core.analysis.detector import ChestDetector
+from xrayviewer.core.analysis.engine import Engine
+from xrayviewer.core.analysis.findings import Subject
+from xrayviewer.core.analysis.gate import Gate
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +157,7 @@ def test_a_broken_detector_file_is_an_error_not_a_silent_pass(tmp_path):
 
 
 def test_a_recognised_chest_film_a_little_unlike_the_training_films_gets_a_note_not_a_refusal(tmp_path):
-    from xrayviewer.core.contract import ModelCard
+    from xrayviewer.core.analysis.contract import ModelCard
 
     detector = ChestDetector(build_detector(tmp_path / "chest-detector.onnx", threshold=0.5))
     gate = Gate([checks.model_ood, detector])

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from tiny_models import build
 
-from xrayviewer.core.wording import percent
+from xrayviewer.core.analysis.wording import percent
 from xrayviewer.gui.card_dialog import ModelCardDialog
 from xrayviewer.gui.main_window import ABOUT, MainWindow
 from xrayviewer.gui.result_view import MARKER

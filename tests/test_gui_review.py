@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from test_review_store import copy_films
 from tiny_models import build
 
-from xrayviewer.core.review_store import ReviewStore
+from xrayviewer.core.review.store import ReviewStore
 from xrayviewer.gui.main_window import MainWindow
 
 

@@ -11,8 +11,8 @@ import sys
 
 from tiny_models import quadrant_film
 
-from xrayviewer.core.overlay import OverlayStyle
-from xrayviewer.core.record import ImageRecord
+from xrayviewer.core.analysis.overlay import OverlayStyle
+from xrayviewer.core.reading.record import ImageRecord
 from xrayviewer.gui.viewport import Viewport
 
 

@@ -14,8 +14,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from tiny_models import build, engine_for_made_films, quadrant_film
 
-from xrayviewer.core.contract import META_CARD, ModelContractError
-from xrayviewer.core.session import ModelOutputError, open_model
+from xrayviewer.core.analysis.contract import META_CARD, ModelContractError
+from xrayviewer.core.analysis.session import ModelOutputError, open_model
 
 
 def with_card_text(path, text: str):
@@ -176,8 +176,8 @@ def test_analyze_with_an_endless_model_ends_with_error_lines(tmp_path):
 def test_a_detector_card_with_a_bad_threshold_is_refused(tmp_path, threshold):
     from tiny_models import build_detector
 
-    from xrayviewer.core.detector import ChestDetector
-    from xrayviewer.core.gate import Subject
+    from xrayviewer.core.analysis.detector import ChestDetector
+    from xrayviewer.core.analysis.findings import Subject
 
     detector = ChestDetector(build_detector(tmp_path / "detector.onnx", threshold=threshold))
     with pytest.raises(ModelContractError, match=r"detector\.onnx: chest detector cannot be used: .*'threshold'"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tiny_models import build, quadrant_film, engine_for_made_films
 
-from xrayviewer.core.overlay import COLORMAPS, OverlayStyle, colorbar, colormap_lut, composite
+from xrayviewer.core.analysis.overlay import COLORMAPS, OverlayStyle, colorbar, colormap_lut, composite
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 from tiny_models import build
 
 from xrayviewer.core import XRayViewerError
-from xrayviewer.core.engine import Engine
-from xrayviewer.core.session import open_first, open_model
+from xrayviewer.core.analysis.engine import Engine
+from xrayviewer.core.analysis.session import open_first, open_model
 
 
 def test_a_gpu_provider_that_cannot_run_falls_back_to_the_cpu_with_its_reason(tmp_path):

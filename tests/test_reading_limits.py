@@ -20,7 +20,7 @@ import pytest
 from pydicom.encaps import encapsulate, generate_fragments
 
 from xrayviewer.core import CorruptFileError, TooLargeError, UnsupportedFileError, read_image, scan
-from xrayviewer.core.limits import MAX_FILE_BYTES, MAX_VALUES
+from xrayviewer.core.reading.limits import MAX_FILE_BYTES, MAX_VALUES
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
@@ -189,8 +189,8 @@ def test_over_2_to_the_30_pixels_is_a_clean_error_not_cv2_error(tmp_path):
 
 def test_playing_frames_that_would_not_fit_in_memory_is_refused_and_stepping_still_works(dicom_data, monkeypatch):
     """Cine decodes every frame at once; a film whose frames together pass the limit is refused, one frame is not."""
-    from xrayviewer.core import limits
-    from xrayviewer.core.reader import read_frames
+    from xrayviewer.core.reading import limits
+    from xrayviewer.core.reading.reader import read_frames
 
     path = dicom_data / "emri_small.dcm"  # 10 frames
     frames = read_frames(path)

@@ -17,10 +17,10 @@ from test_export_picture import text_rows
 from test_gui_review import open_window, settle
 
 from xrayviewer.core import read_image, to_display
-from xrayviewer.core.dicom_export import export_dicom
-from xrayviewer.core.measure import angle, measure, roi
-from xrayviewer.core.report_image import LINE_SHARE, Reading, reading_picture, result_lines
-from xrayviewer.core.review_store import Decision, ReviewStore
+from xrayviewer.core.review.dicom_export import export_dicom
+from xrayviewer.core.review.measure import angle, measure, roi
+from xrayviewer.core.review.report_image import LINE_SHARE, Reading, reading_picture, result_lines
+from xrayviewer.core.review.store import Decision, ReviewStore
 
 SPACING = (0.15, 0.143)  # row, column mm: anisotropic, so a wrong axis order shows
 
@@ -133,7 +133,7 @@ def test_cine_decodes_frames_once_and_plays_without_rereading(qtbot, tmp_path):
 
 
 def test_cine_of_frames_too_large_to_hold_says_so_and_play_comes_back_up(qtbot, tmp_path, monkeypatch):
-    from xrayviewer.core import limits
+    from xrayviewer.core.reading import limits
 
     monkeypatch.setattr(limits, "MAX_FRAMES_BYTES", 1000)  # emri_small's 10 frames take 80 kB
     window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
@@ -170,8 +170,8 @@ def test_marks_are_saved_with_the_review_and_come_back(qtbot, tmp_path, dicom_da
 
 
 def exported_reading(dicom_data: Path, folder: Path) -> tuple[Reading, np.ndarray]:
-    from xrayviewer.core.engine import Engine
-    from xrayviewer.core.overlay import OverlayStyle, composite
+    from xrayviewer.core.analysis.engine import Engine
+    from xrayviewer.core.analysis.overlay import OverlayStyle, composite
 
     record = read_image(rg1_with_spacing(dicom_data, folder))
     display = to_display(record)

@@ -9,8 +9,8 @@ from converters import dataset
 from converters.augment import PERTURBATIONS, augment, shifted, shifted_round_robin
 from converters.train import fit_temperature, sigmoid, to_input
 from converters.validate import blanked, lung_mask
-from xrayviewer.core.contract import ModelCard
-from xrayviewer.core.preprocess import blank_border, model_input
+from xrayviewer.core.analysis.contract import ModelCard
+from xrayviewer.core.analysis.preprocess import blank_border, model_input
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_float16_storage_halves_the_file_and_keeps_the_model(films):
     import onnxruntime as ort
 
     from converters.float16 import max_differences, store_weights_float16
-    from xrayviewer.core.contract import validate_session
+    from xrayviewer.core.analysis.contract import validate_session
     from xrayviewer.models import resolve
 
     full = onnx.load(str(resolve("mobilenetv2")))

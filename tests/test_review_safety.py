@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 from test_gui_review import on_screen, open_window, settle
 from test_review_store import copy_films
 
-from xrayviewer.core.review_store import ReviewStore
+from xrayviewer.core.review.store import ReviewStore
 
 
 def shown(qtbot, window, path: str) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from tiny_models import build
 
-from xrayviewer.core import review_report
-from xrayviewer.core.review_store import DB_ENV, FilmInfo, Mark, ModelResult, ReviewStore, default_db_path
+from xrayviewer.core.review import report as review_report
+from xrayviewer.core.review.store import DB_ENV, FilmInfo, Mark, ModelResult, ReviewStore, default_db_path
 
 
 def xrayviewer(*args: str, **kwargs) -> subprocess.CompletedProcess:

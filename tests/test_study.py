@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from xrayviewer.core import scan
-from xrayviewer.core.study import NO_PATIENT
+from xrayviewer.core.reading.study import NO_PATIENT
 
 
 def test_dicomdir_groups_patients_studies_series(pydicom_test_files):

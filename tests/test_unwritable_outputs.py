@@ -16,7 +16,7 @@ import pytest
 from test_batch_outputs import films, read_only_folder
 from tiny_models import build, quadrant_film
 
-from xrayviewer.core.review_store import FilmInfo, ModelResult, ReviewStore
+from xrayviewer.core.review.store import FilmInfo, ModelResult, ReviewStore
 
 MOUNT = 'mount -t tmpfs -o ro tmpfs "$0" && exec "$@"'
 

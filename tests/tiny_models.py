@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from xrayviewer.core.contract import card_metadata
+from xrayviewer.core.analysis.contract import card_metadata
 
 SIZE = 8
 
@@ -85,7 +85,7 @@ def quadrant_film(size: int = 64, quadrant: tuple[int, int] = (0, 0)) -> np.ndar
 
 
 def build_detector(path: Path, threshold: float = 0.5) -> Path:
-    """A tiny chest detector (the contract in xrayviewer.core.detector): P(chest) = sigmoid(20 (mean - 0.3)) on
+    """A tiny chest detector (the contract in xrayviewer.core.analysis.detector): P(chest) = sigmoid(20 (mean - 0.3)) on
     the gray film scaled to 0..1, so a bright film counts as a chest film and a dark one does not."""
     nodes = [
         helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2, 3], keepdims=0),
@@ -112,8 +112,8 @@ def build_detector(path: Path, threshold: float = 0.5) -> Path:
 def engine_for_made_films():
     """A CPU engine whose gate leaves the chest detector out: the tiny models' films are made squares, which
     the detector rightly refuses, and these tests are about what happens after the gate."""
-    from xrayviewer.core.detector import ChestDetector
-    from xrayviewer.core.engine import Engine
-    from xrayviewer.core.gate import Gate, default_checks
+    from xrayviewer.core.analysis.detector import ChestDetector
+    from xrayviewer.core.analysis.engine import Engine
+    from xrayviewer.core.analysis.gate import Gate, default_checks
 
     return Engine("cpu", Gate([c for c in default_checks() if not isinstance(c, ChestDetector)]))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from xrayviewer import __version__
 from xrayviewer.core import read_image, to_display
-from xrayviewer.core.engine import Engine
-from xrayviewer.core.overlay import OverlayStyle, composite, save_png
+from xrayviewer.core.analysis.engine import Engine
+from xrayviewer.core.analysis.overlay import OverlayStyle, composite, save_png
 
 
 def self_test(provider: str = "auto") -> dict:

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from xrayviewer.core.cam import METHODS
-from xrayviewer.core.engine import TARGETS
+from xrayviewer.core.analysis.cam import METHODS
+from xrayviewer.core.analysis.engine import TARGETS
 from xrayviewer.core.errors import XRayViewerError, user_error
-from xrayviewer.core.overlay import COLORMAPS
-from xrayviewer.core.study import image_paths
+from xrayviewer.core.analysis.overlay import COLORMAPS
+from xrayviewer.core.reading.study import image_paths
 
 
 def add_model_options(p: argparse.ArgumentParser, cam: bool = False) -> None:

@@ -17,10 +17,10 @@ import numpy as np
 
 from xrayviewer.commands import add_model_options, command_parser, exit_status, listed
 from xrayviewer.core import ImageRecord, XRayViewerError, read_image, to_display
-from xrayviewer.core.cam import METHODS
-from xrayviewer.core.engine import Engine, Inference
+from xrayviewer.core.analysis.cam import METHODS
+from xrayviewer.core.analysis.engine import Engine, Inference
 from xrayviewer.core.errors import OutputError, user_error
-from xrayviewer.core.overlay import OverlayStyle, composite, save_png
+from xrayviewer.core.analysis.overlay import OverlayStyle, composite, save_png
 
 BATCH = 32
 OVERLAY_NAME = re.compile(rf"\.({'|'.join(METHODS)})(-\d+)?\.png$", re.IGNORECASE)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from xrayviewer.commands import add_model_options, command_parser
 from xrayviewer.core import XRayViewerError, read_image, to_display
-from xrayviewer.core.cam import METHODS
-from xrayviewer.core.engine import Engine, Inference
-from xrayviewer.core.overlay import OverlayStyle, composite
-from xrayviewer.core.preprocess import model_input
+from xrayviewer.core.analysis.cam import METHODS
+from xrayviewer.core.analysis.engine import Engine, Inference
+from xrayviewer.core.analysis.overlay import OverlayStyle, composite
+from xrayviewer.core.analysis.preprocess import model_input
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -130,8 +130,8 @@ def user_figures(engine: Engine, model, repeat: int) -> dict:
     import pydicom
     from pydicom.pixels import pixel_array
 
-    from xrayviewer.core.decoders import THREADS
-    from xrayviewer.core.dicom import decoding_plugins
+    from xrayviewer.core.reading.decoders import THREADS
+    from xrayviewer.core.reading.dicom import decoding_plugins
     from xrayviewer.demo import data_store_folder
 
     folder = data_store_folder()
@@ -233,7 +233,7 @@ def _window_shown(env: dict[str, str]) -> tuple[float | None, str]:
 
 def folder_throughput(engine: Engine, model, folder: Path, batch: int = 32) -> dict:
     """Images/s of read + display + batched inference + Grad-CAM over every image in `folder` (no PNGs)."""
-    from xrayviewer.core.study import image_paths
+    from xrayviewer.core.reading.study import image_paths
 
     paths = [p for p, problem in image_paths([folder]) if problem is None]
     start = time.perf_counter()

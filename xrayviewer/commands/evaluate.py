@@ -12,10 +12,10 @@ import numpy as np
 
 from xrayviewer.commands import add_model_options, command_parser
 from xrayviewer.core import read_image, to_display
-from xrayviewer.core.engine import Engine
+from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.errors import OutputError, user_error
-from xrayviewer.core.metrics import binary_figures, roc_curve
-from xrayviewer.core.overlay import save_png
+from xrayviewer.core.analysis.metrics import binary_figures, roc_curve
+from xrayviewer.core.analysis.overlay import save_png
 
 CLASSES = ("NORMAL", "PNEUMONIA")
 BATCH = 64

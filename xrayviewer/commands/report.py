@@ -14,9 +14,9 @@ from pathlib import Path
 
 from xrayviewer.commands import command_parser
 from xrayviewer.commands.worklist import add_db_option
-from xrayviewer.core import review_report
+from xrayviewer.core.review import report as review_report
 from xrayviewer.core.errors import OutputError, XRayViewerError
-from xrayviewer.core.review_store import ReviewStore
+from xrayviewer.core.review.store import ReviewStore
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from xrayviewer.commands import command_parser, exit_status, note_skipped
-from xrayviewer.core.engine import Engine
-from xrayviewer.core.review_store import DB_ENV, ReviewStore, default_db_path
-from xrayviewer.core.worklist import Worklist
+from xrayviewer.core.analysis.engine import Engine
+from xrayviewer.core.review.store import DB_ENV, ReviewStore, default_db_path
+from xrayviewer.core.review.worklist import Worklist
 
 
 def add_db_option(p: argparse.ArgumentParser) -> None:

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6.QtWidgets import QFileDialog
 
-from xrayviewer.core.engine import Analysis, Inference, engine_for
-from xrayviewer.core.overlay import OverlayStyle
-from xrayviewer.core.wording import bar_top, percent
+from xrayviewer.core.analysis.engine import Analysis, Inference, engine_for
+from xrayviewer.core.analysis.overlay import OverlayStyle
+from xrayviewer.core.analysis.wording import bar_top, percent
 from xrayviewer.gui.panels import AnalysisSettings
 from xrayviewer.gui.viewport import Viewport
 

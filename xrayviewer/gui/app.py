@@ -103,5 +103,5 @@ def first_geometry(app: QApplication) -> QRect:
 
 def load_readers() -> None:
     """Import pydicom and its decoder plug-ins (about half a second, gdcm most of it) off the GUI thread."""
-    import xrayviewer.core.reader  # noqa: F401
-    import xrayviewer.core.study  # noqa: F401
+    import xrayviewer.core.reading.reader  # noqa: F401
+    import xrayviewer.core.reading.study  # noqa: F401

@@ -12,13 +12,13 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from xrayviewer.core import XRayViewerError, to_display
-from xrayviewer.core.display import to_gray
-from xrayviewer.core.readable import dicom_date, person_name
+from xrayviewer.core.reading.display import to_gray
+from xrayviewer.core.reading.readable import dicom_date, person_name
 from xrayviewer.gui.viewport import to_qimage
 from xrayviewer.gui.workers import Worker, start
 
 if TYPE_CHECKING:
-    from xrayviewer.core.study import StudyTree
+    from xrayviewer.core.reading.study import StudyTree
 
 THUMB = 64
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -62,7 +62,7 @@ class StudyBrowser(QWidget):
 
     def scan(self, paths: list[Path]) -> None:
         """Scan in the background; the tree fills in when the headers are read."""
-        from xrayviewer.core.study import scan
+        from xrayviewer.core.reading.study import scan
 
         worker = Worker(lambda: [scan(p) for p in paths])
         worker.signals.result.connect(self._populate)

@@ -7,7 +7,7 @@ from html import escape
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QTextBrowser, QVBoxLayout, QWidget
 
-from xrayviewer.core.card_text import sections
+from xrayviewer.core.analysis.card_text import sections
 
 
 def card_html(card: dict) -> str:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 
 from xrayviewer.core import Window
-from xrayviewer.core.display import percentile_window
+from xrayviewer.core.reading.display import percentile_window
 from xrayviewer.gui.analysis_control import Pane
 from xrayviewer.gui.panels import AnalysisSettings
 

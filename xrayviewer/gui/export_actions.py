@@ -8,9 +8,9 @@ from pathlib import Path
 from PySide6.QtCore import QStandardPaths, Qt
 from PySide6.QtWidgets import QDialog, QFileDialog, QTextBrowser, QVBoxLayout, QWidget
 
-from xrayviewer.core.overlay import save_png
-from xrayviewer.core.report_image import Reading, reading_picture
-from xrayviewer.core.review_store import file_sha256
+from xrayviewer.core.analysis.overlay import save_png
+from xrayviewer.core.review.report_image import Reading, reading_picture
+from xrayviewer.core.review.store import file_sha256
 from xrayviewer.gui.card_dialog import ModelCardDialog
 from xrayviewer.gui.workers import Worker
 
@@ -61,7 +61,7 @@ class ExportMixin:
         engine, model = self.engine, self.active.settings.model
 
         def work():
-            from xrayviewer.core.dicom_export import export_dicom
+            from xrayviewer.core.review.dicom_export import export_dicom
 
             digest = file_sha256(engine.model(model).path) if reading.analysis is not None else ""
             full = replace(reading, model_sha256=digest)
@@ -71,7 +71,7 @@ class ExportMixin:
                                                                  f"{folder}", 10000), "Exporting DICOM...")
 
     def export_study(self) -> None:
-        from xrayviewer.core import export  # with pydicom: loaded on first use, not before the window shows
+        from xrayviewer.core.review import export  # with pydicom: loaded on first use, not before the window shows
 
         instances = self.browser.instance_paths()
         if not instances:
@@ -95,7 +95,7 @@ class ExportMixin:
         self._run(work, done, "Exporting overlays...", pass_worker=True)
 
     def show_tags(self) -> None:
-        from xrayviewer.core import export  # with pydicom: loaded on first use, not before the window shows
+        from xrayviewer.core.review import export  # with pydicom: loaded on first use, not before the window shows
 
         if self.record is None:
             return

@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from xrayviewer.core import ImageRecord
-from xrayviewer.core.engine import engine_for
-from xrayviewer.core.film_cache import FilmCache
+from xrayviewer.core.analysis.engine import engine_for
+from xrayviewer.core.reading.film_cache import FilmCache
 from xrayviewer.gui.analysis_control import AnalysisMixin, Pane, bar_top_of, caption_of
 from xrayviewer.gui.background import BackgroundMixin
 from xrayviewer.gui.browser import StudyBrowser

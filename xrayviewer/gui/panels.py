@@ -17,10 +17,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from xrayviewer.core.cam import METHODS
-from xrayviewer.core.engine import TARGETS
-from xrayviewer.core.overlay import COLORMAPS, OverlayStyle, colorbar
-from xrayviewer.core.session import PROVIDER_NAMES
+from xrayviewer.core.analysis.cam import METHODS
+from xrayviewer.core.analysis.engine import TARGETS
+from xrayviewer.core.analysis.overlay import COLORMAPS, OverlayStyle, colorbar
+from xrayviewer.core.analysis.session import PROVIDER_NAMES
 from xrayviewer.gui.result_view import ResultView
 from xrayviewer.gui.viewport import to_qimage
 

@@ -12,9 +12,9 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QSpinBox, QToolBar
 
-from xrayviewer.core.display import to_display
-from xrayviewer.core.film_cache import load_frames
-from xrayviewer.core.record import ImageRecord
+from xrayviewer.core.reading.display import to_display
+from xrayviewer.core.reading.film_cache import load_frames
+from xrayviewer.core.reading.record import ImageRecord
 
 TOOL_ACTIONS = [("wl", "W/L", "Left drag: window / level (W)", "W"),
                 ("length", "Length", "Left drag: length in mm (px when the file has no pixel spacing) (L)", "L"),

@@ -10,9 +10,9 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPolygonF, QTransform
 from PySide6.QtWidgets import QInputDialog, QWidget
 
-from xrayviewer.core.measure import measure
-from xrayviewer.core.record import ImageRecord
-from xrayviewer.core.review_store import Mark
+from xrayviewer.core.review.measure import measure
+from xrayviewer.core.reading.record import ImageRecord
+from xrayviewer.core.review.store import Mark
 from xrayviewer.gui.viewport import Viewport
 
 TOOLS = {"wl": 0, "length": 2, "angle": 3, "roi": 2, "arrow": 2, "text": 1}  # tool -> points it needs

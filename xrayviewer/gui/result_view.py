@@ -8,9 +8,9 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QGroupBox, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from xrayviewer.core.cam import METHODS
-from xrayviewer.core.engine import Analysis
-from xrayviewer.core.wording import percent
+from xrayviewer.core.analysis.cam import METHODS
+from xrayviewer.core.analysis.engine import Analysis
+from xrayviewer.core.analysis.wording import percent
 
 MARKER = QColor(255, 210, 0)
 BOX = "QLabel {{ background: {}; color: white; padding: 6px; }}"

@@ -24,8 +24,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog
 
-from xrayviewer.core.review_store import FilmRow, ReviewStore, default_db_path
-from xrayviewer.core.worklist import Worklist, film_path
+from xrayviewer.core.review.store import FilmRow, ReviewStore, default_db_path
+from xrayviewer.core.review.worklist import Worklist, film_path
 from xrayviewer.gui.workers import Worker, start
 from xrayviewer.gui.worklist_view import DECISION_KEYS, HIDDEN_BY_DEFAULT, WorklistView, primary_result
 

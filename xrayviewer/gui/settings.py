@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from xrayviewer.core.cam import METHODS
+from xrayviewer.core.analysis.cam import METHODS
 from xrayviewer.core.errors import XRayViewerError
-from xrayviewer.core.overlay import COLORMAPS, OverlayStyle
-from xrayviewer.core.session import resolve_provider
+from xrayviewer.core.analysis.overlay import COLORMAPS, OverlayStyle
+from xrayviewer.core.analysis.session import resolve_provider
 
 PROVIDERS = ("auto", "cpu", "cuda", "dml")
 RECENT_MAX = 10

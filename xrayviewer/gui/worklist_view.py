@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from xrayviewer.core.readable import age_sex, dicom_date, person_name
-from xrayviewer.core.wording import percent
-from xrayviewer.core.review_store import FilmRow
+from xrayviewer.core.reading.readable import age_sex, dicom_date, person_name
+from xrayviewer.core.analysis.wording import percent
+from xrayviewer.core.review.store import FilmRow
 
 COLUMNS = ("Review", "AI", "Patient", "ID", "Age/Sex", "Accession", "Study date", "View", "Result")
 HIDDEN_BY_DEFAULT = ("Accession", "Study date", "View")  # the header's context menu shows them

@@ -23,7 +23,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from xrayviewer import __version__
-from xrayviewer.core.report_image import Reading
+from xrayviewer.core.review.report_image import Reading
 
 MANUFACTURER = "XRay Viewer"
 SCT, DCM_SCHEME = "SCT", "99XRAYVIEWER"

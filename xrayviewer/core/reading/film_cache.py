@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xrayviewer.core.display import to_display
-from xrayviewer.core.record import ImageRecord
+from xrayviewer.core.reading.display import to_display
+from xrayviewer.core.reading.record import ImageRecord
 
 # The readers (pydicom and its decoder plug-ins, ~0.5 s to import) load on first use, so the viewer's window
 # shows before them (`xrayviewer bench`: cold_start_ms); gui.app loads them in a thread once it is up.
@@ -23,7 +23,7 @@ Film = tuple[ImageRecord, np.ndarray]
 
 def load_film(path: str | Path, frame: int = 0) -> Film:
     """Read a film and make the display array the model sees (its default window)."""
-    from xrayviewer.core.reader import read_image
+    from xrayviewer.core.reading.reader import read_image
 
     record = read_image(path, frame)
     return record, to_display(record)
@@ -31,7 +31,7 @@ def load_film(path: str | Path, frame: int = 0) -> Film:
 
 def load_frames(path: str | Path) -> list[ImageRecord]:
     """Every frame of a file, reading the file once and decoding each frame once."""
-    from xrayviewer.core.reader import read_frames
+    from xrayviewer.core.reading.reader import read_frames
 
     return read_frames(path)
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from xrayviewer.core.display import to_display
-from xrayviewer.core.engine import Engine
+from xrayviewer.core.reading.display import to_display
+from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.errors import XRayViewerError
-from xrayviewer.core.record import ImageRecord
-from xrayviewer.core.review_store import FilmInfo, ModelResult, ReviewStore, file_sha256
+from xrayviewer.core.reading.record import ImageRecord
+from xrayviewer.core.review.store import FilmInfo, ModelResult, ReviewStore, file_sha256
 
 BATCH = 16
 
@@ -99,7 +99,7 @@ class Worklist:
              ) -> list[tuple[Path, str | None]]:
         """The films under `paths` (path, problem or None), in browser order; refuses a store among them. A folder's
         files that are not images are left out: `skipped(folder, how many)`."""
-        from xrayviewer.core.study import image_paths  # the readers load on first use (the viewer's cold start)
+        from xrayviewer.core.reading.study import image_paths  # the readers load on first use (the viewer's cold start)
 
         self._check_not_among(paths)
         return [(p, problem) for p, problem in image_paths(list(paths), skipped)
@@ -159,7 +159,7 @@ class Worklist:
         try:
             if problem:
                 raise XRayViewerError(path, "skipped", problem)
-            from xrayviewer.core.reader import read_image  # on first use (the viewer's cold start)
+            from xrayviewer.core.reading.reader import read_image  # on first use (the viewer's cold start)
 
             record = read_image(path)
             display = to_display(record)

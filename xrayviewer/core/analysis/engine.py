@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from xrayviewer.core.cam import METHODS, CamInput, CamResult
-from xrayviewer.core.gate import Gate, Note, Refusal, Subject
-from xrayviewer.core.preprocess import model_input
-from xrayviewer.core.record import ImageRecord
+from xrayviewer.core.analysis.cam import METHODS, CamInput, CamResult
+from xrayviewer.core.analysis.findings import Note, Refusal, Subject
+from xrayviewer.core.analysis.gate import Gate
+from xrayviewer.core.analysis.preprocess import model_input
+from xrayviewer.core.reading.record import ImageRecord
 from xrayviewer.core.errors import XRayViewerError
-from xrayviewer.core.session import PROVIDER_NAMES, PROVIDERS, Model, ModelCache, ModelOutputError, resolve_provider
+from xrayviewer.core.analysis.session import PROVIDER_NAMES, PROVIDERS, Model, ModelCache, ModelOutputError, resolve_provider
 
 TARGETS = ("pneumonia", "normal")
 

@@ -11,7 +11,7 @@ import math
 import cv2
 import numpy as np
 
-from xrayviewer.core.record import ImageRecord, Window
+from xrayviewer.core.reading.record import ImageRecord, Window
 
 _LUT_MAX_SPAN = 1 << 17  # integer pixels spanning fewer values go through a lookup table
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from xrayviewer.core.contract import FIX, ModelCard, ModelContractError, validate_session
+from xrayviewer.core.analysis.contract import FIX, ModelCard, ModelContractError, validate_session
 from xrayviewer.core.errors import XRayViewerError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "dml": "DmlExecutionProvider"}

@@ -1,61 +1,21 @@
 """The gate in front of every model, shipped or user-brought: what it will not judge, and what it notes.
 
-A check is any callable `Subject -> list[Finding]`. A `Refusal` among the findings means the model's
-answer must not be shown (unless the user forces it, and then it is marked out of scope); a `Note`
-is shown beside the answer. The shipped checks (`xrayviewer.core.checks`) read the DICOM header,
+A check is any callable `Subject -> list[Finding]` (the types live in `findings`, which the checks import). A
+`Refusal` among the findings means the model's answer must not be shown (unless the user forces it, and then it is
+marked out of scope); a `Note` is shown beside the answer. The shipped checks (`xrayviewer.core.analysis.checks`) read the DICOM header,
 simple image statistics and the model file's own out-of-distribution score; a chest-radiograph
-detector (`xrayviewer.core.detector`) joins them when its file is present. Adding a check changes
+detector (`xrayviewer.core.analysis.detector`) joins them when its file is present. Adding a check changes
 no caller.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-import numpy as np
-
-from xrayviewer.core.contract import ModelCard
-from xrayviewer.core.record import ImageRecord
+from xrayviewer.core.analysis.findings import Finding, Note, Refusal, Subject
 
 DETECTOR_FILE = "chest-detector.onnx"  # in the shipped models' folder; optional
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing a check found: a machine code, a sentence for people, and its evidence."""
-
-    code: str
-    sentence: str
-    tag: str | None = None  # DICOM keyword the evidence comes from
-    value: str | None = None  # ... and its value
-    score: float | None = None  # a measured score
-    limit: float | None = None  # ... and the limit it was held against
-
-    def __str__(self) -> str:
-        return self.sentence
-
-    def as_dict(self) -> dict:
-        """The non-empty fields, for JSON."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-class Refusal(Finding):
-    """A reason the model must not judge this image."""
-
-
-class Note(Finding):
-    """Something the reader should know about the image; the result is still shown."""
-
-
-@dataclass(frozen=True)
-class Subject:
-    """What the checks may look at for one image and one model."""
-
-    display: np.ndarray  # the 8-bit film at its default window: what the model sees
-    record: ImageRecord | None = None  # header fields; None for a bare array
-    card: ModelCard | None = None
-    ood_score: float | None = None  # the model file's own out-of-distribution score, when it has one
 
 
 @dataclass(frozen=True)
@@ -69,8 +29,8 @@ Check = Callable[[Subject], list[Finding]]
 
 def default_checks() -> list[Check]:
     """Header rules, image statistics, the model's own gate, the chest detector (if present), population."""
-    from xrayviewer.core import checks
-    from xrayviewer.core.detector import ChestDetector
+    from xrayviewer.core.analysis import checks
+    from xrayviewer.core.analysis.detector import ChestDetector
     from xrayviewer.models import FOLDER
 
     return [*checks.HEADER, *checks.IMAGE, checks.model_ood, ChestDetector(FOLDER / DETECTOR_FILE),
@@ -90,7 +50,7 @@ class Gate:
         return Verdict([f for f in findings if isinstance(f, Refusal)], [f for f in findings if isinstance(f, Note)])
 
     def _detector_saw_a_chest_film(self, findings: list[Finding]) -> bool:
-        from xrayviewer.core.detector import ChestDetector
+        from xrayviewer.core.analysis.detector import ChestDetector
 
         ran = any(isinstance(c, ChestDetector) and c.path.is_file() for c in self.checks)
         return ran and not any(f.code == "detector" for f in findings)

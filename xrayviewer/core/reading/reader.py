@@ -6,11 +6,11 @@ from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
 
-from xrayviewer.core.dicom import read_dicom
+from xrayviewer.core.reading.dicom import read_dicom
 from xrayviewer.core.errors import CorruptFileError, UnsupportedFileError, XRayViewerError
-from xrayviewer.core.limits import check_all_frames, open_regular
-from xrayviewer.core.raster import read_raster, sniff
-from xrayviewer.core.record import ImageRecord
+from xrayviewer.core.reading.limits import check_all_frames, open_regular
+from xrayviewer.core.reading.raster import read_raster, sniff
+from xrayviewer.core.reading.record import ImageRecord
 
 SUPPORTED = "DICOM, PNG, JPEG, TIFF or BMP"
 HEAD_BYTES = 132  # enough for the DICOM preamble and "DICM", and every raster signature

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from xrayviewer.core.contract import ModelCard
-from xrayviewer.core.display import to_gray
+from xrayviewer.core.analysis.contract import ModelCard
+from xrayviewer.core.reading.display import to_gray
 
 
 def blank_border(gray: np.ndarray, fraction: float) -> np.ndarray:

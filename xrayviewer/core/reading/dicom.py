@@ -24,8 +24,8 @@ from pydicom.encaps import get_frame, parse_basic_offsets, parse_fragments
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder, pixel_array
 
-from xrayviewer.core import decoders, headers
-from xrayviewer.core.display import percentile_window
+from xrayviewer.core.reading import decoders, headers
+from xrayviewer.core.reading.display import percentile_window
 from xrayviewer.core.errors import (
     CorruptFileError,
     FrameIndexError,
@@ -33,10 +33,10 @@ from xrayviewer.core.errors import (
     NoPixelDataError,
     UnsupportedFileError,
 )
-from xrayviewer.core.isolation import run_isolated
-from xrayviewer.core.limits import check_declared, open_regular
-from xrayviewer.core.quiet import native_output_silenced
-from xrayviewer.core.record import ImageRecord, Metadata, Window
+from xrayviewer.core.reading.isolation import run_isolated
+from xrayviewer.core.reading.limits import check_declared, open_regular
+from xrayviewer.core.reading.quiet import native_output_silenced
+from xrayviewer.core.reading.record import ImageRecord, Metadata, Window
 
 # A viewer reads what hospitals really send: odd values are shown, not reported as problems, and pydicom's
 # remarks on them (charsets, odd lengths) are not printed on the user's terminal.

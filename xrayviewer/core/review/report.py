@@ -6,7 +6,7 @@ import csv
 import io
 from collections import Counter
 
-from xrayviewer.core.review_store import DECISIONS, FilmRow
+from xrayviewer.core.review.store import DECISIONS, FilmRow
 
 AI_LABELS = {"NORMAL": "normal", "PNEUMONIA": "pneumonia"}
 AI_COLUMNS = ("normal", "pneumonia", "refused", "not analysed")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xrayviewer.core.record import ImageRecord
-from xrayviewer.core.review_store import Mark
+from xrayviewer.core.reading.record import ImageRecord
+from xrayviewer.core.review.store import Mark
 
 Point = tuple[float, float]
 
