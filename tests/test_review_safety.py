@@ -198,8 +198,10 @@ def test_an_unavailable_provider_falls_back_once_and_later_films_are_analysed(qt
 
 def test_confirmations_stay_and_the_store_says_where_it_is(qtbot, review):
     window, db, _ = review
+    window.cursor_label_text("(120, 88)  value 143")  # the pixel under the cursor on this film
     qtbot.keyClick(window.panes[0].view, Qt.Key.Key_2)
     settle(qtbot, window)  # the next film's reading and analysis end: the confirmation stays
+    assert window.cursor_label.text() == ""  # no stale pixel value from the film before
     assert "pneumonia saved" in window.statusBar().currentMessage()
     assert str(db) in window.worklist.store_label.text()
 
@@ -207,7 +209,7 @@ def test_confirmations_stay_and_the_store_says_where_it_is(qtbot, review):
 def test_the_first_film_shows_while_the_rest_fill_in_and_the_reader_stays_on_it(qtbot, tmp_path, kermany):
     """Defect 6: nothing showed until all films were analysed, and rows then reordered under the reader."""
     folder = tmp_path / "big"
-    copy_films(kermany, folder, 48)
+    copy_films(kermany, folder, 96)
     window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
     known = []
     window.worklist.filmChosen.connect(lambda film: known.append(len(window.worklist.table.films)))
@@ -215,8 +217,8 @@ def test_the_first_film_shows_while_the_rest_fill_in_and_the_reader_stays_on_it(
     qtbot.waitUntil(lambda: window.panes[0].analysis is not None, timeout=30_000)
     first = window.worklist.current()
     assert first is not None and on_screen(window) == first.info.path
-    assert known[0] < 48  # chosen and opened while the rest were still being analysed
-    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 48, timeout=120_000)
+    assert known[0] < 96  # chosen and opened while the rest were still being analysed
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 96, timeout=120_000)
     assert window.worklist.current().id == first.id and on_screen(window) == first.info.path
     settle(qtbot, window)
 

@@ -116,6 +116,7 @@ class Worklist:
         keys = {name: self.model_key(name) for name in self.models}
         stored = {film.id: list(film.results.values()) for film in self.store.films()}  # printed for unchanged films
         pending: list[_Pending] = []
+        batch = 1  # the first film alone, so that the viewer can show it at once; then batches of BATCH
         for raw, problem in items:
             if cancelled():
                 return
@@ -123,8 +124,9 @@ class Worklist:
             if event is not None:
                 yield from self._flush(pending, keys)  # keep the output in scan order
                 yield event
-            if len(pending) >= BATCH:
+            if len(pending) >= batch:
                 yield from self._flush(pending, keys)
+                batch = BATCH
         yield from self._flush(pending, keys)
 
     def _plan(self, path: Path, problem: str | None, keys: dict, pending: list[_Pending],
