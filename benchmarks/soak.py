@@ -68,11 +68,16 @@ def idle(window) -> bool:
     return not window.workers and not window._ahead
 
 
-def analysed(window, path: str | Path | None = None) -> bool:
-    """The film `path` (default: any) is on screen, every visible pane shows its analysis, no worker in flight."""
+def shown(window, path: str | Path | None = None) -> bool:
+    """The film `path` (default: any) is on screen and every visible pane shows its analysis."""
     record = window.record
     return (record is not None and (path is None or Path(record.path) == Path(path))
-            and all(p.analysis is not None for p in window.visible_panes()) and idle(window))
+            and all(p.analysis is not None for p in window.visible_panes()))
+
+
+def analysed(window, path: str | Path | None = None) -> bool:
+    """As `shown`, and no worker in flight."""
+    return shown(window, path) and idle(window)
 
 
 def application():
@@ -95,14 +100,14 @@ def open_review(folder: Path, db: Path, films: int, provider: str = "cpu", windo
     window.activateWindow()
     QTest.qWaitForWindowExposed(window)
     wait_until(lambda: idle(window), "the window's start")
-    shown = rss_mb(collect=True)
+    rss_shown = rss_mb(collect=True)
     start = time.perf_counter()
     window.review_paths([folder])
-    wait_until(lambda: analysed(window), "the first film")
+    wait_until(lambda: shown(window), "the first film")
     window.first_film_s = time.perf_counter() - start  # from the folder given to its first film analysed on screen
     wait_until(lambda: len(window.worklist.table.films) == films and analysed(window), "the worklist's fill",
                timeout=TIMEOUT_S + films)
-    return window, shown, rss_mb(collect=True)
+    return window, rss_shown, rss_mb(collect=True)
 
 
 def close(window) -> None:

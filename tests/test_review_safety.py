@@ -229,13 +229,14 @@ def test_review_mode_opens_from_the_command_line(tmp_path, kermany):
     import sys
 
     folder = tmp_path / "today"
-    copy_films(kermany, folder, 3)
+    copy_films(kermany, folder, 60)  # the screenshot is taken, and the viewer quits, while the rest still fill in
     db, png = tmp_path / "review.sqlite", tmp_path / "shot.png"
     done = subprocess.run([sys.executable, "-m", "xrayviewer", "--review", str(folder), "--db", str(db),
                            "--screenshot", str(png), "--provider", "cpu"], capture_output=True, text=True,
                           timeout=300, env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert done.returncode == 0, done.stderr
     assert png.stat().st_size > 10_000 and "propagateSizeHints" not in done.stderr
+    assert "Traceback" not in done.stderr and "Signal source has been deleted" not in done.stderr
     with ReviewStore(db) as store:
         assert len(store.films()) >= 1 and json.loads(store.state("worklist_roots")) == [str(folder)]
     refused = subprocess.run([sys.executable, "-m", "xrayviewer", "--review"], capture_output=True, text=True,

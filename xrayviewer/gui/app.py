@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QRect, QSize, QtMsgType, QTimer, qInstallMessageHandler
+from PySide6.QtCore import QPoint, QRect, QSize, QThreadPool, QtMsgType, QTimer, qInstallMessageHandler
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -86,6 +86,8 @@ def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, pr
     elif paths:
         window.open_paths(paths)
     code = app.exec()
+    window.cancel_work()  # a worklist still filling stops at its next film; what runs ends before Python does
+    QThreadPool.globalInstance().waitForDone(10_000)
     return status["code"] if screenshot is not None else code
 
 

@@ -84,7 +84,7 @@ class ExportMixin:
 
         def work(worker: Worker) -> export.ExportSummary:
             return export.export_study(instances, Path(folder), engine, settings.model, settings.method,
-                                       settings.target, style, worker.signals.progress.emit, lambda: worker.cancelled)
+                                       settings.target, style, worker.report_progress, lambda: worker.cancelled)
 
         def done(summary: export.ExportSummary) -> None:
             self.statusBar().showMessage(f"Exported {summary.written} overlays to {folder}", 8000)

@@ -178,7 +178,7 @@ class ReviewMixin:
         def work(worker: Worker) -> int:
             items = worklist.scan(roots)
             for done, _ in enumerate(worklist.run_items(items, lambda: worker.cancelled), 1):
-                worker.signals.progress.emit(done, len(items))
+                worker.report_progress(done, len(items))
             return len(items)
 
         self._run(work, self._worklist_filled, "Analysing the worklist...", pass_worker=True)

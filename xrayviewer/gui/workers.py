@@ -16,6 +16,10 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 from xrayviewer.core.errors import XRayViewerError
 
 
+class SignalsGone(Exception):
+    """The worker's signals were deleted with the application: the work stops quietly."""
+
+
 class WorkerSignals(QObject):
     result = Signal(object)
     error = Signal(str)
@@ -41,14 +45,27 @@ class Worker:
         try:
             value = self.fn(*self.args, worker=self) if self.pass_worker else self.fn(*self.args)
             if not self.cancelled:
-                self.signals.result.emit(value)
+                self._tell(self.signals.result, value, raise_gone=True)
+        except SignalsGone:
+            return  # the application is closing: nobody is left to tell
         except XRayViewerError as exc:
-            self.signals.error.emit(str(exc))
+            self._tell(self.signals.error, str(exc))
         except Exception as exc:  # noqa: BLE001 - a worker must report, never take the app down
             traceback.print_exc()
-            self.signals.error.emit(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
-        finally:
-            self.signals.finished.emit(self)
+            self._tell(self.signals.error, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+        self._tell(self.signals.finished, self)
+
+    def report_progress(self, done: int, total: int) -> None:
+        """From `fn`: how far it is; stops the work (SignalsGone) once the application has closed."""
+        self._tell(self.signals.progress, done, total, raise_gone=True)
+
+    @staticmethod
+    def _tell(signal, *args, raise_gone: bool = False) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # "Signal source has been deleted": the window closed while the work ran
+            if raise_gone:
+                raise SignalsGone from None
 
     def cancel(self) -> None:
         self.cancelled = True
