@@ -157,7 +157,7 @@ def soak(folder: Path, db: Path, films: int, passes: int, provider: str = "cpu")
     return {
         "films": films, "passes": passes, "first_film_s": round(window.first_film_s, 2),
         "rss_start_mb": round(rss_start, 1), "rss_after_fill_mb": round(rss_filled, 1),
-        "rss_after_pass_mb": [round(r, 1) for r in after_pass], "rss_peak_mb": round(max(peak, *after_pass), 1),
+        "rss_after_pass_mb": [round(r, 1) for r in after_pass], "rss_peak_mb": round(max([peak, *after_pass]), 1),
         "growth_second_pass_mb": None if growth is None else round(growth, 2),
         "growth_per_100_films_mb": None if growth is None else round(growth / films * 100, 2),
         "live_workers": workers, "live_records": records,

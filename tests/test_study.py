@@ -81,3 +81,14 @@ def test_the_scan_and_the_reader_word_a_bad_file_the_same(tmp_path):
 def test_missing_path_is_a_problem_not_an_exception(tmp_path):
     tree = scan(tmp_path / "nowhere")
     assert tree.instances() == [] and tree.problems[0].reason == "no such file or folder"
+
+
+def test_the_first_image_of_a_folder_is_found_without_scanning_the_rest(tmp_path):
+    from xrayviewer.core.reading.study import first_image
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "0notes.txt").write_text("not an image")
+    cv2.imwrite(str(tmp_path / "a" / "film.png"), np.full((16, 16), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "b.png"), np.full((16, 16), 90, np.uint8))
+    assert first_image([tmp_path]) == tmp_path / "a" / "film.png"
+    assert first_image([tmp_path / "nothing-here"]) is None

@@ -82,7 +82,7 @@ class ControlPanel(QWidget):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(16)
         for name, cls in METHODS.items():
-            label, tip = METHOD_TEXT[name]
+            label, tip = METHOD_TEXT.get(name, ("", (cls.__doc__ or "").split("\n")[0]))  # a new method still shows
             self.method.addItem(label or cls.label, name)
             self.method.setItemData(self.method.count() - 1, f"{cls.label}: {tip}", Qt.ItemDataRole.ToolTipRole)
         self.target = QComboBox()

@@ -176,6 +176,8 @@ class ReviewMixin:
         roots = list(self.review_roots)
 
         def work(worker: Worker) -> int:
+            for _ in worklist.run_items(worklist.first(roots)):  # on screen before the rest are even listed
+                worker.report_progress(1, 0)
             items = worklist.scan(roots)
             for done, _ in enumerate(worklist.run_items(items, lambda: worker.cancelled), 1):
                 worker.report_progress(done, len(items))
@@ -190,7 +192,7 @@ class ReviewMixin:
 
     def _progress(self, done: int, total: int) -> None:
         super()._progress(done, total)
-        if self.review_roots and time.monotonic() - self._last_refresh > REFRESH_S:
+        if self.review_roots and (not self._resumed or time.monotonic() - self._last_refresh > REFRESH_S):
             self.refresh_worklist()
             self._resume()
 

@@ -104,6 +104,47 @@ def image_paths(paths: list[str | Path], skipped: Callable[[Path, int], None] = 
             yield path, None
 
 
+def first_image(paths: list[str | Path]) -> Path | None:
+    """The first image file under `paths` (depth first, in name order), found without scanning the rest: a folder
+    of any size shows its first film at once. None when there is none or a DICOMDIR is given (its records decide)."""
+    for raw in paths:
+        path = Path(raw)
+        if path.name.upper() == "DICOMDIR" or (path.is_dir() and (path / "DICOMDIR").is_file()):
+            return None
+        if path.is_file():
+            return path
+        found = _first_image_below(path) if path.is_dir() else None
+        if found is not None:
+            return found
+    return None
+
+
+def _first_image_below(folder: Path) -> Path | None:
+    """Depth first, folders and files together in name order; links to folders are not followed."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return None
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            found = _first_image_below(path)
+            if found is not None:
+                return found
+        elif _is_image(path):
+            return path
+    return None
+
+
+def _is_image(path: Path) -> bool:
+    try:
+        file, _ = open_regular(path)
+        with file:
+            return kind_of(file.read(HEAD_BYTES)) is not None
+    except (OSError, XRayViewerError):
+        return False
+
+
 def scan(path: str | Path, skip_non_images: bool = False) -> StudyTree:
     """Scan a folder (recursively), a DICOMDIR, or a single file, reading headers only.
 

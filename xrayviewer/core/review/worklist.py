@@ -105,6 +105,15 @@ class Worklist:
         return [(p, problem) for p, problem in image_paths(list(paths), skipped)
                 if not self._is_store_file(p.resolve())]
 
+    def first(self, paths: list[str | Path]) -> list[tuple[Path, None]]:
+        """The first film under `paths` as a one-item `scan` result (empty when none is found at once): what a
+        viewer analyses before it scans the rest."""
+        from xrayviewer.core.reading.study import first_image
+
+        self._check_not_among(paths)
+        path = first_image(list(paths))
+        return [] if path is None or self._is_store_file(path.resolve()) else [(path, None)]
+
     def run(self, paths: list[str | Path], cancelled: Callable[[], bool] = lambda: False,
             skipped: Callable[[Path, int], None] = lambda folder, count: None) -> Iterator[FilmEvent]:
         """Yield one event per film found under `paths`, writing each analysed film before yielding it."""
