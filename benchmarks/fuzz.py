@@ -80,8 +80,8 @@ def dicom_seeds(real: bool) -> list[Path]:
 def _raw(ds, keyword: str, vr: str, value: bytes) -> None:
     """Put `value` into `keyword` as raw bytes, so that text which is not a number is written as it is."""
     from pydicom.datadict import tag_for_keyword
-    from pydicom.tag import Tag
     from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
 
     if len(value) % 2:
         value += b" "

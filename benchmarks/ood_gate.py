@@ -19,17 +19,17 @@ import json
 from pathlib import Path
 
 import pydicom
+from xrayviewer.models import FOLDER
 
 from converters import dataset
 from converters.detector import photos
 from xrayviewer.core import XRayViewerError, read_image, to_display
 from xrayviewer.core.analysis import checks
-from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.analysis.detector import ChestDetector
+from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.analysis.findings import Subject
 from xrayviewer.core.analysis.gate import DETECTOR_FILE, Gate
 from xrayviewer.demo import data_store_folder
-from xrayviewer.models import FOLDER
 
 CHEST = ("RG1_",)  # the adult chest CR of pydicom-data
 

@@ -13,17 +13,17 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataelem import RawDataElement
 from pydicom.datadict import tag_for_keyword
-from pydicom.tag import Tag
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
 
 from xrayviewer.core import CorruptFileError, UnsupportedFileError, XRayViewerError, read_image, scan, to_display
 from xrayviewer.core.analysis import checks
-from xrayviewer.core.reading.dicom import decoding_plugins
 from xrayviewer.core.analysis.findings import Note, Subject
+from xrayviewer.core.reading.dicom import decoding_plugins
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tiny_models import build, quadrant_film, engine_for_made_films
+from tiny_models import build, engine_for_made_films, quadrant_film
 
 from xrayviewer.core.analysis.cam import METHODS, CamInput, GradCAM
 from xrayviewer.core.analysis.contract import ModelContractError
 from xrayviewer.core.analysis.engine import Engine
-from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.analysis.session import open_model, resolve_provider
+from xrayviewer.core.errors import XRayViewerError
 
 
 @pytest.fixture
@@ -32,7 +32,8 @@ def test_every_method_peaks_where_the_evidence_is(tmp_path, engine, method, quad
     film = quadrant_film(64, quadrant)
     result = engine.analyze(model, film, method=method)
     assert result.cam.map.shape == film.shape
-    assert 0 <= result.cam.map.min() and result.cam.map.max() == pytest.approx(1.0)
+    assert 0 <= result.cam.map.min() and result.cam.small.max() == pytest.approx(1.0)
+    assert result.cam.map.max() > 0.9  # bilinear drawing may miss an isolated peak cell's centre
     assert peak_quadrant(result.cam.map) == quadrant
     assert result.cam.peak > 0
 

@@ -9,9 +9,9 @@ from PySide6.QtWidgets import QFileDialog
 from test_batch_outputs import read_only_folder
 from tiny_models import build, engine_for_made_films, quadrant_film
 
+from xrayviewer.core.analysis.overlay import OverlayStyle
 from xrayviewer.core.errors import OutputError
 from xrayviewer.core.review.export import export_study
-from xrayviewer.core.analysis.overlay import OverlayStyle
 from xrayviewer.gui.main_window import MainWindow
 
 

@@ -15,11 +15,11 @@ from tiny_models import build
 
 from xrayviewer.core import read_image, to_display
 from xrayviewer.core.analysis.engine import Engine
+from xrayviewer.core.analysis.overlay import OverlayStyle, colormap_lut, composite
+from xrayviewer.core.analysis.wording import percent
 from xrayviewer.core.review.export import result_text
 from xrayviewer.core.review.measure import measure
-from xrayviewer.core.analysis.overlay import OverlayStyle, colormap_lut, composite
 from xrayviewer.core.review.report_image import WORK_PX, Reading, reading_picture, result_lines
-from xrayviewer.core.analysis.wording import percent
 from xrayviewer.gui.card_dialog import ModelCardDialog
 from xrayviewer.gui.export_actions import TagsDialog
 from xrayviewer.gui.main_window import MainWindow

@@ -175,8 +175,9 @@ def test_a_recognised_chest_film_a_little_unlike_the_training_films_gets_a_note_
 
 
 def test_the_shipped_chest_detector_passes_chest_films_and_refuses_other_pictures(dicom_data, kermany):
-    from converters import dataset
     from xrayviewer.models import FOLDER
+
+    from converters import dataset
 
     detector = ChestDetector(FOLDER / "chest-detector.onnx")
     assert detector.path.is_file()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tiny_models import build, quadrant_film, engine_for_made_films
+from tiny_models import build, engine_for_made_films, quadrant_film
 
 from xrayviewer.core.analysis.overlay import COLORMAPS, OverlayStyle, colorbar, colormap_lut, composite
 

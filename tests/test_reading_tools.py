@@ -3,10 +3,9 @@ direction, cine, marks saved with the review, and the PNG / DICOM SC and SR expo
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

@@ -107,10 +107,10 @@ def test_gpu_weights_round_trip_as_float16_chunks(tmp_path, monkeypatch):
 def test_float16_storage_halves_the_file_and_keeps_the_model(films):
     import onnx
     import onnxruntime as ort
+    from xrayviewer.models import resolve
 
     from converters.float16 import max_differences, store_weights_float16
     from xrayviewer.core.analysis.contract import validate_session
-    from xrayviewer.models import resolve
 
     full = onnx.load(str(resolve("mobilenetv2")))
     half = store_weights_float16(full)

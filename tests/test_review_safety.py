@@ -271,10 +271,10 @@ def test_the_worklist_shows_age_sex_and_accession_of_a_dicom_film(qtbot, tmp_pat
 
 
 def test_percentages_and_the_first_window_fit(qtbot):
+    from PySide6.QtCore import QRectF
+
     from xrayviewer.gui.app import first_geometry
     from xrayviewer.gui.worklist_view import bar_layout
-
-    from PySide6.QtCore import QRectF
 
     app = QApplication.instance()
     free = app.primaryScreen().availableGeometry()

@@ -10,9 +10,9 @@ import pytest
 from pydicom.pixels import pixel_array
 
 from xrayviewer.core import read_image
+from xrayviewer.core.analysis.overlay import OverlayStyle, colormap_lut, composite
 from xrayviewer.core.reading import decoders
 from xrayviewer.core.reading.display import _ramp, window_to_uint8
-from xrayviewer.core.analysis.overlay import OverlayStyle, colormap_lut, composite
 from xrayviewer.core.reading.record import Window
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from xrayviewer.core.analysis.cam import METHODS
 from xrayviewer.core.analysis.engine import TARGETS
-from xrayviewer.core.errors import XRayViewerError, user_error
 from xrayviewer.core.analysis.overlay import COLORMAPS
+from xrayviewer.core.errors import XRayViewerError, user_error
 from xrayviewer.core.reading.study import image_paths
 
 

@@ -19,8 +19,8 @@ from xrayviewer.commands import add_model_options, command_parser, exit_status, 
 from xrayviewer.core import ImageRecord, XRayViewerError, read_image, to_display
 from xrayviewer.core.analysis.cam import METHODS
 from xrayviewer.core.analysis.engine import Engine, Inference
-from xrayviewer.core.errors import OutputError, user_error
 from xrayviewer.core.analysis.overlay import OverlayStyle, composite, save_png
+from xrayviewer.core.errors import OutputError, user_error
 
 BATCH = 32
 OVERLAY_NAME = re.compile(rf"\.({'|'.join(METHODS)})(-\d+)?\.png$", re.IGNORECASE)

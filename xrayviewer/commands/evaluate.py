@@ -13,9 +13,9 @@ import numpy as np
 from xrayviewer.commands import add_model_options, command_parser
 from xrayviewer.core import read_image, to_display
 from xrayviewer.core.analysis.engine import Engine
-from xrayviewer.core.errors import OutputError, user_error
 from xrayviewer.core.analysis.metrics import binary_figures, roc_curve
 from xrayviewer.core.analysis.overlay import save_png
+from xrayviewer.core.errors import OutputError, user_error
 
 CLASSES = ("NORMAL", "PNEUMONIA")
 BATCH = 64

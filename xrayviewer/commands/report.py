@@ -14,8 +14,8 @@ from pathlib import Path
 
 from xrayviewer.commands import command_parser
 from xrayviewer.commands.worklist import add_db_option
-from xrayviewer.core.review import report as review_report
 from xrayviewer.core.errors import OutputError, XRayViewerError
+from xrayviewer.core.review import report as review_report
 from xrayviewer.core.review.store import ReviewStore
 
 

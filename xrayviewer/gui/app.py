@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QRect, QSize, QThreadPool, QtMsgType, QTimer, qInstallMessageHandler
+from PySide6.QtCore import QPoint, QRect, QSize, QThreadPool, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 

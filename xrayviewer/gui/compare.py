@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-
 from xrayviewer.core import Window
 from xrayviewer.core.reading.display import percentile_window
 from xrayviewer.gui.analysis_control import Pane

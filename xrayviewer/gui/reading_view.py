@@ -10,8 +10,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPolygonF, QTransform
 from PySide6.QtWidgets import QInputDialog, QWidget
 
-from xrayviewer.core.review.measure import measure
 from xrayviewer.core.reading.record import ImageRecord
+from xrayviewer.core.review.measure import measure
 from xrayviewer.core.review.store import Mark
 from xrayviewer.gui.viewport import Viewport
 

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QByteArray, QSettings
 
 from xrayviewer.core.analysis.cam import METHODS
-from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.analysis.overlay import COLORMAPS, OverlayStyle
 from xrayviewer.core.analysis.session import resolve_provider
+from xrayviewer.core.errors import XRayViewerError
 
 PROVIDERS = ("auto", "cpu", "cuda", "dml")
 RECENT_MAX = 10

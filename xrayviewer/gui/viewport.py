@@ -16,8 +16,8 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, 
 from PySide6.QtWidgets import QWidget
 
 from xrayviewer.core import ImageRecord, Window
-from xrayviewer.core.reading.display import to_display
 from xrayviewer.core.analysis.overlay import HeatLayer, OverlayStyle, as_rgb, colorbar
+from xrayviewer.core.reading.display import to_display
 from xrayviewer.core.reading.readable import dicom_date, person_name
 
 WL_SENSITIVITY = 1 / 400  # of the pixel range, per screen pixel dragged

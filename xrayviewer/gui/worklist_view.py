@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from xrayviewer.core.reading.readable import age_sex, dicom_date, person_name
 from xrayviewer.core.analysis.wording import percent
+from xrayviewer.core.reading.readable import age_sex, dicom_date, person_name
 from xrayviewer.core.review.store import FilmRow
 
 COLUMNS = ("Review", "AI", "Patient", "ID", "Age/Sex", "Accession", "Study date", "View", "Result")

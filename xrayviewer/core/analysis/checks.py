@@ -11,8 +11,8 @@ from datetime import date
 
 import numpy as np
 
-from xrayviewer.core.reading.display import to_gray
 from xrayviewer.core.analysis.findings import Finding, Note, Refusal, Subject
+from xrayviewer.core.reading.display import to_gray
 
 RADIOGRAPHY = {"CR", "DX", "DR", "RG"}  # computed / digital radiography, digitised film
 MODALITY_NAMES = {

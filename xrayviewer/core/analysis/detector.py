@@ -19,10 +19,16 @@ import numpy as np
 import onnxruntime as ort
 
 from xrayviewer.core.analysis.contract import CARD_TYPES as MODEL_CARD_TYPES
-from xrayviewer.core.analysis.contract import Fields, ModelContractError, finite_number, probability_value, typed_problem
-from xrayviewer.core.reading.display import to_gray
+from xrayviewer.core.analysis.contract import (
+    Fields,
+    ModelContractError,
+    finite_number,
+    probability_value,
+    typed_problem,
+)
 from xrayviewer.core.analysis.findings import Finding, Refusal, Subject
 from xrayviewer.core.analysis.session import session_options
+from xrayviewer.core.reading.display import to_gray
 
 META_CARD = "xrayviewer.detector_card"
 CARD_KEYS = ("name", "input_size", "preprocessing", "threshold")

@@ -24,8 +24,6 @@ from pydicom.encaps import get_frame, parse_basic_offsets, parse_fragments
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder, pixel_array
 
-from xrayviewer.core.reading import decoders, headers
-from xrayviewer.core.reading.display import percentile_window
 from xrayviewer.core.errors import (
     CorruptFileError,
     FrameIndexError,
@@ -33,6 +31,8 @@ from xrayviewer.core.errors import (
     NoPixelDataError,
     UnsupportedFileError,
 )
+from xrayviewer.core.reading import decoders, headers
+from xrayviewer.core.reading.display import percentile_window
 from xrayviewer.core.reading.isolation import run_isolated
 from xrayviewer.core.reading.limits import check_declared, open_regular
 from xrayviewer.core.reading.quiet import native_output_silenced

@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from xrayviewer.core.errors import CorruptFileError, FrameIndexError
 from xrayviewer.core.reading import headers
 from xrayviewer.core.reading.display import percentile_window
-from xrayviewer.core.errors import CorruptFileError, FrameIndexError
 from xrayviewer.core.reading.limits import check_declared
 from xrayviewer.core.reading.quiet import native_output_silenced
 from xrayviewer.core.reading.record import ImageRecord, Metadata, Window

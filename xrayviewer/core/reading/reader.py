@@ -6,8 +6,8 @@ from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
 
-from xrayviewer.core.reading.dicom import read_dicom
 from xrayviewer.core.errors import CorruptFileError, UnsupportedFileError, XRayViewerError
+from xrayviewer.core.reading.dicom import read_dicom
 from xrayviewer.core.reading.limits import check_all_frames, open_regular
 from xrayviewer.core.reading.raster import read_raster, sniff
 from xrayviewer.core.reading.record import ImageRecord

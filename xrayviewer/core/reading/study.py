@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from xrayviewer.core.reading.dicom import as_int, number, parse, sop_class_name, text, value
 from xrayviewer.core.errors import XRayViewerError
+from xrayviewer.core.reading.dicom import as_int, number, parse, sop_class_name, text, value
 from xrayviewer.core.reading.limits import open_regular
 from xrayviewer.core.reading.reader import HEAD_BYTES, kind_of, not_an_image
 

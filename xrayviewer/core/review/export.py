@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pydicom
 
-from xrayviewer.core.reading.display import to_display
 from xrayviewer.core.analysis.engine import Analysis, Engine
-from xrayviewer.core.errors import OutputError, user_error
 from xrayviewer.core.analysis.overlay import OverlayStyle, colorbar, composite, save_png
+from xrayviewer.core.analysis.wording import percent
+from xrayviewer.core.errors import OutputError, user_error
+from xrayviewer.core.reading.display import to_display
 from xrayviewer.core.reading.reader import read_image
 from xrayviewer.core.reading.record import ImageRecord
-from xrayviewer.core.analysis.wording import percent
 
 
 def annotate(shown: np.ndarray, style: OverlayStyle, analysis: Analysis | None) -> np.ndarray:

@@ -18,10 +18,10 @@ import numpy as np
 
 from xrayviewer.core.analysis.engine import Analysis
 from xrayviewer.core.analysis.overlay import colorbar
+from xrayviewer.core.analysis.wording import bar_top, percent
 from xrayviewer.core.reading.readable import dicom_date, person_name
 from xrayviewer.core.reading.record import ImageRecord
 from xrayviewer.core.review.store import Decision, Mark
-from xrayviewer.core.analysis.wording import bar_top, percent
 
 WORK_PX = 1024  # a smaller film is enlarged to this long side (bicubic); a larger one keeps its size
 LINE_SHARE = 0.02  # the block's text height as a share of the picture's width

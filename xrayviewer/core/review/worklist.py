@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xrayviewer.core.reading.display import to_display
 from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.errors import XRayViewerError
+from xrayviewer.core.reading.display import to_display
 from xrayviewer.core.reading.record import ImageRecord
 from xrayviewer.core.review.store import FilmInfo, ModelResult, ReviewStore, file_sha256
 
