@@ -292,3 +292,11 @@ def test_a_store_that_cannot_be_written_is_said_and_the_reader_stays_on_the_film
     assert on_screen(window) == on and window.worklist.current().info.path == on
     window.store = None  # the closed handle is not used again
     settle(qtbot, window)
+
+
+def test_actual_pixels_stays_on_a_key_while_1_decides(qtbot, review):
+    window, db, _ = review
+    view = window.panes[0].view
+    qtbot.keyClick(view, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    assert view.scale() == pytest.approx(1.0) and decisions(db) == {}
+    settle(qtbot, window)

@@ -11,7 +11,7 @@ from xrayviewer import __version__
 SHORTCUTS = [
     ("Left drag", "window / level (horizontal: width, vertical: level)"),
     ("Wheel or right drag", "zoom"), ("Middle drag", "pan"), ("I", "invert"), ("R or Esc", "reset view"),
-    ("F", "fit to window"), ("1", "1:1 pixels"), ("+ / -", "zoom in / out"), ("H", "show / hide heatmap"),
+    ("F", "fit to window"), ("1 or Ctrl+1", "1:1 pixels (in a worklist 1 decides: Ctrl+1)"), ("+ / -", "zoom in / out"), ("H", "show / hide heatmap"),
     ("Ctrl+O", "open files"), ("Ctrl+Shift+O", "open folder or DICOMDIR"), ("Ctrl+E", "export view as PNG"),
     ("Ctrl+D", "side-by-side comparison"), ("Ctrl+T", "DICOM tags"),
     ("W / L / A / O / Shift+A / T", "tool: window-level, length, angle, ROI, arrow, text (Delete: last mark)"),
@@ -68,6 +68,7 @@ class MenusMixin:
         presets = view.addMenu("Window presets")
         for name in ("File default", "Full range", "Auto (0.5-99.5 %)", "Soft (2-98 %)"):
             self._action(presets, name, lambda _=False, n=name: self.apply_preset(n))
+        self._action(view, "Actual pixels (1:1)", lambda: self.active.view.one_to_one(), "Ctrl+1")
         self._action(view, "DICOM tags...", self.show_tags, "Ctrl+T")
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "Shortcuts", self.show_shortcuts, "F1")
