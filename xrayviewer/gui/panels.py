@@ -36,6 +36,9 @@ METHOD_TEXT = {  # list label (when it differs from the method's own) and toolti
                  "Not class-specific: the map is the same for PNEUMONIA and NORMAL."),
     "scorecam": ("", "Each map weighted by the target probability of the film masked by it (32 extra forward "
                  "passes). Class-specific."),
+    "occlusion": ("", "How far the target's logit falls when each 32-px patch of the film is covered by its local "
+                  "mean (about 145 extra forward passes; the border the model never sees stays empty). "
+                  "Class-specific."),
 }
 
 

@@ -3,6 +3,7 @@
 Each method is a small class that only says how to weight the feature maps, as in
 pytorch-grad-cam; `CamMethod.compute` does the rest (weighted sum, ReLU, resize,
 normalise). The gradients given to a method are already those of the target class.
+Occlusion (core.analysis.perturbation) uses only the scoring function, not the features.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from functools import cached_property
 
 import cv2
 import numpy as np
+
+from xrayviewer.core.analysis.perturbation import CELLS, COARSE_CELLS, interior, occlusion_map
 
 EMPTY_RATIO = 1e-3  # positive evidence below this fraction of the strongest evidence counts as none
 
@@ -25,6 +28,7 @@ class CamInput:
     gradients: np.ndarray  # [h, w, C] d(target logit) / d(features)
     image: np.ndarray | None = None  # [1, H, W, 3] model input (Score-CAM)
     score: Callable[[np.ndarray], np.ndarray] | None = None  # batch [N, H, W, 3] -> target probability [N]
+    border: float = 0.0  # the card's blanked ring, as a fraction of each side (occlusion)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class CamResult:
     method: str
     size: tuple[int, int]  # (rows, cols) of the source image
     reference: float | None = None  # the raw value drawn as 1; None: stretched to this map's own peak
+    signed: np.ndarray | None = None  # float32 [h, w], the raw map before its positive part was taken
+    border: float = 0.0  # a ring (fraction of each side) the model never saw, drawn empty at the source size
 
     def against(self, reference: float) -> "CamResult":
         """The same map on a fixed scale: raw map / `reference`, clipped to [0, 1]."""
@@ -59,13 +65,23 @@ class CamResult:
     @cached_property
     def map(self) -> np.ndarray:
         """float32 in [0, 1] at the source size (bilinear)."""
-        return np.clip(cv2.resize(self.small, (self.size[1], self.size[0]), interpolation=cv2.INTER_LINEAR), 0, 1)
+        return self._blank(np.clip(cv2.resize(self.small, (self.size[1], self.size[0]),
+                                              interpolation=cv2.INTER_LINEAR), 0, 1))
 
     @cached_property
     def heat(self) -> np.ndarray:
         """uint8 0..255 at the source size, what the overlay draws: resized in 8 bits, so it costs ~1 ms at 2k."""
         small8 = cv2.convertScaleAbs(self.small, alpha=255.0)
-        return cv2.resize(small8, (self.size[1], self.size[0]), interpolation=cv2.INTER_LINEAR)
+        return self._blank(cv2.resize(small8, (self.size[1], self.size[0]), interpolation=cv2.INTER_LINEAR))
+
+    def _blank(self, full: np.ndarray) -> np.ndarray:
+        """`full` with the border ring set to 0 (in place)."""
+        if self.border > 0:
+            y0, y1, x0, x1 = interior(full.shape[:2], self.border)
+            keep = full[y0:y1, x0:x1].copy()
+            full[:] = 0
+            full[y0:y1, x0:x1] = keep
+        return full
 
 
 class CamMethod:
@@ -93,8 +109,8 @@ class CamMethod:
         peak = float(signed.max())
         strongest = float(np.abs(signed).max())
         if peak <= 0 or peak < EMPTY_RATIO * strongest:
-            return CamResult(np.zeros_like(signed), max(peak, 0.0), self.name, size)
-        return CamResult(np.maximum(signed, 0) / peak, peak, self.name, size)
+            return CamResult(np.zeros_like(signed), max(peak, 0.0), self.name, size, signed=signed)
+        return CamResult(np.maximum(signed, 0) / peak, peak, self.name, size, signed=signed)
 
 
 class GradCAM(CamMethod):
@@ -189,6 +205,27 @@ class ScoreCAM(CamMethod):
         return weights
 
 
+class Occlusion(CamMethod):
+    """Occlusion (Zeiler & Fergus 2014): the drop of the target logit when a patch is covered by the film's local
+    mean, on a 14 x 14 grid (32-px patches, 16-px stride at 224 px; `coarse`: 7 x 7, 64-px patches). Uses only the
+    scoring function, so it works on any contract model; about 1 + 144 inferences at 224 px with a 9 % border
+    (1 + 25 coarse). The border ring is empty in the map and in the drawing. See core.analysis.perturbation.
+    """
+
+    name, label = "occlusion", "Occlusion"
+
+    def __init__(self, coarse: bool = False) -> None:
+        self.cells = COARSE_CELLS if coarse else CELLS
+
+    def signed_map(self, x: CamInput) -> np.ndarray:
+        if x.image is None or x.score is None:
+            raise ValueError("Occlusion needs the model input and a scoring function")
+        return occlusion_map(x.image, x.score, x.border, self.cells)
+
+    def compute(self, x: CamInput, size: tuple[int, int]) -> CamResult:
+        return replace(super().compute(x, size), border=x.border)
+
+
 METHODS: dict[str, type[CamMethod]] = {
-    cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, EigenCAM, ScoreCAM)
+    cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, EigenCAM, ScoreCAM, Occlusion)
 }

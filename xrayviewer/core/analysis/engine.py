@@ -3,7 +3,7 @@
 file -> ImageRecord -> display array (core.display) -> model input (core.preprocess)
 -> one forward pass (probability, features, gradients, OOD score) -> the gate (core.gate: header,
 image and model checks) -> unless it refused, the CAM for a method and target.
-A new CAM method or target reuses the forward pass; only Score-CAM runs the model again.
+A new CAM method or target reuses the forward pass; only Score-CAM and occlusion run the model again.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Engine:
             p = model.run(batch, ["probability"])["probability"][:, 0]
             return p if target == "pneumonia" else 1 - p
 
-        x = CamInput(inference.features, sign * inference.gradients, inference.image, score)
+        x = CamInput(inference.features, sign * inference.gradients, inference.image, score, model.card.border)
         with np.errstate(over="ignore", invalid="ignore"):  # an overflowing map is refused just below
             result = METHODS[method]().compute(x, size)
         if not (np.isfinite(result.peak) and np.isfinite(result.small).all()):

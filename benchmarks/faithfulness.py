@@ -1,0 +1,161 @@
+"""Do the heatmaps show where the model's evidence is? Faithfulness of each method on validation pneumonia films.
+
+    python -m converters.split_folder --side val --out /tmp/kermany-val
+    PYTHONPATH=. python benchmarks/faithfulness.py --folder /tmp/kermany-val [--model mobilenetv2]
+        [--methods gradcam,scorecam,occlusion] [--limit 60] [--seed 0]
+
+On the PNEUMONIA films of a folder holding NORMAL/ and PNEUMONIA/ (224-px films; the NORMAL films are the
+donors), for each method's pneumonia map, and for a random 7 x 7 map upsampled, on the same film and donor:
+- `pointing_game`: share of films whose map peak lies inside the lung boxes of converters.validate (an empty map
+  counts as a miss);
+- `lung_box_share`: share of the positive map mass inside the boxes (empty maps left out);
+- `deletion_auc`: the interior pixels (the card's border left out), most salient first, replaced in 10 steps by the
+  same pixels of a random normal donor; the mean pneumonia logit over the 11 films (lower: the map found the
+  evidence). `insertion_auc`: the other way, the film's pixels put into the donor (higher is better);
+- `*_vs_random`: the mean per-film difference (method - random map) with a 95 % bootstrap interval (1000
+  resamples, seeded): deletion below 0 and insertion above 0 mean better than random;
+- `ms_per_film`: median time of the forward pass and the map.
+Pointing and mass use the map's positive part (what is drawn); deletion and insertion rank pixels by the signed
+map (evidence against the target last), ties in a random order. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from converters.validate import logit, lung_mask
+from xrayviewer.core.analysis.engine import Engine
+from xrayviewer.core.analysis.perturbation import interior
+
+MapFn = Callable[[np.ndarray], np.ndarray]  # gray film [H, W] -> signed saliency [H, W] (higher: more evidence)
+SIZE = 224
+STEPS = 10
+RANDOM_CELLS = 7
+RESAMPLES = 1000
+
+
+def load_films(folder: Path, limit: int | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+    """The films of `folder` as uint8 gray [N, 224, 224] (INTER_AREA, as the app resizes); `limit` of them drawn
+    at random (in file order) when given."""
+    paths = sorted(p for p in folder.iterdir() if p.is_file())
+    if limit and limit < len(paths):
+        paths = [paths[i] for i in sorted((rng or np.random.default_rng(0)).choice(len(paths), limit, replace=False))]
+    films = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths]
+    return np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in films])
+
+
+def method_map(engine: Engine, model, method: str) -> MapFn:
+    """The method's raw signed pneumonia map, bilinear at the film's size (not clipped to the card's scale)."""
+
+    def saliency(film: np.ndarray) -> np.ndarray:
+        (inference,) = engine.infer(model, [film])
+        cam = engine.cam(model, inference, method, "pneumonia", film.shape[:2])
+        return cv2.resize(cam.signed.astype(np.float32), (film.shape[1], film.shape[0]),
+                          interpolation=cv2.INTER_LINEAR)
+
+    return saliency
+
+
+def pneumonia_logits(engine: Engine, model, films: np.ndarray) -> np.ndarray:
+    return logit(np.array([r.probability for r in engine.infer(model, list(films))]))
+
+
+def curves(engine: Engine, model, film: np.ndarray, donor: np.ndarray, order: np.ndarray) -> tuple[float, float]:
+    """(deletion, insertion) areas: mean pneumonia logit over STEPS + 1 films as `order`'s pixels move over."""
+    n = len(order)
+    steps = []
+    for source, target in ((film, donor), (donor, film)):
+        for k in range(STEPS + 1):
+            moved = source.copy().ravel()
+            take = order[:round(n * k / STEPS)]
+            moved[take] = target.ravel()[take]
+            steps.append(moved.reshape(film.shape))
+    values = pneumonia_logits(engine, model, np.stack(steps))
+    return float(values[:STEPS + 1].mean()), float(values[STEPS + 1:].mean())
+
+
+def versus(diffs: np.ndarray, rng: np.random.Generator) -> dict:
+    """Mean paired difference and its 95 % bootstrap interval."""
+    means = diffs[rng.integers(0, len(diffs), (RESAMPLES, len(diffs)))].mean(axis=1)
+    return {"mean_difference": round(float(diffs.mean()), 4),
+            "ci95": [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]}
+
+
+def faithfulness(engine: Engine, model, films: np.ndarray, normals: np.ndarray, maps: dict[str, MapFn],
+                 seed: int = 0) -> dict:
+    """The figures of the module docstring for `maps` (and a random map) on pneumonia `films` [N, H, W],
+    each with a donor drawn from `normals`."""
+    rng = np.random.default_rng(seed)
+    shape = films.shape[1:]
+    y0, y1, x0, x1 = interior(shape, model.card.border)
+    inside = np.zeros(shape, bool)
+    inside[y0:y1, x0:x1] = True
+    pixels = np.flatnonzero(inside)
+    lungs = lung_mask(shape[0])
+    names = [*maps, "random"]
+    rows: dict[str, dict[str, list]] = {m: {"pointing": [], "share": [], "deletion": [], "insertion": [], "ms": []}
+                                        for m in names}
+    for film in films:
+        donor = normals[rng.integers(len(normals))]
+        random_map = cv2.resize(rng.random((RANDOM_CELLS, RANDOM_CELLS)).astype(np.float32), shape[::-1],
+                                interpolation=cv2.INTER_LINEAR)
+        ties = rng.random(len(pixels))
+        for name in names:
+            start = time.perf_counter()
+            saliency = random_map if name == "random" else maps[name](film)
+            rows[name]["ms"].append(1000 * (time.perf_counter() - start))
+            positive = np.maximum(saliency, 0)
+            rows[name]["pointing"].append(bool(positive.max() > 0 and lungs.flat[positive.argmax()]))
+            if positive.sum() > 0:
+                rows[name]["share"].append(float(positive[lungs].sum() / positive.sum()))
+            order = pixels[np.lexsort((ties, -saliency.flat[pixels]))]
+            deletion, insertion = curves(engine, model, film, donor, order)
+            rows[name]["deletion"].append(deletion)
+            rows[name]["insertion"].append(insertion)
+    base = {k: np.array(rows["random"][k]) for k in ("deletion", "insertion")}
+    result = {}
+    for name in names:
+        r = rows[name]
+        figures = {"pointing_game": round(float(np.mean(r["pointing"])), 4),
+                   "lung_box_share": round(float(np.mean(r["share"])), 4) if r["share"] else None,
+                   "empty_maps": len(films) - len(r["share"]),
+                   "deletion_auc": round(float(np.mean(r["deletion"])), 4),
+                   "insertion_auc": round(float(np.mean(r["insertion"])), 4)}
+        if name != "random":
+            figures["deletion_vs_random"] = versus(np.array(r["deletion"]) - base["deletion"], rng)
+            figures["insertion_vs_random"] = versus(np.array(r["insertion"]) - base["insertion"], rng)
+            figures["ms_per_film"] = round(float(np.median(r["ms"])), 1)
+        result[name] = figures
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folder", type=Path, required=True, help="NORMAL/ and PNEUMONIA/ validation films")
+    parser.add_argument("--model", default="mobilenetv2")
+    parser.add_argument("--methods", default="gradcam,scorecam,occlusion")
+    parser.add_argument("--limit", type=int, default=None, help="pneumonia films drawn at random (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    engine = Engine("cpu")
+    model = engine.model(args.model)
+    rng = np.random.default_rng(args.seed)
+    films = load_films(args.folder / "PNEUMONIA", args.limit, rng)
+    normals = load_films(args.folder / "NORMAL")
+    methods = args.methods.split(",")
+    figures = faithfulness(engine, model, films, normals, {m: method_map(engine, model, m) for m in methods},
+                           args.seed)
+    print(json.dumps({"model": model.card.name, "provider": model.provider, "folder": str(args.folder),
+                      "pneumonia_films": len(films), "donor_films": len(normals), "seed": args.seed,
+                      "steps": STEPS, "border": model.card.border, "methods": figures}))
+
+
+if __name__ == "__main__":
+    main()
