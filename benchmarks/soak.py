@@ -5,11 +5,12 @@
 The first N films of --kermany by name, alternating NORMAL/PNEUMONIA (review.copy_films), are copied into a
 temporary folder; the real MainWindow (provider cpu, the shipped model "mobilenetv2", a real review store: --db,
 else a fresh one) reviews it (review_paths) and the run waits until the worklist is filled and its first film is
-analysed; `first_film_s` is the time from review_paths to the first film analysed on screen (the issue's goal: within
-2 s for a folder of any size). Then --passes passes: Home, and Down through every film of the worklist (QTest.keyClick on the left
-viewport), each time waiting until the film is on screen with every visible pane's analysis shown and no worker in
-flight (neither the window's nor the decode-ahead). Every 10th film of a pass toggles side-by-side comparison
-(window.compare_action) and the heatmap (key H); each pass starts with comparison off and the heatmap shown.
+analysed; `first_film_s` is the time from review_paths to the first film analysed on screen (the issue's goal:
+within 2 s for a folder of any size). Then --passes passes: Home, and Down through every film of the worklist
+(QTest.keyClick on the left viewport), each time waiting until the film is on screen with every visible pane's
+analysis shown and no worker in flight (neither the window's nor the decode-ahead). Every 10th film of a pass
+toggles side-by-side comparison (window.compare_action) and the heatmap (key H); each pass starts with comparison
+off and the heatmap shown.
 
 Resident memory (VmRSS of /proc/self/statm, MB = 2^20 bytes) after gc.collect(): at the window shown, after the
 fill, after each pass; the peak is sampled (without gc.collect) after every film. At the end, after gc.collect(),

@@ -7,6 +7,7 @@
 - export_actions.py: PNG and study export, tags and model card dialogs
 - persistence.py: what is remembered between runs
 - review_mode.py: the worklist, decisions and the keys that move through films
+- review_notes.py: the worklist's note field and its drafts
 - reading_tools.py: the toolbar (tools, orientation, heatmap, cine, export); reading_view.py draws the marks
 - background.py: worker start, progress and cancel
 """
@@ -45,14 +46,15 @@ from xrayviewer.gui.persistence import PersistenceMixin
 from xrayviewer.gui.reading_tools import ReadingToolsMixin
 from xrayviewer.gui.reading_view import ReadingViewport
 from xrayviewer.gui.review_mode import ReviewMixin
+from xrayviewer.gui.review_notes import NotesMixin
 from xrayviewer.gui.settings import Settings
 from xrayviewer.gui.workers import Worker
 
 __all__ = ["ABOUT", "SHORTCUTS", "MainWindow", "Pane", "bar_top_of", "caption_of"]
 
 
-class MainWindow(MenusMixin, ReviewMixin, ReadingToolsMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMixin,
-                 PersistenceMixin, BackgroundMixin, QMainWindow):
+class MainWindow(MenusMixin, ReviewMixin, NotesMixin, ReadingToolsMixin, OpeningMixin, AnalysisMixin, CompareMixin,
+                 ExportMixin, PersistenceMixin, BackgroundMixin, QMainWindow):
     analysisShown = Signal()  # every pane with a film has its analysis on screen
 
     def __init__(self, provider: str | None = None, models: list[str] | None = None,

@@ -11,7 +11,8 @@ from xrayviewer import __version__
 SHORTCUTS = [
     ("Left drag", "window / level (horizontal: width, vertical: level)"),
     ("Wheel or right drag", "zoom"), ("Middle drag", "pan"), ("I", "invert"), ("R or Esc", "reset view"),
-    ("F", "fit to window"), ("1 or Ctrl+1", "1:1 pixels (in a worklist 1 decides: Ctrl+1)"), ("+ / -", "zoom in / out"), ("H", "show / hide heatmap"),
+    ("F", "fit to window"), ("1 or Ctrl+1", "1:1 pixels (in a worklist 1 decides: Ctrl+1)"),
+    ("+ / -", "zoom in / out"), ("H", "show / hide heatmap"),
     ("Ctrl+O", "open files"), ("Ctrl+Shift+O", "open folder or DICOMDIR"), ("Ctrl+E", "export view as PNG"),
     ("Ctrl+D", "side-by-side comparison"), ("Ctrl+T", "DICOM tags"),
     ("W / L / A / O / Shift+A / T", "tool: window-level, length, angle, ROI, arrow, text (Delete: last mark)"),

@@ -103,8 +103,8 @@ class ResultView(QGroupBox):
         self.notes = self._text(BOX.format("#6a5200"))
         self.heat = self._text("color: #b0c4de;")
         self.card_button = QPushButton("Model card...")
-        for w in (self.bar.text_label, self.bar, self.rule, self.label, self.scope, self.refusal, self.anyway, self.notes, self.heat,
-                  self.card_button):
+        for w in (self.bar.text_label, self.bar, self.rule, self.label, self.scope, self.refusal, self.anyway,
+                  self.notes, self.heat, self.card_button):
             layout.addWidget(w)
         self.anyway.clicked.connect(self.analyseAnyway)
         self.card_button.clicked.connect(self.cardRequested)

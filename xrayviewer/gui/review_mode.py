@@ -7,8 +7,7 @@ The film after the current one is decoded ahead.
 
 A decision, note or mark always lands on the film on screen: `self.film` is the worklist film whose pixels are
 shown (set when a film has loaded, never when one is only asked for), and a decision waits while another film is
-still opening. A typed note is kept as a draft in the store (as it is typed, when the film changes and on quit)
-until it is saved with a decision.
+still opening. The note field lives in review_notes.py.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog
 
@@ -33,7 +32,6 @@ ROOTS_KEY = "worklist_roots"
 CURRENT_KEY = "current_film"
 COLUMNS_KEY = "worklist_hidden_columns"
 REFRESH_S = 0.5  # while the worklist fills, rows are refreshed at most this often
-DRAFT_DELAY_MS = 500  # a note is kept this long after the last key typed
 
 
 def under(path: str, roots: list[Path]) -> bool:
@@ -50,8 +48,6 @@ class ReviewMixin:
         self.store: ReviewStore | None = None
         self.review_roots: list[Path] = []
         self.film: FilmRow | None = None  # the worklist film on screen (None: what is shown is not in it)
-        self.note_film: int | None = None  # the film whose note is in the note field
-        self._note_as_loaded = ""  # the note field's text when it was shown or last kept
         self.decided: list[int] = []  # films decided in this session, the latest last (for undo)
         self._resumed = False  # the worklist has put its first film on screen
         self._last_refresh = 0.0
@@ -60,14 +56,8 @@ class ReviewMixin:
         self.worklist.show_store(self.db_path)
         self.worklist.filmChosen.connect(self.show_worklist_film)
         self.worklist.decisionRequested.connect(self.decide)
-        self.worklist.noteEdited.connect(self.save_note)
-        self.worklist.note.left.connect(self.leave_note)
         self.worklist.columnsChanged.connect(lambda names: self._store_state(COLUMNS_KEY, json.dumps(names)))
-        self._draft_timer = QTimer(self)
-        self._draft_timer.setSingleShot(True)
-        self._draft_timer.setInterval(DRAFT_DELAY_MS)
-        self._draft_timer.timeout.connect(self.keep_note)
-        self.worklist.note.textEdited.connect(lambda _: self._draft_timer.start())
+        self._build_notes()
         self.worklist_dock = QDockWidget("Worklist", self)
         self.worklist_dock.setObjectName("worklist")
         self.worklist_dock.setWidget(self.worklist)
@@ -369,60 +359,6 @@ class ReviewMixin:
         name = Path(film.info.path).name if film else f"film {film_id}"
         self.statusBar().showMessage(f"{name}: '{withdrawn.decision}' withdrawn; decide again", 6000)
 
-    def edit_note(self) -> None:
-        if self.note_film is None:
-            self.statusBar().showMessage("Notes are kept with a worklist film; this film is not in one", 5000)
-            return
-        self.worklist.note.setFocus()
-
-    def load_note(self, film: FilmRow | None) -> None:
-        """Keep the note of the film it was typed for, then show `film`'s (its draft, else its decision's)."""
-        self.keep_note()
-        self.note_film = film.id if film is not None else None
-        text = ""
-        if film is not None:
-            draft = self.store.draft(film.id)
-            text = draft if draft is not None else film.decision.note if film.decision else ""
-        self.worklist.note.setText(text)
-        self._note_as_loaded = text
-        self.worklist.note.setEnabled(film is not None)
-        if self.worklist.note.hasFocus():
-            self.active.view.setFocus()  # the next key is for the new film, not typed into its note
-
-    def keep_note(self) -> None:
-        """Save the note field as a draft of its film (or drop the draft when it says what is saved)."""
-        self._draft_timer.stop()
-        text = self.worklist.note.text()
-        if self.note_film is None or self.store is None or text == self._note_as_loaded:
-            return  # nothing typed since the note was shown or kept: no write
-        film_id, film = self.note_film, self.worklist.film(self.note_film)
-        saved = film.decision.note if film is not None and film.decision else ""
-        if self._saved("the note", lambda: self.store.set_draft(film_id, "" if text == saved else text)):
-            self._note_as_loaded = text
-
-    def save_note(self, note: str) -> None:
-        """Enter in the note field: a decided film keeps its decision with the new note; an undecided one keeps
-        the note as a draft until its decision. Either way the keys go back to the film."""
-        film = self.worklist.film(self.note_film) if self.note_film is not None else None
-        if film is None:
-            return
-        if film.decision is None:
-            self.keep_note()
-            self.statusBar().showMessage("Note kept; it is saved with the decision (1-4)", 6000)
-        else:
-            self._draft_timer.stop()
-            decision, reader, shown = film.decision.decision, self.reader_name(), self._ai_shown(film)
-            if self._saved("the note", lambda: self.store.decide(film.id, decision, note, reader, shown)):
-                self._note_as_loaded = note
-                self.refresh_worklist()
-                self.statusBar().showMessage("Note saved", 5000)
-        self.active.view.setFocus()
-
-    def leave_note(self) -> None:
-        """Esc in the note field: the note is kept, the keys go back to the film."""
-        self.keep_note()
-        self.active.view.setFocus()
-
     def _ai_shown(self, film: FilmRow) -> dict:
         """What the AI showed on screen when the reader decided: the panes' results; when none was on screen yet,
         the stored result marked `on_screen` false."""
@@ -453,8 +389,3 @@ class ReviewMixin:
         name, ok = QInputDialog.getText(self, "Reader", "Name saved with each decision:", text=self.reader_name())
         if ok:
             self.saved.set_reader(name)
-
-    def closeEvent(self, event) -> None:  # noqa: N802
-        """A note typed and not yet saved is kept as a draft when the viewer closes."""
-        self.keep_note()
-        super().closeEvent(event)

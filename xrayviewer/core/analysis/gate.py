@@ -2,10 +2,10 @@
 
 A check is any callable `Subject -> list[Finding]` (the types live in `findings`, which the checks import). A
 `Refusal` among the findings means the model's answer must not be shown (unless the user forces it, and then it is
-marked out of scope); a `Note` is shown beside the answer. The shipped checks (`xrayviewer.core.analysis.checks`) read the DICOM header,
-simple image statistics and the model file's own out-of-distribution score; a chest-radiograph
-detector (`xrayviewer.core.analysis.detector`) joins them when its file is present. Adding a check changes
-no caller.
+marked out of scope); a `Note` is shown beside the answer. The shipped checks (`xrayviewer.core.analysis.checks`)
+read the DICOM header, simple image statistics and the model file's own out-of-distribution score; a
+chest-radiograph detector (`xrayviewer.core.analysis.detector`) joins them when its file is present. Adding a check
+changes no caller.
 """
 
 from __future__ import annotations
