@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +124,9 @@ class Worklist:
                   cancelled: Callable[[], bool] = lambda: False) -> Iterator[FilmEvent]:
         """As `run`, for the result of `scan`."""
         keys = {name: self.model_key(name) for name in self.models}
-        stored = {film.id: list(film.results.values()) for film in self.store.films()}  # printed for unchanged films
+        # every stored result, read once when an unchanged film first needs its own (never for a run of new films,
+        # such as the viewer's first film)
+        stored = cache(lambda: {f.id: list(f.results.values()) for f in self.store.films()})
         pending: list[_Pending] = []
         batch = 1  # the first film alone, so that the viewer can show it at once; then batches of BATCH
         for raw, problem in items:
@@ -139,7 +142,7 @@ class Worklist:
         yield from self._flush(pending, keys)
 
     def _plan(self, path: Path, problem: str | None, keys: dict, pending: list[_Pending],
-              stored: dict[int, list[ModelResult]]) -> FilmEvent | None:
+              stored: Callable[[], dict[int, list[ModelResult]]]) -> FilmEvent | None:
         """Either an event right away (unchanged, with its stored results; error) or the film queued for analysis
         (None)."""
         try:
@@ -150,7 +153,7 @@ class Worklist:
         wanted = {card: digest for card, digest in keys.values()}
         if known and (known[1].size, known[1].mtime_ns) == (stat.st_size, stat.st_mtime_ns):
             if known[1].error or self._has_all(known[0], wanted):
-                return FilmEvent(str(path), "unchanged", known[0], known[1], stored.get(known[0], []))
+                return FilmEvent(str(path), "unchanged", known[0], known[1], stored().get(known[0], []))
         try:
             sha = file_sha256(path)
         except OSError as exc:
@@ -166,7 +169,7 @@ class Worklist:
         if same and (known[1].error or self._has_all(known[0], wanted)):
             self.store.touch_film(known[0], stat.st_mtime_ns)
             return FilmEvent(str(path), "unchanged" if status == "analysed" else status, known[0], known[1],
-                             stored.get(known[0], []))
+                             stored().get(known[0], []))
         try:
             if problem:
                 raise XRayViewerError(path, "skipped", problem)
