@@ -1,0 +1,79 @@
+"""`xrayviewer export FILM [--db FILE] --out DIR [--send NODE]`: the film's DICOM SC and SR from the review store.
+
+The AI result (recomputed with the stored model, its heatmap on the SC), gate reasons, the reader's decision and
+note and the marks, written into DIR and, with --send, stored on a PACS node (C-STORE) under the film's study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from xrayviewer.commands import command_parser
+from xrayviewer.commands.worklist import add_db_option
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = command_parser(
+        sub, "export", "write a film's DICOM Secondary Capture and SR from the review store; send them",
+        "Export what the review store holds for FILM (run `xrayviewer worklist` on it first): a Secondary Capture "
+        "of the film with its heatmap and result, and a Comprehensive SR with the AI result, gate reasons, the "
+        "reader's decision, note and marks. Prints one JSON line with the two files.",
+        "  xrayviewer export chest.dcm --out exports/\n  xrayviewer export chest.dcm --out exports/ --send main")
+    p.add_argument("film", metavar="FILM", type=Path)
+    add_db_option(p)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--send", metavar="NODE", help="C-STORE both files to this PACS node (name or AET@HOST:PORT)")
+    p.add_argument("--aet", default="XRAYVIEWER", help="this workstation's AE title when sending")
+    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xrayviewer.core.analysis.engine import Engine
+    from xrayviewer.core.analysis.overlay import OverlayStyle, composite
+    from xrayviewer.core.errors import XRayViewerError
+    from xrayviewer.core.reading.display import to_display
+    from xrayviewer.core.reading.reader import read_image
+    from xrayviewer.core.review.dicom_export import export_dicom
+    from xrayviewer.core.review.report_image import Reading, reading_picture
+    from xrayviewer.core.review.store import ReviewStore
+    from xrayviewer.core.review.worklist import film_path
+
+    node = None
+    if args.send:
+        from xrayviewer.core.review.pacs_nodes import resolve_node
+
+        node = resolve_node(args.send)  # a wrong node is said before any work
+    path = film_path(args.film)
+    with ReviewStore(args.db) as store:
+        known = store.film_by_path(path)
+        if known is None:
+            raise XRayViewerError(path, "not in the review store", f"{store.path} has no such film",
+                                  f"Analyse it first: xrayviewer worklist {args.film}")
+        row = store.film(known[0])
+        marks = tuple(store.marks(row.id))
+    record = read_image(path)
+    display = to_display(record)
+    analysis, digest, view = None, "", display
+    if row.results:
+        stored = next(iter(row.results.values()))
+        engine = Engine(args.provider)
+        analysis = engine.analyze(engine.model(stored.model), display, record=record, force=stored.out_of_scope)
+        digest = stored.model_sha256
+        if analysis.cam is not None:
+            view = composite(display, analysis.cam.heat, OverlayStyle())
+    reading = Reading(record, analysis, row.decision, marks, digest,
+                      colormap=OverlayStyle().colormap if analysis is not None and analysis.cam else None)
+    out = export_dicom(reading, reading_picture(view, reading), args.out)
+    line = {"film": str(path), "sc": str(out.sc), "sr": str(out.sr), "sent_to": None}
+    if node is not None:
+        from xrayviewer.core.review.pacs import send
+
+        send(node, [out.sc, out.sr], args.aet)
+        line["sent_to"] = node.address
+        print(f"{node}: stored {out.sc.name} and {out.sr.name}", file=sys.stderr)
+    print(json.dumps(line), flush=True)
+    return 0

@@ -1,0 +1,92 @@
+"""`xrayviewer listen [--port 11112] [--aet XRAYVIEWER] [--allow AET[@HOST]]... [--db FILE]`: receive films.
+
+A C-STORE SCP for the allowed callers only (default: the configured PACS nodes); each film is kept in the cache
+in the user's data folder, analysed into the review store as it arrives, and reported as one JSON line. Runs
+until Ctrl-C or SIGTERM, then analyses what is still queued.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import ssl
+import sys
+import threading
+from pathlib import Path
+
+from xrayviewer.commands import command_parser
+from xrayviewer.commands.worklist import add_db_option
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = command_parser(
+        sub, "listen", "receive films from a PACS (C-STORE SCP) and analyse each; one JSON line each",
+        "Listen for films pushed by a PACS or a modality. Only the allowed callers are served (by AE title, and "
+        "host when given; default: the configured PACS nodes); films that are not images, too large, or would "
+        "fill the disk are refused with a DICOM status. Each film is stored under a name made here in the cache "
+        "in the user's data folder and analysed into the review store.",
+        "  xrayviewer listen --allow ORTHANC@10.0.0.5\n  xrayviewer listen --port 104 --aet CXRAI --allow PACS")
+    p.add_argument("--port", type=int, default=11112)
+    p.add_argument("--aet", default="XRAYVIEWER", help="the AE title this listener answers to")
+    p.add_argument("--bind", default="", metavar="ADDRESS", help="the interface to listen on (default: all)")
+    p.add_argument("--allow", action="append", metavar="AET[@HOST]",
+                   help="a caller to serve; repeat for several (default: the configured PACS nodes)")
+    add_db_option(p)
+    p.add_argument("--model", action="append", metavar="NAME",
+                   help="shipped model name or .onnx path; repeat for several (default: mobilenetv2)")
+    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
+    p.add_argument("--max-mb", type=float, default=512, help="the largest dataset accepted (default 512 MB)")
+    p.add_argument("--free-gb", type=float, default=1, help="disk space the cache leaves free (default 1 GB)")
+    p.add_argument("--tls-cert", type=Path, help="DICOM over TLS: this listener's certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, help="its private key (PEM)")
+    p.add_argument("--tls-ca", type=Path, help="accept only callers with a certificate signed by this CA (PEM)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xrayviewer.core.analysis.engine import Engine
+    from xrayviewer.core.review.listener import Caller, Listener, ListenerSettings
+    from xrayviewer.core.review.pacs_nodes import cache_folder, load_nodes
+    from xrayviewer.core.review.store import ReviewStore
+
+    allowed = [Caller.parse(a) for a in args.allow] if args.allow else [
+        Caller(n.aet, n.host) for n in load_nodes().values()]
+    settings = ListenerSettings(cache_folder(), allowed, args.port, args.aet, args.bind, int(args.max_mb * 2**20),
+                                int(args.free_gb * 2**30), tls_context(args))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with ReviewStore(args.db) as store:
+        listener = Listener(settings, store, Engine(args.provider), args.model or ["mobilenetv2"],
+                            lambda line: print(json.dumps(line), flush=True))
+        listener.start()
+        print(f"listening on port {listener.port} as {args.aet} for "
+              f"{', '.join(c.aet + (f'@{c.host}' if c.host else '') for c in allowed)}; films into "
+              f"{settings.folder}, results into {store.path}", file=sys.stderr, flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            listener.stop()
+    print("stopped", file=sys.stderr)
+    return 0
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """A server TLS context from --tls-cert/--tls-key (and --tls-ca to require client certificates)."""
+    if not (args.tls_cert or args.tls_key or args.tls_ca):
+        return None
+    from xrayviewer.core.errors import XRayViewerError
+
+    if not (args.tls_cert and args.tls_key):
+        raise XRayViewerError(None, "TLS needs a certificate and its key", "give both --tls-cert and --tls-key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=args.tls_ca)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise XRayViewerError(args.tls_cert, "cannot use the TLS certificate", str(exc)) from None
+    if args.tls_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
