@@ -1,0 +1,122 @@
+"""The DICOM SC and SR exports pass dciodvfy (dicom3tools, installed by .ci/run) with no error, and carry what the
+screen shows: laterality/body part/study description kept, burned-in annotation declared, the orientation after a
+rotation, UTF-8 notes, population notes, the gate's reasons and out-of-scope flag, the decision time, ROI SD and
+area, the private coding scheme declared, no invented observer; a picture file keeps one study and its name."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from test_reading_tools import exported_reading
+
+from xrayviewer import __version__
+from xrayviewer.core import read_image, to_display
+from xrayviewer.core.analysis.engine import Engine
+from xrayviewer.core.review.dicom_export import export_dicom
+from xrayviewer.core.review.measure import measure
+from xrayviewer.core.review.report_image import Reading, reading_picture
+
+DCIODVFY = shutil.which("dciodvfy")
+NOTE = "Verschattung rechts, 肺炎? — проверить"
+
+
+def validate(path: Path) -> None:
+    """dciodvfy's verdict on `path`: no line with an Error (warnings are allowed)."""
+    if DCIODVFY is None:
+        pytest.skip("dciodvfy not found (Debian package dicom3tools): the exports cannot be validated here")
+    out = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True, timeout=60)
+    errors = [line for line in (out.stdout + out.stderr).splitlines() if "Error" in line]
+    assert errors == [], f"{path.name}: {errors}"
+
+
+def content(sr: pydicom.Dataset) -> list[pydicom.Dataset]:
+    def items(sequence):
+        for item in sequence:
+            yield item
+            yield from items(item.get("ContentSequence", []))
+
+    return list(items(sr.ContentSequence))
+
+
+def texts(sr: pydicom.Dataset, meaning: str) -> list[str]:
+    return [i.TextValue for i in content(sr) if i.ValueType == "TEXT"
+            and i.ConceptNameCodeSequence[0].CodeMeaning == meaning]
+
+
+def coded(sr: pydicom.Dataset, meaning: str) -> list[str]:
+    return [i.ConceptCodeSequence[0].CodeMeaning for i in content(sr) if i.ValueType == "CODE"
+            and i.ConceptNameCodeSequence[0].CodeMeaning == meaning]
+
+
+def test_a_dicom_film_exports_valid_sc_and_sr_with_what_the_screen_shows(tmp_path, dicom_data):
+    reading, view = exported_reading(dicom_data, tmp_path / "films")
+    reading = replace(reading, decision=replace(reading.decision, note=NOTE), rotation=90)
+    out = export_dicom(reading, reading_picture(view, reading), tmp_path / "export")
+    for path in (out.sc, out.sr):
+        validate(path)
+    source = pydicom.dcmread(reading.record.path, stop_before_pixels=True)
+    sc, sr = pydicom.dcmread(out.sc), pydicom.dcmread(out.sr)
+    assert list(source.PatientOrientation) == ["L", "F"] and list(sc.PatientOrientation) == ["H", "L"]
+    assert sc.BurnedInAnnotation == "YES"
+    assert (sc.BodyPartExamined, sc.StudyDescription) == (source.BodyPartExamined, source.StudyDescription)
+    assert sr.SpecificCharacterSet == "ISO_IR 192" and texts(sr, "Comment")[0] == NOTE
+    assert texts(sr, "Population note") == [str(n) for n in reading.analysis.notes] != []
+    assert coded(sr, "Analysed although the gate refused the film") == ["No"]
+    assert [i.DateTime for i in content(sr) if i.ValueType == "DATETIME"][0].startswith("20261123")
+    numbers = {i.ConceptNameCodeSequence[0].CodeMeaning: float(i.MeasuredValueSequence[0].NumericValue)
+               for i in content(sr) if i.ValueType == "NUM"}
+    region = reading.record.pixels[800:990, 800:1000].astype(float)
+    assert numbers["Standard Deviation"] == pytest.approx(region.std(), abs=1e-3)
+    assert numbers["Area"] == pytest.approx(region.size * 0.15 * 0.143, rel=1e-6)
+    assert [s.CodingSchemeDesignator for s in sr.CodingSchemeIdentificationSequence] == ["99XRAYVIEWER"]
+    versions = [i.TextValue for i in content(sr) if i.ConceptNameCodeSequence[0].CodeMeaning == "Algorithm Version"]
+    assert set(versions) == {__version__}
+    assert "Dr Test^" in [str(i.PersonName) for i in content(sr) if i.ValueType == "PNAME"]
+
+
+def test_refused_and_forced_films_say_why_and_no_decision_names_no_observer(tmp_path, dicom_data):
+    record = read_image(dicom_data / "693_J2KR.dcm")  # a CT slice: the gate refuses it
+    display = to_display(record)
+    engine = Engine("cpu")
+    model = engine.model("mobilenetv2")
+    for force in (False, True):
+        analysis = engine.analyze(model, display, record=record, force=force)
+        assert analysis.refused
+        reading = Reading(record, analysis)
+        out = export_dicom(reading, reading_picture(display, reading), tmp_path / f"force-{force}")
+        for path in (out.sc, out.sr):
+            validate(path)
+        sr = pydicom.dcmread(out.sr)
+        assert texts(sr, "Why the gate refused the film") == [str(r) for r in analysis.refused]
+        assert [i for i in content(sr) if i.ValueType == "PNAME"] == []  # no reader decided: no person observer
+        if force:
+            assert coded(sr, "Analysed although the gate refused the film") == ["Yes"]
+        else:
+            assert coded(sr, "Pneumonia") == ["Not judged by the model"]
+
+
+def test_a_picture_file_keeps_one_study_its_name_and_regions_on_the_turned_sc(tmp_path, kermany):
+    from test_review_store import copy_films
+
+    (path,) = copy_films(kermany, tmp_path / "films", 1)
+    record = read_image(path)
+    reading = Reading(record, marks=(measure(record, "arrow", [(10, 20), (100, 20)]),), rotation=90)
+    first = export_dicom(reading, reading_picture(to_display(record), reading), tmp_path / "a")
+    second = export_dicom(reading, reading_picture(to_display(record), reading), tmp_path / "b")
+    for p in (first.sc, first.sr):
+        validate(p)
+    sc, sr = pydicom.dcmread(first.sc), pydicom.dcmread(first.sr)
+    assert sc.StudyInstanceUID == pydicom.dcmread(second.sc, stop_before_pixels=True).StudyInstanceUID
+    assert sr.StudyInstanceUID == sc.StudyInstanceUID
+    assert texts(sr, "Source picture file name") == [path.name]
+    (scoord,) = [i for i in content(sr) if i.ValueType == "SCOORD"]
+    points = np.array(scoord.GraphicData).reshape(-1, 2)
+    scale = sc.Columns / record.rows  # turned by 90: the film's height is the SC's width, then enlarged
+    assert points[:, 0] == pytest.approx([(record.rows - 1 - 20.5) * scale + 0.5 * (scale - 1)] * 2, abs=scale)
+    assert points[1, 1] > points[0, 1]  # the arrow along the film's x runs down the turned picture
