@@ -278,3 +278,14 @@ def test_export_and_send_arrive_in_orthanc_under_the_source_study(orthanc, data_
     arrived = {i["MainDicomTags"]["SOPInstanceUID"] for i in orthanc.instances_of(study)}
     sent = {pydicom.dcmread(line[k], stop_before_pixels=True).SOPInstanceUID for k in ("sc", "sr")}
     assert sent <= arrived and len(arrived) >= 3
+
+
+def test_get_by_c_move_receives_the_study_on_the_given_port(orthanc, data_home, dicom_data, tmp_path):
+    result = xrayviewer(data_home, "pacs", "get", orthanc.node, chest_study(dicom_data), "--move-port",
+                        str(orthanc.listener_port))  # the port Orthanc's modality 'viewer' (XRAYVIEWER) points at
+    assert result.returncode == 0, result.stderr
+    (film,) = lines(result)
+    assert film["status"] == "analysed" and Path(film["path"]).parent == data_folder(tmp_path) / "pacs-cache"
+    unknown = xrayviewer(data_home, "pacs", "--aet", "NOTKNOWN", "get", orthanc.node, chest_study(dicom_data),
+                         "--move-port", str(free_port()))
+    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr and orthanc.node in unknown.stderr

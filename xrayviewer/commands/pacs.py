@@ -42,6 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     get.add_argument("--model", action="append", metavar="NAME",
                      help="shipped model name or .onnx path; repeat for several (default: mobilenetv2)")
     get.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
+    get.add_argument("--move-port", type=int, metavar="PORT",
+                     help="retrieve with C-MOVE to this AE title, received on PORT while it lasts (the node must know "
+                     "this AE title's host and port); default: C-GET, and C-MOVE on 11112 only when the node offers "
+                     "no C-GET")
     nodes = actions.add_parser("nodes", help="list, add or remove configured nodes")
     nodes.add_argument("change", nargs="*", metavar="add NAME AET@HOST:PORT | remove NAME")
     p.set_defaults(func=run)
@@ -73,7 +77,7 @@ def retrieve(args: argparse.Namespace, node) -> int:
     from xrayviewer.core.review.store import ReviewStore
     from xrayviewer.core.review.worklist import Worklist
 
-    got = pacs.get(node, args.studies, cache_folder(), args.aet)
+    got = pacs.retrieve(node, args.studies, cache_folder(), args.aet, args.move_port)
     for problem in got.problems:
         print(f"note: {node}: {problem}", file=sys.stderr)
     print(f"{node}: {len(got.paths)} films retrieved into {cache_folder()}", file=sys.stderr)

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,11 @@ RETRIEVED_CLASSES = ("1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1",
                      "1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4",
                      "1.2.840.10008.5.1.4.1.1.6.1")  # CR, DX (presentation, processing), SC, CT, MR, US
 SUCCESS, OUT_OF_RESOURCES, NOT_AUTHORISED, SOP_CLASS_REFUSED, CANNOT_UNDERSTAND = 0x0000, 0xA700, 0x0124, 0x0122, 0xC000
+
+STATUS_MEANINGS = {0xA801: "the move destination is unknown to it: declare this AE title, host and port there",
+                   0xA701: "out of resources", 0xA702: "out of resources", 0xC000: "unable to process",
+                   0x0122: "SOP class not supported", 0x0124: "not authorised", 0xA700: "out of resources",
+                   0xA900: "dataset does not match SOP class"}
 
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # failures are reported as one line each, not logs
 
@@ -137,6 +142,48 @@ class Retrieved:
     problems: list[str] = field(default_factory=list)
 
 
+def retrieve(node: Node, study_uids: list[str], folder: Path, aet: str = DEFAULT_AET,
+             move_port: int | None = None) -> Retrieved:
+    """C-GET the studies into `folder`; with `move_port`, or when the node does not offer C-GET, C-MOVE them to
+    this AE title instead, received on `move_port` (the node must know this AE title's host and port)."""
+    if move_port is None:
+        try:
+            return get(node, study_uids, folder, aet)
+        except NoGet:
+            move_port = MOVE_PORT
+    return move(node, study_uids, folder, aet, move_port)
+
+
+class NoGet(PacsError):
+    """The node does not offer C-GET."""
+
+
+MOVE_PORT = 11112
+
+
+def _collector(folder: Path, limit_bytes: int | None) -> tuple[Retrieved, Callable]:
+    """What a retrieve brought, and the C-STORE handler that fills it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = Retrieved()
+
+    def on_store(event) -> int:
+        status, saved = store_event(event, folder, limit_bytes)
+        if saved is None:
+            out.problems.append(f"a film of class {UID(event.context.abstract_syntax).name} was not kept "
+                                f"(status 0x{status:04X})")
+        else:
+            out.paths.append(saved)
+        return status
+
+    return out, on_store
+
+
+def _study_identifier(study_uid: str) -> Dataset:
+    query = Dataset()
+    query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", study_uid
+    return query
+
+
 def get(node: Node, study_uids: Iterable[str], folder: Path, aet: str = DEFAULT_AET,
         limit_bytes: int | None = None) -> Retrieved:
     """C-GET each study into `folder` (nothing needs configuring on the PACS); image films only."""
@@ -153,27 +200,47 @@ def get(node: Node, study_uids: Iterable[str], folder: Path, aet: str = DEFAULT_
         role = SCP_SCU_RoleSelectionNegotiation()
         role.sop_class_uid, role.scu_role, role.scp_role = sop_class, False, True
         roles.append(role)
-    folder.mkdir(parents=True, exist_ok=True)
-    out = Retrieved()
-
-    def on_store(event) -> int:
-        status, saved = store_event(event, folder, limit_bytes)
-        if saved is None:
-            out.problems.append(f"a film of class {UID(event.context.abstract_syntax).name} was not kept "
-                                f"(status 0x{status:04X})")
-        else:
-            out.paths.append(saved)
-        return status
-
+    out, on_store = _collector(folder, limit_bytes)
     assoc = associate(node, ae, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)])
     try:
+        if not any(c.abstract_syntax == GET for c in assoc.accepted_contexts):
+            raise NoGet(node, "it does not offer C-GET")
         for study_uid in study_uids:
-            query = Dataset()
-            query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", study_uid
-            for status, _ in assoc.send_c_get(query, GET):
+            for status, _ in assoc.send_c_get(_study_identifier(study_uid), GET):
                 _check(node, status, f"C-GET of study {study_uid}", pending_ok=True)
     finally:
         assoc.release()
+    return out
+
+
+def move(node: Node, study_uids: Iterable[str], folder: Path, aet: str, port: int,
+         limit_bytes: int | None = None) -> Retrieved:
+    """C-MOVE each study to this AE title, received on `port` (from `node` only) while the move lasts."""
+    from pynetdicom import evt
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
+
+    receiver = application_entity(aet)
+    receiver.require_calling_aet = [node.aet]
+    for sop_class in RETRIEVED_CLASSES:
+        receiver.add_supported_context(sop_class, TRANSFER_SYNTAXES)
+    out, on_store = _collector(folder, limit_bytes)
+    try:
+        server = receiver.start_server(("", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    except OSError as exc:
+        raise PacsError(node, f"cannot receive a C-MOVE on port {port}: {exc.strerror or exc}",
+                        "Stop the listener using that port, or give another.") from None
+    try:
+        ae = application_entity(aet)
+        ae.add_requested_context(MOVE)
+        assoc = associate(node, ae)
+        try:
+            for study_uid in study_uids:
+                for status, _ in assoc.send_c_move(_study_identifier(study_uid), aet, MOVE):
+                    _check(node, status, f"C-MOVE of study {study_uid} to {aet}", pending_ok=True)
+        finally:
+            assoc.release()
+    finally:
+        server.shutdown()
     return out
 
 
@@ -242,6 +309,6 @@ def _check(node: Node, status: Dataset | None, what: str, pending_ok: bool = Fal
     code = int(status.Status)
     if code == SUCCESS or (pending_ok and code in (0xFF00, 0xFF01)) or code in (0xB000, 0xB007, 0xB006):
         return code  # success, pending, or warnings (some sub-operations failed: the films that came are kept)
-    comment = status.get("ErrorComment", "")
+    comment = status.get("ErrorComment", "") or STATUS_MEANINGS.get(code, "")
     raise PacsError(node, f"{what} failed with status 0x{code:04X}" + (f" ({comment})" if comment else ""))
 
