@@ -33,6 +33,7 @@ TRANSFER_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.
 RETRIEVED_CLASSES = ("1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1.1",
                      "1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4",
                      "1.2.840.10008.5.1.4.1.1.6.1")  # CR, DX (presentation, processing), SC, CT, MR, US
+NON_IMAGE_MODALITIES = {"SR", "KO", "PR", "DOC", "REG", "SEG", "RWV", "PLAN", "AU", "ECG"}  # series not retrieved
 SUCCESS, OUT_OF_RESOURCES, NOT_AUTHORISED, SOP_CLASS_REFUSED, CANNOT_UNDERSTAND = 0x0000, 0xA700, 0x0124, 0x0122, 0xC000
 
 STATUS_MEANINGS = {0xA801: "the move destination is unknown to it: declare this AE title, host and port there",
@@ -178,15 +179,36 @@ def _collector(folder: Path, limit_bytes: int | None) -> tuple[Retrieved, Callab
     return out, on_store
 
 
-def _study_identifier(study_uid: str) -> Dataset:
-    query = Dataset()
-    query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", study_uid
-    return query
+def image_series(node: Node, study_uids: Iterable[str], aet: str = DEFAULT_AET) -> list[Dataset]:
+    """Series-level identifiers of the studies' series that hold images (not reports, key objects or presentation
+    states, which a PACS would fail a whole retrieve over when they are declined)."""
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
+
+    ae = application_entity(aet)
+    ae.add_requested_context(FIND)
+    assoc = associate(node, ae)
+    found = []
+    try:
+        for study_uid in study_uids:
+            query = Dataset()
+            query.QueryRetrieveLevel, query.StudyInstanceUID = "SERIES", study_uid
+            query.SeriesInstanceUID, query.Modality = "", ""
+            for status, identifier in assoc.send_c_find(query, FIND):
+                code = _check(node, status, f"C-FIND of the series of study {study_uid}", pending_ok=True)
+                if code in (0xFF00, 0xFF01) and identifier is not None and \
+                        str(identifier.get("Modality", "")).upper() not in NON_IMAGE_MODALITIES:
+                    series = Dataset()
+                    series.QueryRetrieveLevel, series.StudyInstanceUID = "SERIES", study_uid
+                    series.SeriesInstanceUID = identifier.SeriesInstanceUID
+                    found.append(series)
+    finally:
+        assoc.release()
+    return found
 
 
 def get(node: Node, study_uids: Iterable[str], folder: Path, aet: str = DEFAULT_AET,
         limit_bytes: int | None = None) -> Retrieved:
-    """C-GET each study into `folder` (nothing needs configuring on the PACS); image films only."""
+    """C-GET the image series of each study into `folder` (nothing needs configuring on the PACS)."""
     from pynetdicom import evt
     from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
@@ -205,9 +227,9 @@ def get(node: Node, study_uids: Iterable[str], folder: Path, aet: str = DEFAULT_
     try:
         if not any(c.abstract_syntax == GET for c in assoc.accepted_contexts):
             raise NoGet(node, "it does not offer C-GET")
-        for study_uid in study_uids:
-            for status, _ in assoc.send_c_get(_study_identifier(study_uid), GET):
-                _check(node, status, f"C-GET of study {study_uid}", pending_ok=True)
+        for series in image_series(node, study_uids, aet):
+            for status, _ in assoc.send_c_get(series, GET):
+                _check(node, status, f"C-GET of series {series.SeriesInstanceUID}", pending_ok=True)
     finally:
         assoc.release()
     return out
@@ -215,14 +237,16 @@ def get(node: Node, study_uids: Iterable[str], folder: Path, aet: str = DEFAULT_
 
 def move(node: Node, study_uids: Iterable[str], folder: Path, aet: str, port: int,
          limit_bytes: int | None = None) -> Retrieved:
-    """C-MOVE each study to this AE title, received on `port` (from `node` only) while the move lasts."""
+    """C-MOVE the image series of each study to this AE title, received on `port` (from `node` only) while the
+    move lasts."""
     from pynetdicom import evt
+    from pynetdicom.presentation import AllStoragePresentationContexts
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
 
     receiver = application_entity(aet)
     receiver.require_calling_aet = [node.aet]
-    for sop_class in RETRIEVED_CLASSES:
-        receiver.add_supported_context(sop_class, TRANSFER_SYNTAXES)
+    for context in AllStoragePresentationContexts:  # what is not an image is declined film by film
+        receiver.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
     out, on_store = _collector(folder, limit_bytes)
     try:
         server = receiver.start_server(("", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
@@ -234,9 +258,9 @@ def move(node: Node, study_uids: Iterable[str], folder: Path, aet: str, port: in
         ae.add_requested_context(MOVE)
         assoc = associate(node, ae)
         try:
-            for study_uid in study_uids:
-                for status, _ in assoc.send_c_move(_study_identifier(study_uid), aet, MOVE):
-                    _check(node, status, f"C-MOVE of study {study_uid} to {aet}", pending_ok=True)
+            for series in image_series(node, study_uids, aet):
+                for status, _ in assoc.send_c_move(series, aet, MOVE):
+                    _check(node, status, f"C-MOVE of series {series.SeriesInstanceUID} to {aet}", pending_ok=True)
         finally:
             assoc.release()
     finally:
