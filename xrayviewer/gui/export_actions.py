@@ -1,4 +1,5 @@
-"""Export and information dialogs of the main window: PNG of the view, overlays of a study, tags, model card."""
+"""Export and information dialogs of the main window: PNG of the view, DICOM SC and SR (to a folder or a PACS node),
+overlays of a study, tags, model card."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths, Qt
-from PySide6.QtWidgets import QDialog, QFileDialog, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QTextBrowser, QVBoxLayout, QWidget
 
 from xrayviewer.core.analysis.overlay import save_png
 from xrayviewer.core.review.report_image import Reading, reading_picture
@@ -63,12 +64,48 @@ class ExportMixin:
         def work():
             from xrayviewer.core.review.dicom_export import export_dicom
 
-            digest = file_sha256(engine.model(model).path) if reading.analysis is not None else ""
-            full = replace(reading, model_sha256=digest)
+            full = with_model_hash(reading, engine, model)
             return export_dicom(full, reading_picture(view, full), Path(folder))
 
         self._run(work, lambda out: self.statusBar().showMessage(f"Saved {out.sc.name} and {out.sr.name} in "
                                                                  f"{folder}", 10000), "Exporting DICOM...")
+
+    def send_to_pacs(self) -> None:
+        """The SC and SR of the view, as `export_dicom` writes them, stored on a configured PACS node."""
+        from xrayviewer.core.review.pacs_nodes import load_nodes
+
+        reading, view = self.reading(), self.active.view.shown
+        if reading is None:
+            return
+        try:
+            nodes = load_nodes()
+        except Exception as exc:  # noqa: BLE001 - an unreadable settings file is reported
+            self.show_error(str(exc))
+            return
+        if not nodes:
+            self.show_error("No PACS node is configured: add one in File > PACS nodes.")
+            return
+        name, chosen = QInputDialog.getItem(self, "Send to PACS", "Store the SC and SR on", list(nodes), 0, False)
+        if not chosen:
+            return
+        node, engine, model = nodes[name], self.engine, self.active.settings.model
+
+        def work():
+            import tempfile
+
+            from xrayviewer.core.review.dicom_export import export_dicom
+            from xrayviewer.core.review.pacs import send
+            from xrayviewer.core.review.pacs_nodes import data_folder
+
+            full = with_model_hash(reading, engine, model)
+            data_folder().mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=".send-", dir=data_folder()) as folder:  # gone once sent
+                out = export_dicom(full, reading_picture(view, full), Path(folder))
+                send(node, [out.sc, out.sr])
+            return node
+
+        self._run(work, lambda sent: self.statusBar().showMessage(f"Sent the SC and SR to {sent}", 10000),
+                  f"Sending to {node.name}...")
 
     def export_study(self) -> None:
         from xrayviewer.core.review import export  # with pydicom: loaded on first use, not before the window shows
@@ -115,6 +152,12 @@ class ExportMixin:
             if old is not dialog:
                 old.close()
         dialog.show()
+
+
+def with_model_hash(reading: Reading, engine, model: str) -> Reading:
+    """`reading` with the SHA-256 of the model file its result came from (none without a result)."""
+    digest = file_sha256(engine.model(model).path) if reading.analysis is not None else ""
+    return replace(reading, model_sha256=digest)
 
 
 class TagsDialog(QDialog):

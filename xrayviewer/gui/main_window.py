@@ -41,6 +41,7 @@ from xrayviewer.gui.compare import CompareMixin
 from xrayviewer.gui.export_actions import ExportMixin
 from xrayviewer.gui.menus import ABOUT, SHORTCUTS, MenusMixin
 from xrayviewer.gui.opening import OpeningMixin
+from xrayviewer.gui.pacs_dock import PacsMixin
 from xrayviewer.gui.panels import AnalysisSettings, ControlPanel
 from xrayviewer.gui.persistence import PersistenceMixin
 from xrayviewer.gui.reading_tools import ReadingToolsMixin
@@ -54,7 +55,7 @@ __all__ = ["ABOUT", "SHORTCUTS", "MainWindow", "Pane", "bar_top_of", "caption_of
 
 
 class MainWindow(MenusMixin, ReviewMixin, NotesMixin, ReadingToolsMixin, OpeningMixin, AnalysisMixin, CompareMixin,
-                 ExportMixin, PersistenceMixin, BackgroundMixin, QMainWindow):
+                 ExportMixin, PacsMixin, PersistenceMixin, BackgroundMixin, QMainWindow):
     analysisShown = Signal()  # every pane with a film has its analysis on screen
 
     def __init__(self, provider: str | None = None, models: list[str] | None = None,

@@ -1,0 +1,138 @@
+"""The PACS query dock: search a configured node's studies, retrieve the chosen ones (C-GET, in a worker) into the
+cache and review them as a worklist; and the main window's PACS actions (the dock, the nodes dialog)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFormLayout, QHBoxLayout, QLineEdit, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from xrayviewer.core.errors import XRayViewerError
+from xrayviewer.core.review.pacs_nodes import cache_folder, load_nodes
+from xrayviewer.gui.pacs_nodes_dialog import PacsNodesDialog
+
+COLUMNS = (("patient", "Patient"), ("patient_id", "ID"), ("date", "Date"), ("modalities", "Modalities"),
+           ("description", "Description"), ("images", "Images"), ("accession", "Accession"))
+
+
+class PacsQuery(QWidget):
+    """Search fields, a table of studies and Retrieve; the work runs through `run(fn, on_result, busy)`."""
+
+    retrieved = Signal(list)  # paths of the films written into the cache
+    error = Signal(str)
+
+    def __init__(self, run: Callable, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.run = run
+        self.studies: list[dict] = []
+        self.node = QComboBox()
+        self.patient, self.patient_id, self.dates = QLineEdit(), QLineEdit(), QLineEdit()
+        self.modality, self.accession = QLineEdit("CR,DX"), QLineEdit()
+        self.dates.setPlaceholderText("YYYYMMDD-YYYYMMDD")
+        self.patient.setPlaceholderText("DOE^J*")
+        form = QFormLayout()
+        for label, field in (("Node", self.node), ("Patient", self.patient), ("Patient ID", self.patient_id),
+                             ("Dates", self.dates), ("Modalities", self.modality), ("Accession", self.accession)):
+            form.addRow(label, field)
+        self.search_button, self.retrieve_button = QPushButton("Search"), QPushButton("Retrieve and review")
+        self.search_button.clicked.connect(self.search)
+        self.retrieve_button.clicked.connect(self.retrieve)
+        self.patient.returnPressed.connect(self.search)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels([title for _, title in COLUMNS])
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.doubleClicked.connect(self.retrieve)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.search_button)
+        buttons.addWidget(self.retrieve_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.table, 1)
+        self.reload_nodes()
+
+    def reload_nodes(self) -> None:
+        try:
+            names = list(load_nodes())
+        except XRayViewerError as exc:
+            self.error.emit(str(exc))
+            names = []
+        current = self.node.currentText()
+        self.node.clear()
+        self.node.addItems(names)
+        if current in names:
+            self.node.setCurrentText(current)
+
+    def _node(self):
+        nodes = load_nodes()
+        if self.node.currentText() not in nodes:
+            self.error.emit("No PACS node is configured: add one in File > PACS nodes.")
+            return None
+        return nodes[self.node.currentText()]
+
+    def search(self) -> None:
+        from xrayviewer.core.review import pacs
+
+        node = self._node()
+        if node is None:
+            return
+        query = pacs.study_query(self.patient.text().strip(), self.patient_id.text().strip(),
+                                 self.dates.text().strip(), self.modality.text().strip(), self.accession.text().strip())
+        self.run(lambda: pacs.find(node, query), self.show_studies, f"Searching {node.name}...")
+
+    def show_studies(self, studies: list[dict]) -> None:
+        self.studies = studies
+        self.table.setRowCount(len(studies))
+        for row, study in enumerate(studies):
+            for column, (key, _) in enumerate(COLUMNS):
+                value = study.get(key)
+                text = ", ".join(value) if isinstance(value, list) else "" if value is None else str(value)
+                self.table.setItem(row, column, QTableWidgetItem(text))
+
+    def retrieve(self) -> None:
+        from xrayviewer.core.review import pacs
+
+        node = self._node()
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        if node is None or not rows:
+            if node is not None:
+                self.error.emit("Select the studies to retrieve.")
+            return
+        uids = [self.studies[row]["StudyInstanceUID"] for row in rows]
+        self.run(lambda: pacs.retrieve(node, uids, cache_folder()), self._retrieved,
+                 f"Retrieving {len(uids)} studies from {node.name}...")
+
+    def _retrieved(self, got) -> None:
+        if got.problems:
+            self.error.emit(f"{len(got.problems)} films were not kept; the first: {got.problems[0]}")
+        if got.paths:
+            self.retrieved.emit(list(dict.fromkeys(got.paths)))
+        elif not got.problems:
+            self.error.emit("The node sent no image for these studies.")
+
+
+class PacsMixin:
+    """The main window's PACS query dock and nodes dialog (made on first use)."""
+
+    def show_pacs_dock(self) -> None:
+        if getattr(self, "pacs_dock", None) is None:
+            self.pacs_query = PacsQuery(lambda fn, done, busy: self._run(fn, done, busy))
+            self.pacs_query.retrieved.connect(self.review_paths)
+            self.pacs_query.error.connect(self.show_error)
+            self.pacs_dock = QDockWidget("PACS", self)
+            self.pacs_dock.setObjectName("pacs")
+            self.pacs_dock.setWidget(self.pacs_query)
+            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.pacs_dock)
+        self.pacs_dock.show()
+        self.pacs_dock.raise_()
+
+    def show_pacs_nodes(self) -> None:
+        if getattr(self, "pacs_nodes_dialog", None) is None:
+            self.pacs_nodes_dialog = PacsNodesDialog(self)
+            self.pacs_nodes_dialog.nodesChanged.connect(
+                lambda: self.pacs_query.reload_nodes() if getattr(self, "pacs_query", None) else None)
+        self.pacs_nodes_dialog.refresh()
+        self.pacs_nodes_dialog.show()
