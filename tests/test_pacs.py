@@ -163,9 +163,9 @@ def test_get_retrieves_into_the_cache_and_prints_the_worklist_lines(orthanc, dat
 class ListenerProcess:
     """`xrayviewer listen` in a subprocess; its JSON lines read as they come."""
 
-    def __init__(self, env: dict[str, str], port: int, *allow: str) -> None:
+    def __init__(self, env: dict[str, str], port: int, *allow: str, options: tuple[str, ...] = ()) -> None:
         args = [sys.executable, "-m", "xrayviewer", "listen", "--port", str(port), "--bind", "127.0.0.1",
-                *[a for caller in allow for a in ("--allow", caller)]]
+                *[a for caller in allow for a in ("--allow", caller)], *options]
         self.process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[dict] = queue.Queue()
         self.stderr: list[str] = []
