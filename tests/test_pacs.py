@@ -265,6 +265,19 @@ def test_listener_refuses_malformed_and_non_image_datasets_and_keeps_running(dat
         assert listener.stop() == 0
 
 
+def test_listener_refuses_what_is_over_the_size_limit_or_the_free_disk_floor(data_home, dicom_data, tmp_path):
+    cache = data_folder(tmp_path) / "pacs-cache"
+    for options, film in (((("--max-mb", "0.1")), CHEST_CR), ((("--free-gb", "1000000")), "SC_rgb.dcm")):
+        port = free_port()
+        listener = ListenerProcess(data_home, port, PUSHER_AET, options=options)
+        try:
+            assert send_file(port, dicom_data / film) == pacs.OUT_OF_RESOURCES
+            assert listener.next()["reason"] == "over the size limit or the free-disk floor"
+        finally:
+            assert listener.stop() == 0
+        assert not cache.exists() or list(cache.iterdir()) == []
+
+
 def test_export_and_send_arrive_in_orthanc_under_the_source_study(orthanc, data_home, dicom_data, tmp_path):
     from xrayviewer.core.review.store import ReviewStore
 

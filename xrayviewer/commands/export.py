@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from xrayviewer.core.reading.reader import read_image
     from xrayviewer.core.review.dicom_export import export_dicom
     from xrayviewer.core.review.report_image import Reading, reading_picture
-    from xrayviewer.core.review.store import ReviewStore
+    from xrayviewer.core.review.store import ReviewStore, file_sha256
     from xrayviewer.core.review.worklist import film_path
 
     node = None
@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
     if row.results:
         stored = next(iter(row.results.values()))
         engine = Engine(args.provider)
-        analysis = engine.analyze(engine.model(stored.model), display, record=record, force=stored.out_of_scope)
-        digest = stored.model_sha256
+        model = engine.model(stored.model)
+        analysis = engine.analyze(model, display, record=record, force=stored.out_of_scope)
+        digest = file_sha256(model.path)  # the file that made this result (the stored one may be older)
         if analysis.cam is not None:
             view = composite(display, analysis.cam.heat, OverlayStyle())
     reading = Reading(record, analysis, row.decision, marks, digest,
