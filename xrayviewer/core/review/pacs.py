@@ -1,4 +1,5 @@
-"""Talking to a PACS as a client (pynetdicom SCU): echo, study search, retrieve (C-GET) and send (C-STORE).
+"""Talking to a PACS as a client (pynetdicom SCU): echo, study search, retrieve (C-GET, else C-MOVE to this AE title)
+and send (C-STORE).
 
 Every association has time-outs (connect, ACSE, DIMSE, network), so a node that does not answer costs seconds
 and one clear line naming the node, never a hang. Only the node given is contacted. Retrieved films are written
