@@ -2,7 +2,7 @@
 
     python -m converters.split_folder --side val --out /tmp/kermany-val
     PYTHONPATH=. python benchmarks/faithfulness.py --folder /tmp/kermany-val [--model mobilenetv2]
-        [--methods gradcam,scorecam,occlusion] [--limit 60] [--seed 0]
+        [--methods gradcam,scorecam,occlusion@7,occlusion] [--limit 60] [--seed 0] [--write-card]
 
 On the PNEUMONIA films of a folder holding NORMAL/ and PNEUMONIA/ (224-px films; the NORMAL films are the
 donors), for each method's pneumonia map, and for a random 7 x 7 map upsampled, on the same film and donor:
@@ -14,7 +14,12 @@ donors), for each method's pneumonia map, and for a random 7 x 7 map upsampled, 
   evidence). `insertion_auc`: the other way, the film's pixels put into the donor (higher is better);
 - `*_vs_random`: the mean per-film difference (method - random map) with a 95 % bootstrap interval (1000
   resamples, seeded): deletion below 0 and insertion above 0 mean better than random;
-- `ms_per_film`: median time of the forward pass and the map.
+- `ms_per_film`: median time of the forward pass and the map; `plain_inference_ms`: median time of one forward
+  pass of one film, measured in the same run, and `inferences_of_time` = ms_per_film / plain_inference_ms;
+- `cam_reference`: the 95th percentile of each method's raw peak on these films (the colour scale's top).
+`occlusion@7` is occlusion on a 7 x 7 grid (the viewer's first picture); `occlusion` is on the card's grid.
+`--write-card` stores the figures (card keys `faithfulness` and `cam_reference`) in the model file, which must be
+a file path or a shipped model's file.
 Pointing and mass use the map's positive part (what is drawn); deletion and insertion rank pixels by the signed
 map (evidence against the target last), ties in a random order. Prints one JSON object.
 """
@@ -51,16 +56,41 @@ def load_films(folder: Path, limit: int | None = None, rng: np.random.Generator 
     return np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in films])
 
 
-def method_map(engine: Engine, model, method: str) -> MapFn:
-    """The method's raw signed pneumonia map, bilinear at the film's size (not clipped to the card's scale)."""
+def method_map(engine: Engine, model, method: str, peaks: list[float] | None = None) -> MapFn:
+    """The method's raw signed pneumonia map, bilinear at the film's size (not clipped to the card's scale);
+    `method@cells` sets a perturbation method's grid. Each map's raw peak is appended to `peaks` when given."""
+    name, _, cells = method.partition("@")
 
     def saliency(film: np.ndarray) -> np.ndarray:
+        engine.maps.clear()  # time the method, not the cache
         (inference,) = engine.infer(model, [film])
-        cam = engine.cam(model, inference, method, "pneumonia", film.shape[:2])
+        cam = engine.cam(model, inference, name, "pneumonia", film.shape[:2], int(cells) if cells else None)
+        if peaks is not None:
+            peaks.append(cam.peak)
         return cv2.resize(cam.signed.astype(np.float32), (film.shape[1], film.shape[0]),
                           interpolation=cv2.INTER_LINEAR)
 
     return saliency
+
+
+def plain_inference_ms(engine: Engine, model, films: np.ndarray, repeat: int = 20) -> float:
+    """Median time of one forward pass of one film (the unit of the time budget)."""
+    times = []
+    for k in range(repeat):
+        start = time.perf_counter()
+        engine.infer(model, [films[k % len(films)]])
+        times.append(1000 * (time.perf_counter() - start))
+    return round(float(np.median(times)), 1)
+
+
+def card_figures(result: dict, films: int, seed: int, cells: int, peaks: dict[str, list[float]]) -> dict:
+    """What --write-card stores: the figures per method and each method's colour-scale reference."""
+    return {"faithfulness": {"pneumonia_films": films, "seed": seed, "occlusion_cells": cells,
+                             "benchmark": "benchmarks/faithfulness.py (validation split)",
+                             "methods": {m: {k: v for k, v in f.items() if k != "empty_maps"}
+                                         for m, f in result.items() if m != "random"}},
+            "cam_reference": {(f"occlusion@{cells}" if m == "occlusion" else m): float(np.percentile(v, 95))
+                              for m, v in peaks.items() if v}}
 
 
 def pneumonia_logits(engine: Engine, model, films: np.ndarray) -> np.ndarray:
@@ -143,6 +173,7 @@ def main() -> None:
     parser.add_argument("--methods", default="gradcam,scorecam,occlusion")
     parser.add_argument("--limit", type=int, default=None, help="pneumonia films drawn at random (default: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write-card", action="store_true", help="store the figures in the model file's card")
     args = parser.parse_args()
     engine = Engine("cpu")
     model = engine.model(args.model)
@@ -150,11 +181,23 @@ def main() -> None:
     films = load_films(args.folder / "PNEUMONIA", args.limit, rng)
     normals = load_films(args.folder / "NORMAL")
     methods = args.methods.split(",")
-    figures = faithfulness(engine, model, films, normals, {m: method_map(engine, model, m) for m in methods},
-                           args.seed)
+    peaks: dict[str, list[float]] = {m: [] for m in methods}
+    plain = plain_inference_ms(engine, model, films)
+    figures = faithfulness(engine, model, films, normals,
+                           {m: method_map(engine, model, m, peaks[m]) for m in methods}, args.seed)
+    for name, f in figures.items():
+        if "ms_per_film" in f:
+            f["inferences_of_time"] = round(f["ms_per_film"] / plain, 1)
+    cells = engine.refined_cells(model, "occlusion")
+    card = card_figures(figures, len(films), args.seed, cells, peaks)
+    if args.write_card:
+        from converters.validate import update_card_keys
+
+        update_card_keys(model.path, card)
     print(json.dumps({"model": model.card.name, "provider": model.provider, "folder": str(args.folder),
                       "pneumonia_films": len(films), "donor_films": len(normals), "seed": args.seed,
-                      "steps": STEPS, "border": model.card.border, "methods": figures}))
+                      "steps": STEPS, "border": model.card.border, "plain_inference_ms": plain,
+                      "occlusion_cells": cells, "cam_reference": card["cam_reference"], "methods": figures}))
 
 
 if __name__ == "__main__":

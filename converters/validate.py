@@ -152,18 +152,26 @@ def write_card(proto, card: dict) -> None:
         entry.key, entry.value = key, value
 
 
-def update_card(path: Path, result: dict) -> None:
-    """Store the figures of `validate` (per-perturbation detail left out) in the card of the file at `path`."""
+def update_card_keys(path: Path, keys: dict) -> None:
+    """Merge `keys` into the card of the model file at `path` (a dict value is merged one level deep)."""
     import onnx
 
     from xrayviewer.core.analysis.contract import META_CARD
 
     proto = onnx.load(str(path))
     card = json.loads({p.key: p.value for p in proto.metadata_props}[META_CARD])
-    card.update({k: result[k] for k in CARD_FIGURES})
-    card["shifted"] = {k: v for k, v in card["shifted"].items() if k != "per_kind"}
+    for key, value in keys.items():
+        card[key] = {**card.get(key, {}), **value} if isinstance(value, dict) and isinstance(card.get(key), dict) \
+            else value
     write_card(proto, card)
     path.write_bytes(proto.SerializeToString())
+
+
+def update_card(path: Path, result: dict) -> None:
+    """Store the figures of `validate` (per-perturbation detail left out) in the card of the file at `path`."""
+    keys = {k: result[k] for k in CARD_FIGURES}
+    keys["shifted"] = {k: v for k, v in result["shifted"].items() if k != "per_kind"}
+    update_card_keys(path, keys)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -145,7 +145,8 @@ def test_analyze_with_an_unwritable_out_still_prints_every_result(tmp_path, wher
 
 
 def test_analyze_on_a_full_disk_leaves_no_partial_png_and_goes_on(tmp_path):
-    """A file-size limit stands in for a full disk: every write past 2 KB fails as it would with ENOSPC."""
+    """A file-size limit stands in for a full disk: every write past 16 KB fails as it would with ENOSPC (a 64-px
+    film's overlay is at most 12 KB, the 400-px one's far more)."""
     inputs = films(tmp_path / "films", 2)
     big = tmp_path / "films" / "big.png"
     cv2.imwrite(str(big), (np.random.default_rng(0).random((400, 400)) * 255).astype(np.uint8))
@@ -154,10 +155,10 @@ def test_analyze_on_a_full_disk_leaves_no_partial_png_and_goes_on(tmp_path):
 
     def limit_file_size() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG instead of killing us
-        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
 
     result = xrayviewer("analyze", str(big), *map(str, inputs), "--model", str(model), "--provider", "cpu",
-                        "--force", "--out", str(out), preexec_fn=limit_file_size)
+                        "--force", "--method", "gradcam", "--out", str(out), preexec_fn=limit_file_size)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [Path(r["path"]).name for r in rows] == ["big.png", "film0.png", "film1.png"]
@@ -189,7 +190,7 @@ def test_analyze_never_writes_into_the_analysed_folder_unless_asked(tmp_path):
                             "--out", str(folder), "--out-inside")
         assert result.returncode == 0, result.stderr
         assert sorted(rows_of(result)) == ["film0.png", "film1.png"]
-    assert sorted(p.name for p in folder.iterdir()) == ["film0.gradcam.png", "film0.png", "film1.gradcam.png",
+    assert sorted(p.name for p in folder.iterdir()) == ["film0.occlusion.png", "film0.png", "film1.occlusion.png",
                                                         "film1.png"]
     assert "skipped, an overlay written by `xrayviewer analyze`" in result.stderr
 
@@ -198,7 +199,7 @@ def test_analyze_never_overwrites_an_input(tmp_path):
     """An input named like an overlay, given by name next to the out folder's target name: it is not touched."""
     folder = tmp_path / "films"
     film, = films(folder, 1)
-    lookalike = folder / "film0.gradcam.png"
+    lookalike = folder / "film0.occlusion.png"
     cv2.imwrite(str(lookalike), quadrant_film(32))
     before = lookalike.read_bytes()
     model = build(tmp_path / "tiny.onnx")
@@ -206,4 +207,4 @@ def test_analyze_never_overwrites_an_input(tmp_path):
                         "--force", "--out", str(folder))
     assert result.returncode == 0, result.stderr
     (row,) = map(json.loads, result.stdout.splitlines())
-    assert Path(row["overlay"]).name == "film0.gradcam-2.png" and lookalike.read_bytes() == before
+    assert Path(row["overlay"]).name == "film0.occlusion-2.png" and lookalike.read_bytes() == before

@@ -57,15 +57,15 @@ def test_gradcam_equals_numpy_reference(tmp_path, engine):
     np.testing.assert_allclose(inference.gradients, weights, atol=1e-6)  # the exported gradient is M
     reference = np.maximum((feats * weights.mean(axis=(0, 1))).sum(-1), 0)
     ours = GradCAM().compute(CamInput(feats, inference.gradients), (4, 4))
-    np.testing.assert_allclose(ours.map, reference / reference.max(), atol=1e-5)
+    np.testing.assert_allclose(ours.small, reference / reference.max(), atol=1e-5)
     assert ours.peak == pytest.approx(reference.max(), rel=1e-5)
 
 
 def test_normal_target_and_empty_map(tmp_path, engine):
     model = engine.model(build(tmp_path / "p.onnx", bias=-3.0))
     film = quadrant_film(64, (0, 0))
-    pneumonia = engine.analyze(model, film, target="pneumonia")
-    normal = engine.analyze(model, film, target="normal")
+    pneumonia = engine.analyze(model, film, "gradcam", target="pneumonia")
+    normal = engine.analyze(model, film, "gradcam", target="normal")
     assert pneumonia.cam.peak > 0
     assert normal.cam.peak == 0 and normal.cam.map.max() == 0  # no evidence for NORMAL: empty, not stretched
     assert pneumonia.probability == normal.probability
@@ -140,7 +140,7 @@ def test_reference_scale_keeps_a_confident_normal_faint(tmp_path, engine):
     film = quadrant_film(64, (0, 0))
     plain = engine.model(build(tmp_path / "p.onnx", bias=-18.0))
     scaled = engine.model(build(tmp_path / "r.onnx", bias=-18.0, cam_reference={"gradcam": 10.0, "rule": "test"}))
-    stretched, relative = engine.analyze(plain, film), engine.analyze(scaled, film)
+    stretched, relative = engine.analyze(plain, film, "gradcam"), engine.analyze(scaled, film, "gradcam")
     assert stretched.probability < 0.01 and relative.label == "NORMAL"
     assert stretched.cam.reference is None and stretched.cam.heat.max() == 255  # today's per-image stretch
     assert relative.cam.reference == 10.0 and relative.cam.peak == pytest.approx(stretched.cam.peak)
@@ -213,3 +213,26 @@ def test_eigencam_equals_the_svd_definition():
     reference = (flat @ vt[0]).reshape(5, 5)
     reference = reference if reference.sum() >= 0 else -reference
     np.testing.assert_allclose(EigenCAM().signed_map(CamInput(features, features)), reference, atol=1e-4)
+
+
+def test_the_faithfulness_words_say_whether_a_method_shows_the_evidence():
+    from xrayviewer.core.analysis.wording import faithfulness
+
+    good = {"pointing_game": 0.95, "lung_box_share": 0.75,
+            "deletion_vs_random": {"mean_difference": -1.3, "ci95": [-1.5, -1.1]}}
+    bad = {"pointing_game": 0.05, "lung_box_share": 0.55,
+           "deletion_vs_random": {"mean_difference": -0.4, "ci95": [-0.5, -0.3]}}
+    text = faithfulness("Occlusion", good, 373)
+    assert "373 validation" in text and "95%" in text and "-1.30" in text and "shows where" in text
+    assert "does not show" in faithfulness("Grad-CAM", bad, 373)
+    assert "unknown" in faithfulness("Eigen-CAM", None)
+
+
+def test_a_shipped_result_carries_its_methods_measured_faithfulness():
+    engine = Engine("cpu")
+    model = engine.model("mobilenetv2")
+    film = np.full((224, 224), 120, np.uint8)
+    film[40:180, 30:100] = 90
+    analysis = engine.analyze(model, film, "gradcam", force=True)
+    assert model.card.faithfulness("gradcam") is not None and model.card.faithfulness_films
+    assert f"On {model.card.faithfulness_films} validation" in analysis.faithfulness

@@ -49,6 +49,7 @@ def test_open_dicom_and_see_the_analysis(qtbot, window, dicom_data):
 
 
 def test_overlay_controls_repaint_without_inference(qtbot, window, dicom_data):
+    window.panel.method.setCurrentIndex(window.panel.method.findData("gradcam"))  # the tiny model's map is not empty
     open_and_wait(qtbot, window, dicom_data / "RG1_J2KI.dcm")
     pane = window.panes[0]
     model = window.engine.model(pane.settings.model)
@@ -89,7 +90,7 @@ def test_compare_layout_syncs_and_unsyncs(qtbot, window, dicom_data):
     with qtbot.waitSignal(window.analysisShown, timeout=60_000):
         window.compare_action.setChecked(True)
     left, right = window.panes[0].view, window.panes[1].view
-    assert right.isVisible() and window.panes[1].settings.method == "gradcampp"  # one model: another method
+    assert right.isVisible() and window.panes[1].settings.method == "gradcam"  # one model: Grad-CAM beside the default
     qtbot.keyClick(left, Qt.Key.Key_Plus)
     assert right.zoom == pytest.approx(left.zoom) and left.zoom > 1
     window.sync_action.setChecked(False)

@@ -110,7 +110,7 @@ def test_a_heatmap_that_overflows_is_refused(tmp_path):
     model = engine.model(build(tmp_path / "huge.onnx", weights=np.full((4, 4, 3), 3e38, np.float32)))
     (inference,) = engine.infer(model, [quadrant_film(64, (0, 0))])  # P = 1: finite
     with pytest.raises(ModelOutputError, match=r"huge\.onnx: unusable gradcam heatmap"):
-        engine.analysis(model, inference, quadrant_film(64, (0, 0)), force=True)
+        engine.analysis(model, inference, quadrant_film(64, (0, 0)), "gradcam", force=True)
 
 
 def endless(path):

@@ -17,7 +17,7 @@ def film_and_heat(tmp_path):
     runs = []
     original = model.run
     model.run = lambda *a, **k: runs.append(1) or original(*a, **k)  # count forward passes
-    heat = engine.analyze(model, film).cam.heat
+    heat = engine.analyze(model, film, "gradcam").cam.heat
     assert len(runs) == 1
     yield film, heat
     assert len(runs) == 1, "a style change ran the model again"
@@ -55,3 +55,27 @@ def test_every_colormap_is_rgb_and_distinct():
     assert len({lut.tobytes() for lut in luts.values()}) == len(luts)
     with pytest.raises(ValueError, match="unknown colormap"):
         colormap_lut("sepia")
+
+
+def test_the_heat_floor_is_soft_and_evidence_against_is_dashed_cyan():
+    film = np.full((200, 200), 100, np.uint8)
+    ramp = np.tile(np.linspace(0, 255, 200).astype(np.uint8), (200, 1))  # heat rising left to right
+    style = OverlayStyle(opacity=0.8, threshold=0.2, colormap="hot")
+    shown = composite(film, ramp, style).astype(int)
+    change = np.abs(shown - 100).sum(axis=-1)[100]
+    floor = int(np.ceil(0.2 * 255))
+    assert (change[ramp[100] <= floor] == 0).all()  # transparent at and below the floor
+    just_above = change[(ramp[100] > floor) & (ramp[100] < floor + 10)]
+    well_above = change[ramp[100] > floor + 0.15 * 255 + 5]
+    assert just_above.max() < well_above.min()  # the colour fades in above the floor: no hard cut edge
+    against = np.zeros((200, 200), np.uint8)
+    against[60:140, 60:140] = 200  # a square of evidence against, above both dashed levels
+    plain = composite(film, np.zeros_like(ramp), style)
+    lined = composite(film, np.zeros_like(ramp), style, against)
+    drawn = (lined != plain).any(axis=-1)
+    assert drawn.sum() > 50
+    rgb = lined[drawn].astype(int)
+    assert (rgb[:, 2] >= rgb[:, 0]).all() and (rgb[:, 1] >= rgb[:, 0]).all()  # cyan, not the heat's colours
+    assert (rgb[:, 1] > rgb[:, 0] + 50).mean() > 0.7  # (the anti-aliased rim lightens the film a little)
+    edge = drawn[60, 50:150] | drawn[59, 50:150] | drawn[61, 50:150]
+    assert 0 < edge.sum() < edge.size - 20  # dashed: the top edge has gaps

@@ -15,6 +15,7 @@ from tiny_models import build, engine_for_made_films, quadrant_film
 from xrayviewer.core.analysis.cam import CamInput, Occlusion
 from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.analysis.perturbation import CELLS, COARSE_CELLS, interior, occlusion_map, patches
+from xrayviewer.core.errors import Cancelled
 
 
 def two_sided_model(path, **card):
@@ -97,7 +98,7 @@ def test_on_the_shipped_model(kermany):
     assert not cam.signed[0].any() and not cam.signed[:, -1].any()  # cells wholly in the 9 % ring
     y0, y1, x0, x1 = interior(film.shape, model.card.border)
     assert cam.map[:y0].max() == 0 and cam.map[:, x1:].max() == 0 and cam.map[y0:y1, x0:x1].max() > 0.5
-    coarse = Occlusion(coarse=True).signed_map(
+    coarse = Occlusion(COARSE_CELLS).signed_map(
         CamInput(inference.features, inference.gradients, inference.image,
                  lambda b: model.run(b, ["probability"])["probability"][:, 0], model.card.border))
     assert coarse.shape == (7, 7) and np.abs(coarse).max() > 0
@@ -113,3 +114,77 @@ def test_analyze_prints_an_occlusion_row(tmp_path, kermany):
     (row,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert row["method"] == "occlusion" and row["error"] is None and 0 <= row["probability"] <= 1
     assert cv2.imread(row["overlay"]) is not None and ".occlusion" in row["overlay"]
+
+
+def shipped_inference(kermany):
+    engine = Engine("cpu")
+    model = engine.model("mobilenetv2")
+    film = cv2.imread(str(sorted((kermany / "PNEUMONIA").iterdir())[1]), cv2.IMREAD_GRAYSCALE)
+    (inference,) = engine.infer(model, [film])
+    return engine, model, film, inference
+
+
+def counting(model) -> list[int]:
+    """Count the model's runs (images per run) from here on."""
+    runs: list[int] = []
+    original = model.run
+    model.run = lambda images, outputs=None: runs.append(len(images)) or original(images, outputs)
+    return runs
+
+
+def test_the_card_fill_is_the_training_normal_mean_and_occlusion_uses_it(kermany):
+    engine, model, film, inference = shipped_inference(kermany)
+    fill = model.card.occlusion_fill
+    assert fill is not None and fill.shape == model.card.input_size and fill.dtype == np.uint8
+    y0, y1, x0, x1 = interior(fill.shape, model.card.border)
+    assert 60 < fill[y0:y1, x0:x1].mean() < 200 and fill[y0:y1, x0:x1].std() > 10  # a chest, not a flat grey
+    with_fill = engine.cam(model, inference, "occlusion", "pneumonia", film.shape, cells=COARSE_CELLS)
+    local = occlusion_map(inference.image, lambda b: model.run(b, ["probability"])["probability"][:, 0],
+                          model.card.border, COARSE_CELLS)
+    assert with_fill.signed.shape == local.shape == (7, 7)
+    assert not np.allclose(with_fill.signed, local)  # the card's fill, not the local mean, covered the patches
+
+
+def test_a_map_seen_again_comes_from_the_cache(kermany):
+    engine, model, film, inference = shipped_inference(kermany)
+    runs = counting(model)
+    first = engine.cam(model, inference, "occlusion", "pneumonia", film.shape, cells=COARSE_CELLS)
+    assert sum(runs) == 1 + 25
+    again = engine.cam(model, inference, "occlusion", "pneumonia", film.shape, cells=COARSE_CELLS)
+    assert sum(runs) == 1 + 25, "the cached map ran the model again"
+    assert np.array_equal(first.signed, again.signed) and again is not first
+    assert engine.has_map(model, inference, "occlusion", "pneumonia", COARSE_CELLS)
+    assert not engine.has_map(model, inference, "occlusion", "normal", COARSE_CELLS)
+    engine.cam(model, inference, "occlusion", "normal", film.shape, cells=COARSE_CELLS)
+    assert sum(runs) == 2 * (1 + 25)  # another target is another map
+    engine.close()
+    assert len(engine.maps) == 0
+
+
+def test_a_cancelled_occlusion_stops_between_runs(kermany):
+    engine, model, film, inference = shipped_inference(kermany)
+    runs = counting(model)
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    with pytest.raises(Cancelled):
+        engine.cam(model, inference, "occlusion", "pneumonia", film.shape, cancelled=cancelled)
+    assert sum(runs) <= 1 + 2 * 8  # the unoccluded film and two runs of 8, not 145 inferences
+    assert not engine.has_map(model, inference, "occlusion", "pneumonia", engine.refined_cells(model, "occlusion"))
+
+
+def test_the_drawn_map_is_smooth_and_signed(kermany):
+    engine, model, film, inference = shipped_inference(kermany)
+    cam = engine.cam(model, inference, "occlusion", "pneumonia", (448, 448))
+    assert cam.draws_against and cam.cells == engine.refined_cells(model, "occlusion")
+    heat = cam.heat.astype(np.int16)
+    inside = heat[60:-60, 60:-60]
+    steps = np.abs(np.diff(inside, axis=0)).max(), np.abs(np.diff(inside, axis=1)).max()
+    assert max(steps) <= 12  # no cut edge: at most a few levels per pixel at twice the input size
+    against = cam.against_heat
+    assert against is not None and against.shape == cam.heat.shape
+    assert (cam.signed < 0).any() == (against.max() > 0)
+    assert engine.cam(model, inference, "gradcam", "pneumonia", (448, 448)).against_heat is None

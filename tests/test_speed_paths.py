@@ -10,20 +10,20 @@ import pytest
 from pydicom.pixels import pixel_array
 
 from xrayviewer.core import read_image
-from xrayviewer.core.analysis.overlay import OverlayStyle, colormap_lut, composite
+from xrayviewer.core.analysis.overlay import FLOOR_RAMP, OverlayStyle, colormap_lut, composite
 from xrayviewer.core.reading import decoders
 from xrayviewer.core.reading.display import _ramp, window_to_uint8
 from xrayviewer.core.reading.record import Window
 
 
 def reference_composite(film: np.ndarray, heat: np.ndarray, style: OverlayStyle) -> np.ndarray:
-    """Blend every pixel in float, then keep the film below the floor (what the overlay means)."""
+    """Blend every pixel in float with an alpha that rises from 0 at the floor to the opacity FLOOR_RAMP above it
+    (what the overlay means)."""
     base = np.repeat(film[..., None], 3, axis=2).astype(np.float64)
     colored = colormap_lut(style.colormap)[heat, 0].astype(np.float64)
-    blended = np.clip(np.rint(base * (1 - style.opacity) + colored * style.opacity), 0, 255)
-    below = heat < np.ceil(style.threshold * 255)
-    blended[below] = base[below]
-    return blended.astype(np.uint8)
+    cutoff = np.ceil(style.threshold * 255)
+    alpha = style.opacity * np.clip((heat - cutoff) / (FLOOR_RAMP * 255), 0, 1)[..., None]
+    return np.clip(np.rint(base * (1 - alpha) + colored * alpha), 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize("style", [OverlayStyle(), OverlayStyle("inferno", 0.8, 0.7), OverlayStyle(threshold=0.0),
@@ -33,7 +33,7 @@ def test_cached_layer_blends_like_the_definition(style):
     film = rng.integers(0, 256, (300, 260), dtype=np.uint8)
     heat = cv2.resize(rng.integers(0, 256, (7, 7)).astype(np.uint8), (260, 300))
     got = composite(film, heat, style)
-    assert np.abs(got.astype(int) - reference_composite(film, heat, style)).max() <= 1  # float rounding only
+    assert np.abs(got.astype(int) - reference_composite(film, heat, style)).max() <= 3  # 8-bit rounding only
     assert np.array_equal(got[heat < np.ceil(style.threshold * 255)], np.repeat(film[..., None], 3, axis=2)[
         heat < np.ceil(style.threshold * 255)])  # the film itself below the floor
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from xrayviewer.core.analysis.cam import METHODS
+from xrayviewer.core.analysis.cam import DEFAULT_METHOD, METHODS
 from xrayviewer.core.analysis.engine import TARGETS
 from xrayviewer.core.analysis.overlay import COLORMAPS
 from xrayviewer.core.errors import XRayViewerError, user_error
@@ -20,7 +20,9 @@ def add_model_options(p: argparse.ArgumentParser, cam: bool = False) -> None:
     p.add_argument("--model", default="mobilenetv2", help="shipped model name (mobilenetv2, xception) or .onnx path")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
     if cam:
-        p.add_argument("--method", default="gradcam", choices=sorted(METHODS))
+        p.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS),
+                       help=f"heatmap method (default {DEFAULT_METHOD}: the most faithful within the time budget on "
+                       "validation, models/README.md)")
         p.add_argument("--target", default="pneumonia", choices=TARGETS)
         p.add_argument("--colormap", default="jet", choices=sorted(COLORMAPS))
         p.add_argument("--opacity", type=float, default=0.4)

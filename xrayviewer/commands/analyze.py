@@ -19,7 +19,7 @@ from xrayviewer.commands import add_model_options, command_parser, exit_status, 
 from xrayviewer.core import ImageRecord, XRayViewerError, read_image, to_display
 from xrayviewer.core.analysis.cam import METHODS
 from xrayviewer.core.analysis.engine import Engine, Inference
-from xrayviewer.core.analysis.overlay import OverlayStyle, composite, save_png
+from xrayviewer.core.analysis.overlay import OverlayStyle, cam_overlay, save_png
 from xrayviewer.core.errors import OutputError, user_error
 
 BATCH = 32
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             if inference is None:
                 (inference,) = engine.infer(model, [display])
             result = engine.analysis(model, inference, display, args.method, args.target, record, args.force)
-            overlay = None if out is None or result.cam is None else composite(display, result.cam.heat, style)
+            overlay = None if out is None or result.cam is None else cam_overlay(display, result.cam, style)
         except Exception as exc:  # noqa: BLE001 - one image's failure is its own error line
             report(path, user_error(path, exc, "could not be analysed"))
             return

@@ -9,6 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
+class Cancelled(Exception):
+    """Long work stopped because its result is no longer wanted (the film or the settings changed)."""
+
+
 class XRayViewerError(Exception):
     """Base of every error the app reports to a user."""
 

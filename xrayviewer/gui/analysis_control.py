@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-import numpy as np
 from PySide6.QtWidgets import QFileDialog
 
 from xrayviewer.core.analysis.engine import Analysis, Inference, engine_for
+from xrayviewer.core.analysis.perturbation import COARSE_CELLS
 from xrayviewer.core.analysis.overlay import OverlayStyle
 from xrayviewer.core.analysis.wording import bar_top, percent
 from xrayviewer.gui.panels import AnalysisSettings
 from xrayviewer.gui.viewport import Viewport
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What an analysis worker hands back: the forward pass, the result, and the grid to refine its map to."""
+
+    inference: Inference
+    analysis: Analysis
+    refine: int | None = None  # None: the map is final
 
 
 @dataclass
@@ -38,6 +47,8 @@ class AnalysisMixin:
             self.analyze(pane)
 
     def analyze(self, pane: Pane) -> None:
+        """Analyse the film in `pane`. An occlusion map comes coarse first (7 x 7, about 26 inferences) and is
+        refined in a second worker (`_refine`), which stops as soon as the film or the settings change."""
         if self.record is None or not pane.settings.model:
             return
         pane.generation += 1
@@ -45,27 +56,57 @@ class AnalysisMixin:
         cached, force = pane.inferences.get(settings.model), pane.force
         engine = self.engine
 
-        def work() -> tuple[Inference, Analysis, np.ndarray | None]:
+        def stale() -> bool:
+            return pane.generation != generation
+
+        def work() -> Shown:
             model = engine.model(settings.model)
             inference = cached or engine.infer(model, [display])[0]
-            analysis = engine.analysis(model, inference, display, settings.method, settings.target, record, force)
-            return inference, analysis, None if analysis.cam is None else analysis.cam.heat
+            final = engine.refined_cells(model, settings.method)
+            first = final if final is None or engine.has_map(model, inference, settings.method, settings.target,
+                                                             final) else COARSE_CELLS
+            analysis = engine.analysis(model, inference, display, settings.method, settings.target, record, force,
+                                       first, stale)
+            return Shown(inference, analysis, None if first == final else final)
 
         if pane is self.active:
             self.panel.show_busy("Analysing...")
         self._run(work, lambda r, p=pane, g=generation: self._analysis_done(p, g, r), "Analysing...")
 
-    def _analysis_done(self, pane: Pane, generation: int, result) -> None:
+    def _analysis_done(self, pane: Pane, generation: int, shown: Shown) -> None:
         if generation != pane.generation:
             return  # the film or the settings changed meanwhile
-        inference, analysis, heat = result
-        pane.inferences[pane.settings.model] = inference
+        pane.inferences[pane.settings.model] = shown.inference
+        self._show(pane, shown.analysis, refining=shown.refine is not None)
+        if shown.refine is not None and shown.analysis.cam is not None:
+            self._refine(pane, generation, shown)
+        elif all(p.analysis is not None for p in self.visible_panes()):
+            self.analysisShown.emit()
+
+    def _refine(self, pane: Pane, generation: int, shown: Shown) -> None:
+        """The heatmap on its final grid, in the background; dropped unseen if the pane moved on meanwhile."""
+        engine, name, analysis = self.engine, pane.settings.model, shown.analysis
+
+        def work() -> Analysis:
+            cam = engine.cam(engine.model(name), shown.inference, analysis.method, analysis.target,
+                             analysis.cam.size, shown.refine, lambda: pane.generation != generation)
+            return replace(analysis, cam=cam)
+
+        def done(refined: Analysis) -> None:
+            if generation == pane.generation:
+                self._show(pane, refined)
+                if all(p.analysis is not None for p in self.visible_panes()):
+                    self.analysisShown.emit()
+
+        self._run(work, done, "Refining the heatmap...")
+
+    def _show(self, pane: Pane, analysis: Analysis, refining: bool = False) -> None:
         pane.analysis = analysis
-        pane.view.set_heat(heat, caption_of(analysis), bar_top_of(analysis))
+        cam = analysis.cam
+        pane.view.set_heat(None if cam is None else cam.heat, caption_of(analysis, refining), bar_top_of(analysis),
+                           None if cam is None else cam.against_heat)
         if pane is self.active:
             self.panel.show_result(analysis)
-        if all(p.analysis is not None for p in self.visible_panes()):
-            self.analysisShown.emit()
 
     def analyse_anyway(self) -> None:
         """Show the active pane's result although the gate refused the film; it is marked out of scope."""
@@ -114,12 +155,15 @@ class AnalysisMixin:
         self.panel.add_model(path)
 
 
-def caption_of(analysis: Analysis) -> str:
-    """The viewport's bottom-right text for a result."""
+def caption_of(analysis: Analysis, refining: bool = False) -> str:
+    """The viewport's bottom-right text for a result (`refining`: a first, coarse map is shown)."""
     if analysis.label is None:
         return f"{analysis.model}: not analysed\n(outside what it can judge)"
     scope = "\nOUT OF SCOPE (analysed anyway)" if analysis.out_of_scope else ""
-    return f"{analysis.model}: {analysis.label} {percent(analysis.probability)}\n{analysis.method}{scope}"
+    cells = analysis.cam.cells if analysis.cam is not None else None
+    grid = f" {cells}x{cells}" if cells else ""
+    state = ", refining..." if refining else ""
+    return f"{analysis.model}: {analysis.label} {percent(analysis.probability)}\n{analysis.method}{grid}{state}{scope}"
 
 
 def bar_top_of(analysis: Analysis) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from xrayviewer.core import Window
+from xrayviewer.core.analysis.cam import DEFAULT_METHOD
 from xrayviewer.core.reading.display import percentile_window
 from xrayviewer.gui.analysis_control import Pane
 from xrayviewer.gui.panels import AnalysisSettings
@@ -17,7 +18,7 @@ class CompareMixin:
         other = [m for m in self.models if m != first.model]
         if other:
             return replace(first, model=other[0])
-        return replace(first, method="gradcampp")
+        return replace(first, method="gradcam" if first.method == DEFAULT_METHOD else DEFAULT_METHOD)
 
     def set_active(self, pane: Pane) -> None:
         self.active = pane

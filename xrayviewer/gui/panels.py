@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from xrayviewer.core.analysis.cam import METHODS
+from xrayviewer.core.analysis.cam import DEFAULT_METHOD, METHODS
 from xrayviewer.core.analysis.engine import TARGETS
 from xrayviewer.core.analysis.overlay import COLORMAPS, OverlayStyle, colorbar
 from xrayviewer.core.analysis.session import PROVIDER_NAMES
@@ -36,9 +36,10 @@ METHOD_TEXT = {  # list label (when it differs from the method's own) and toolti
                  "Not class-specific: the map is the same for PNEUMONIA and NORMAL."),
     "scorecam": ("", "Each map weighted by the target probability of the film masked by it (32 extra forward "
                  "passes). Class-specific."),
-    "occlusion": ("", "How far the target's logit falls when each 32-px patch of the film is covered by its local "
-                  "mean (about 145 extra forward passes; the border the model never sees stays empty). "
-                  "Class-specific."),
+    "occlusion": ("Occlusion (default)", "How far the target's logit falls when each 32-px patch of the film is "
+                  "covered by the mean normal film of the model's training set: a coarse 7 x 7 map first (about 26 "
+                  "extra forward passes), then the 14 x 14 one (about 145). Dashed cyan lines: evidence against "
+                  "the target. The border the model never sees stays empty. Class-specific."),
 }
 
 
@@ -47,7 +48,7 @@ class AnalysisSettings:
     """What one viewport's analysis uses."""
 
     model: str = "mobilenetv2"
-    method: str = "gradcam"
+    method: str = DEFAULT_METHOD
     target: str = "pneumonia"
 
 

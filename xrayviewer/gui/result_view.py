@@ -81,6 +81,8 @@ def heat_text(analysis: Analysis) -> str:
                 f"95th percentile of their peaks). This film's peak: {cam.relative_peak:.0%} of that.")
     if not method.class_specific:
         text += f" {method.label} is not class-specific: it ignores the target class."
+    if cam.draws_against:
+        text += f" Dashed cyan lines: evidence against {target} (the score rises when that part is covered)."
     return text
 
 
@@ -151,4 +153,4 @@ class ResultView(QGroupBox):
         self.label.setText(f"<b>{analysis.label}</b> at the operating threshold ({escape(analysis.model)})")
         self.scope.setText("<b>OUT OF SCOPE: shown only because you asked.</b> The gate refused this image:"
                            f"<ul style='margin:0'>{reasons}</ul>")
-        self.heat.setText(escape(heat_text(analysis)))
+        self.heat.setText(escape(heat_text(analysis)) + "<br><i>" + escape(analysis.faithfulness) + "</i>")

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from xrayviewer.core.analysis.cam import METHODS
+from xrayviewer.core.analysis.cam import DEFAULT_METHOD, METHODS
 from xrayviewer.core.analysis.overlay import COLORMAPS, OverlayStyle
 from xrayviewer.core.analysis.session import resolve_provider
 from xrayviewer.core.errors import XRayViewerError
@@ -90,7 +90,7 @@ class Settings:
         return self._read("model", _one_of(models), None)
 
     def method(self) -> str:
-        return self._read("method", _one_of(METHODS), "gradcam")
+        return self._read("method", _one_of(METHODS), DEFAULT_METHOD)
 
     def set_analysis(self, model: str, method: str) -> None:
         self.store.setValue("model", model)

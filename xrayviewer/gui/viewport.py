@@ -70,6 +70,7 @@ class Viewport(QWidget):
         self.zoom = 1.0
         self.center = (0.0, 0.0)
         self.heat: np.ndarray | None = None
+        self.against: np.ndarray | None = None  # evidence against the target, drawn as dashed lines
         self.style = OverlayStyle()
         self.caption = ""  # analysis text for the bottom-right corner
         self.bar_top = ""  # what the top of the colour bar means
@@ -83,13 +84,15 @@ class Viewport(QWidget):
     # ----- state in -----
     def set_record(self, record: ImageRecord | None) -> None:
         self.record = record
-        self.heat = None
+        self.heat = self.against = None
         self.caption = ""
         self.reset()
 
-    def set_heat(self, heat: np.ndarray | None, caption: str = "", bar_top: str = "") -> None:
-        """The 8-bit heat to draw (None: none), the corner caption, and what the colour bar's top means."""
-        self.heat, self.caption, self.bar_top = heat, caption, bar_top
+    def set_heat(self, heat: np.ndarray | None, caption: str = "", bar_top: str = "",
+                 against: np.ndarray | None = None) -> None:
+        """The 8-bit heat to draw (None: none), the corner caption, what the colour bar's top means, and the
+        evidence against the target on the heat's scale (None: none drawn)."""
+        self.heat, self.caption, self.bar_top, self.against = heat, caption, bar_top, against
         self._compose()
 
     def set_style(self, style: OverlayStyle) -> None:
@@ -139,8 +142,10 @@ class Viewport(QWidget):
             self.update()
             return
         heat = self.heat if self.heat is not None and self.heat.shape == self.display.shape[:2] else None
-        if heat is not None and (self._layer is None or not self._layer.matches(heat, self.style)):
-            self._layer = HeatLayer(heat, self.style)
+        against = self.against if heat is not None and self.against is not None and \
+            self.against.shape == heat.shape else None
+        if heat is not None and (self._layer is None or not self._layer.matches(heat, self.style, against)):
+            self._layer = HeatLayer(heat, self.style, against)
         self.shown = self._layer.over(self.display) if heat is not None else as_rgb(self.display)
         self._image = to_qimage(self.shown, share=True)  # self.shown is replaced, never changed, while shown
         self.update()

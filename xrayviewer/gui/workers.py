@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
-from xrayviewer.core.errors import XRayViewerError
+from xrayviewer.core.errors import Cancelled, XRayViewerError
 
 
 class SignalsGone(Exception):
@@ -48,6 +48,8 @@ class Worker:
                 self._tell(self.signals.result, value, raise_gone=True)
         except SignalsGone:
             return  # the application is closing: nobody is left to tell
+        except Cancelled:
+            pass  # nobody wants the result any more: no result, no error
         except XRayViewerError as exc:
             self._tell(self.signals.error, str(exc))
         except Exception as exc:  # noqa: BLE001 - a worker must report, never take the app down

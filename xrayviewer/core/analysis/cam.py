@@ -15,9 +15,24 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from xrayviewer.core.analysis.perturbation import CELLS, COARSE_CELLS, interior, occlusion_map
+from xrayviewer.core.analysis.perturbation import CELLS, interior, occlusion_map
 
 EMPTY_RATIO = 1e-3  # positive evidence below this fraction of the strongest evidence counts as none
+CELL_PX = 16  # px per map cell at the size where a map is smoothed before it is brought to the source size
+SMOOTH_SIGMA = 0.4  # the Gaussian that rounds a map's cells, in cells: no diamonds, no straight cut edges
+
+
+def smooth(small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A feature-size map at `size` (rows, cols): bicubic to CELL_PX per cell, a Gaussian of SMOOTH_SIGMA cells,
+    scaled back to the map's own peak, then bilinear. Iso-lines come out round where a bilinear 7 x 7 map draws
+    diamonds."""
+    h, w = small.shape
+    mid = cv2.resize(small.astype(np.float32), (w * CELL_PX, h * CELL_PX), interpolation=cv2.INTER_CUBIC)
+    mid = cv2.GaussianBlur(mid, (0, 0), SMOOTH_SIGMA * CELL_PX)
+    top, peak = float(mid.max()), float(small.max())
+    if top > 0 and peak > 0:
+        mid *= peak / top  # the rounding keeps the peak's value: the colour at the hottest point is the measured one
+    return cv2.resize(mid, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,8 @@ class CamInput:
     image: np.ndarray | None = None  # [1, H, W, 3] model input (Score-CAM)
     score: Callable[[np.ndarray], np.ndarray] | None = None  # batch [N, H, W, 3] -> target probability [N]
     border: float = 0.0  # the card's blanked ring, as a fraction of each side (occlusion)
+    cancelled: Callable[[], bool] | None = None  # long methods stop (core.errors.Cancelled) once it says so
+    fill: np.ndarray | None = None  # [H, W, 3] model input that covers an occluded patch (None: local mean)
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,8 @@ class CamResult:
     reference: float | None = None  # the raw value drawn as 1; None: stretched to this map's own peak
     signed: np.ndarray | None = None  # float32 [h, w], the raw map before its positive part was taken
     border: float = 0.0  # a ring (fraction of each side) the model never saw, drawn empty at the source size
+    draws_against: bool = False  # the signed map's negative part is evidence against the target, drawn apart
+    cells: int | None = None  # a perturbation map's grid (occlusion: 7 coarse, 14 refined); None: the CAM layer's
 
     def against(self, reference: float) -> "CamResult":
         """The same map on a fixed scale: raw map / `reference`, clipped to [0, 1]."""
@@ -64,15 +83,28 @@ class CamResult:
 
     @cached_property
     def map(self) -> np.ndarray:
-        """float32 in [0, 1] at the source size (bilinear)."""
-        return self._blank(np.clip(cv2.resize(self.small, (self.size[1], self.size[0]),
-                                              interpolation=cv2.INTER_LINEAR), 0, 1))
+        """float32 in [0, 1] at the source size (smoothed, see `smooth`)."""
+        return self._blank(np.clip(smooth(self.small, self.size), 0, 1))
 
     @cached_property
     def heat(self) -> np.ndarray:
-        """uint8 0..255 at the source size, what the overlay draws: resized in 8 bits, so it costs ~1 ms at 2k."""
-        small8 = cv2.convertScaleAbs(self.small, alpha=255.0)
-        return self._blank(cv2.resize(small8, (self.size[1], self.size[0]), interpolation=cv2.INTER_LINEAR))
+        """uint8 0..255 at the source size, what the overlay draws."""
+        return self._heat(self.small)
+
+    @cached_property
+    def against_heat(self) -> np.ndarray | None:
+        """The evidence against the target, uint8 at the source size on the heat's scale (the reference, else the
+        positive peak, else its own peak); None when the method's sign means nothing or there is none."""
+        if not self.draws_against or self.signed is None:
+            return None
+        against = np.maximum(-self.signed, 0)
+        scale = self.reference or self.peak or float(against.max())
+        return self._heat(np.clip(against / scale, 0, 1).astype(np.float32)) if scale > 0 else None
+
+    def _heat(self, small: np.ndarray) -> np.ndarray:
+        mid = smooth(small, (small.shape[0] * CELL_PX, small.shape[1] * CELL_PX))
+        return self._blank(cv2.resize(cv2.convertScaleAbs(mid, alpha=255.0), (self.size[1], self.size[0]),
+                                      interpolation=cv2.INTER_LINEAR))
 
     def _blank(self, full: np.ndarray) -> np.ndarray:
         """`full` with the border ring set to 0 (in place)."""
@@ -90,6 +122,7 @@ class CamMethod:
     name = "base"
     label = "base"
     class_specific = True  # the map depends on the target class
+    costly = False  # runs the model again (tens of inferences or more): its maps are worth caching
 
     def weights(self, x: CamInput) -> np.ndarray:
         """Channel weights `[C]`, or per-position weights `[h, w, C]`."""
@@ -184,6 +217,7 @@ class ScoreCAM(CamMethod):
     """
 
     name, label = "scorecam", "Score-CAM"
+    costly = True
 
     def __init__(self, channels: int = 32) -> None:
         self.channels = channels
@@ -206,26 +240,31 @@ class ScoreCAM(CamMethod):
 
 
 class Occlusion(CamMethod):
-    """Occlusion (Zeiler & Fergus 2014): the drop of the target logit when a patch is covered by the film's local
-    mean, on a 14 x 14 grid (32-px patches, 16-px stride at 224 px; `coarse`: 7 x 7, 64-px patches). Uses only the
-    scoring function, so it works on any contract model; about 1 + 144 inferences at 224 px with a 9 % border
-    (1 + 25 coarse). The border ring is empty in the map and in the drawing. See core.analysis.perturbation.
+    """Occlusion (Zeiler & Fergus 2014): the drop of the target logit when a patch is covered by the card's mean
+    normal film, on a 14 x 14 grid (32-px patches, 16-px stride at 224 px; 7 x 7: 64-px patches, the first
+    picture). Uses only the scoring function, so it works on any contract model; about 1 + 144 inferences at
+    224 px with a 9 % border (1 + 25 at 7 x 7). The border ring is empty in the map and in the drawing. See
+    core.analysis.perturbation.
     """
 
     name, label = "occlusion", "Occlusion"
+    costly = True
 
-    def __init__(self, coarse: bool = False) -> None:
-        self.cells = COARSE_CELLS if coarse else CELLS
+    def __init__(self, cells: int = CELLS) -> None:
+        self.cells = cells
 
     def signed_map(self, x: CamInput) -> np.ndarray:
         if x.image is None or x.score is None:
             raise ValueError("Occlusion needs the model input and a scoring function")
-        return occlusion_map(x.image, x.score, x.border, self.cells)
+        return occlusion_map(x.image, x.score, x.border, self.cells, cancelled=x.cancelled, fill=x.fill)
 
     def compute(self, x: CamInput, size: tuple[int, int]) -> CamResult:
-        return replace(super().compute(x, size), border=x.border)
+        return replace(super().compute(x, size), border=x.border, draws_against=True, cells=self.cells)
 
 
 METHODS: dict[str, type[CamMethod]] = {
     cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, EigenCAM, ScoreCAM, Occlusion)
 }
+DEFAULT_METHOD = "occlusion"
+"""The method shown unless the user picks another: the most faithful one within the time budget on validation
+(benchmarks/faithfulness.py; figures in models/README.md and each shipped card's `faithfulness`)."""

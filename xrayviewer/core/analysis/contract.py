@@ -6,13 +6,18 @@ trusts one. See `models/README.md` for the contract in prose.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import onnxruntime as ort
 
 from xrayviewer.core.errors import XRayViewerError
@@ -177,10 +182,44 @@ class ModelCard:
     def classes(self) -> list[str]:
         return list(self.data["classes"])
 
-    def cam_reference(self, method: str) -> float | None:
-        """The fixed raw-CAM scale of `method` (its typical peak on pneumonia films), or None when the card has none."""
-        value = (self.data.get("cam_reference") or {}).get(method)
+    def cam_reference(self, method: str, cells: int | None = None) -> float | None:
+        """The fixed raw-CAM scale of `method` (its typical peak on pneumonia films), or None when the card has none.
+        A perturbation map's scale depends on its grid: `method@cells` is looked up first."""
+        table = self.data.get("cam_reference") or {}
+        value = table.get(f"{method}@{cells}") if cells else None
+        value = table.get(method) if value is None else value
         return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+    def faithfulness(self, method: str) -> dict | None:
+        """What benchmarks/faithfulness.py measured of `method` on validation (None when the card does not say)."""
+        figures = (self.data.get("faithfulness") or {}).get("methods", {}).get(method)
+        return figures if isinstance(figures, dict) else None
+
+    @property
+    def faithfulness_films(self) -> int | None:
+        """How many validation pneumonia films the card's faithfulness figures were measured on."""
+        value = (self.data.get("faithfulness") or {}).get("pneumonia_films")
+        return value if isinstance(value, int) else None
+
+    @cached_property
+    def occlusion_fill(self) -> np.ndarray | None:
+        """What covers an occluded patch: the mean NORMAL film of the model's training set, uint8 gray at the input
+        size (card key `occlusion_fill`, a base64 PNG); None when the card has none or it does not decode to that
+        size (the film's local mean is used then)."""
+        text = self.data.get("occlusion_fill")
+        if not isinstance(text, str):
+            return None
+        try:
+            image = cv2.imdecode(np.frombuffer(base64.b64decode(text, validate=True), np.uint8), cv2.IMREAD_GRAYSCALE)
+        except (binascii.Error, ValueError, cv2.error):
+            return None
+        return image if image is not None and image.shape == self.input_size else None
+
+    @property
+    def occlusion_cells(self) -> int | None:
+        """The occlusion grid the card's figures were measured at and the viewer refines to (None: the default)."""
+        value = (self.data.get("faithfulness") or {}).get("occlusion_cells")
+        return int(value) if isinstance(value, int) and 2 <= value <= 64 else None
 
 
 def card_metadata(card: dict[str, Any]) -> dict[str, str]:

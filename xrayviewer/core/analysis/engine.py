@@ -8,15 +8,19 @@ A new CAM method or target reuses the forward pass; only Score-CAM and occlusion
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from xrayviewer.core.analysis.cam import METHODS, CamInput, CamResult
+from xrayviewer.core.analysis.cam import DEFAULT_METHOD, METHODS, CamInput, CamResult
 from xrayviewer.core.analysis.findings import Note, Refusal, Subject
 from xrayviewer.core.analysis.gate import Gate
+from xrayviewer.core.analysis.map_cache import MapCache, input_digest
+from xrayviewer.core.analysis.perturbation import CELLS
 from xrayviewer.core.analysis.preprocess import model_input
+from xrayviewer.core.analysis.wording import faithfulness
 from xrayviewer.core.reading.record import ImageRecord
 from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.analysis.session import PROVIDER_NAMES, PROVIDERS, Model, ModelCache, ModelOutputError, resolve_provider
@@ -48,7 +52,7 @@ class Analysis:
     provider: str
     threshold: float
     threshold_rule: str = ""
-    method: str = "gradcam"
+    method: str = DEFAULT_METHOD
     target: str = "pneumonia"
     probability: float | None = None  # P(PNEUMONIA)
     label: str | None = None
@@ -58,6 +62,7 @@ class Analysis:
     out_of_scope: bool = False  # refused, and shown anyway because the user asked
     ood_score: float | None = None  # the model file's own out-of-distribution score, when it has a gate
     provider_note: str = ""  # why the provider is not the GPU one that 'auto' tried first ("" when none failed)
+    faithfulness: str = ""  # how far the method's maps can be trusted for this model, from its card, in words
 
 
 class Engine:
@@ -67,11 +72,13 @@ class Engine:
         """`note`: why this engine does not run on the provider the user chose (see `engine_for`)."""
         self.provider, self.note = provider, note
         self.models = ModelCache()
+        self.maps = MapCache()
         self.gate = gate if gate is not None else Gate()
 
     def close(self) -> None:
         """Let go of the loaded models (their ONNX Runtime sessions are freed once no analysis holds them)."""
         self.models.clear()
+        self.maps.clear()
 
     def model(self, name_or_path: str | Path) -> Model:
         from xrayviewer.models import resolve
@@ -90,9 +97,14 @@ class Engine:
             for i in range(len(displays))
         ]
 
-    def cam(self, model: Model, inference: Inference, method: str, target: str,
-            size: tuple[int, int]) -> CamResult:
-        """The CAM of `method` for `target` at `size` (rows, cols), on the card's reference scale when it has one."""
+    def cam(self, model: Model, inference: Inference, method: str, target: str, size: tuple[int, int],
+            cells: int | None = None, cancelled: Callable[[], bool] | None = None) -> CamResult:
+        """The CAM of `method` for `target` at `size` (rows, cols), on the card's reference scale when it has one.
+
+        `cells`: a perturbation method's grid (occlusion: COARSE_CELLS for a first picture; default CELLS).
+        `cancelled`: a long method stops with core.errors.Cancelled once it returns True. Maps of costly methods
+        are cached by model file, method, grid, target and model input, so a film seen again costs nothing.
+        """
         if method not in METHODS:
             raise ValueError(f"unknown CAM method '{method}'; choose one of {', '.join(METHODS)}")
         if target not in TARGETS:
@@ -104,20 +116,46 @@ class Engine:
                                 for i in range(0, len(batch), SCORE_BATCH)])
             return p if target == "pneumonia" else 1 - p
 
-        x = CamInput(inference.features, sign * inference.gradients, inference.image, score, model.card.border)
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing map is refused just below
-            result = METHODS[method]().compute(x, size)
-        if not (np.isfinite(result.peak) and np.isfinite(result.small).all()):
-            raise ModelOutputError(model.path, f"unusable {method} heatmap", "the map is not finite (its features "
-                                   "or gradients overflow)", "Choose another CAM method, or check the model file.")
-        reference = model.card.cam_reference(method)
+        kind = METHODS[method]
+        cells = cells or self.refined_cells(model, method)
+        key = self._map_key(model, inference, method, target, cells) if kind.costly else None
+        result = None if key is None else self.maps.get(key)
+        if result is None:
+            fill = model.card.occlusion_fill
+            x = CamInput(inference.features, sign * inference.gradients, inference.image, score, model.card.border,
+                         cancelled, None if fill is None else model_input(fill, model.card)[0])
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflowing map is refused just below
+                result = (kind(cells) if cells else kind()).compute(x, size)
+            if not (np.isfinite(result.peak) and np.isfinite(result.small).all()):
+                raise ModelOutputError(model.path, f"unusable {method} heatmap", "the map is not finite (its "
+                                       "features or gradients overflow)", "Choose another CAM method, or check the "
+                                       "model file.")
+            if key is not None:
+                self.maps.put(key, result)
+        result = replace(result, size=size)  # a new object: the cached one never holds a full-size heat
+        reference = model.card.cam_reference(method, result.cells)
         return result if reference is None else result.against(reference)
 
-    def analysis(self, model: Model, inference: Inference, display: np.ndarray, method: str = "gradcam",
-                 target: str = "pneumonia", record: ImageRecord | None = None, force: bool = False) -> Analysis:
+    def refined_cells(self, model: Model, method: str) -> int | None:
+        """The grid a perturbation map ends on for `model`: the one its card's figures were measured at, else the
+        method's default; None for a method computed from the CAM layer."""
+        return (model.card.occlusion_cells or CELLS) if method == "occlusion" else None
+
+    def has_map(self, model: Model, inference: Inference, method: str, target: str, cells: int | None) -> bool:
+        """Whether this map is already in the cache (a film seen again skips the coarse first picture)."""
+        return self.maps.get(self._map_key(model, inference, method, target, cells)) is not None
+
+    @staticmethod
+    def _map_key(model: Model, inference: Inference, method: str, target: str, cells: int | None) -> tuple:
+        return model.digest, method, cells, target, input_digest(inference.image)
+
+    def analysis(self, model: Model, inference: Inference, display: np.ndarray, method: str = DEFAULT_METHOD,
+                 target: str = "pneumonia", record: ImageRecord | None = None, force: bool = False,
+                 cells: int | None = None, cancelled: Callable[[], bool] | None = None) -> Analysis:
         """The gate's verdict on one forward pass and, unless it refused (or `force`), the result and CAM.
 
-        `record` gives the gate the file's header; without one only the image and model checks run.
+        `record` gives the gate the file's header; without one only the image and model checks run. `cells` and
+        `cancelled` go to `cam`.
         """
         score = inference.ood_score if model.card.data.get("ood") else None
         verdict = self.gate(Subject(display, record, model.card, score))
@@ -125,15 +163,17 @@ class Engine:
         gated = Analysis(model=card.name, provider=model.provider, threshold=card.threshold,
                          threshold_rule=card.threshold_rule, method=method, target=target, refused=verdict.refused,
                          notes=verdict.notes, ood_score=None if score is None else round(score, 4),
-                         provider_note="; ".join(filter(None, (self.note, model.fallback))))
+                         provider_note="; ".join(filter(None, (self.note, model.fallback))),
+                         faithfulness=faithfulness(METHODS[method].label, card.faithfulness(method),
+                                                   card.faithfulness_films))
         if verdict.refused and not force:
             return gated
         p = inference.probability
         return replace(gated, probability=p, label="PNEUMONIA" if p >= card.threshold else "NORMAL",
-                       cam=self.cam(model, inference, method, target, display.shape[:2]),
+                       cam=self.cam(model, inference, method, target, display.shape[:2], cells, cancelled),
                        out_of_scope=bool(verdict.refused))
 
-    def analyze(self, model: Model, display: np.ndarray, method: str = "gradcam", target: str = "pneumonia",
+    def analyze(self, model: Model, display: np.ndarray, method: str = DEFAULT_METHOD, target: str = "pneumonia",
                 record: ImageRecord | None = None, force: bool = False) -> Analysis:
         """One display array, start to end."""
         (inference,) = self.infer(model, [display])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import onnxruntime as ort
 
 from xrayviewer.core.analysis.contract import FIX, ModelCard, ModelContractError, validate_session
 from xrayviewer.core.errors import XRayViewerError
+from xrayviewer.core.reading.digest import file_sha256
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "dml": "DmlExecutionProvider"}
 AUTO_ORDER = ("cuda", "dml", "cpu")
@@ -66,6 +68,11 @@ class Model:
     limit_per_image_s: float = TIME_LIMIT_PER_IMAGE_S
     stopped: str = ""  # why the model is no longer run, once a run outlasted its time limit
     fallback: str = ""  # with provider 'auto': why a GPU provider of this build did not run it ("" when none failed)
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the model file (read once): what a cached heatmap or a stored result was computed with."""
+        return file_sha256(self.path)
 
     @property
     def outputs(self) -> list[str]:

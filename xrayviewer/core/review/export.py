@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 
 from xrayviewer.core.analysis.engine import Analysis, Engine
-from xrayviewer.core.analysis.overlay import OverlayStyle, colorbar, composite, save_png
+from xrayviewer.core.analysis.overlay import OverlayStyle, cam_overlay, colorbar, save_png
 from xrayviewer.core.analysis.wording import percent
 from xrayviewer.core.errors import OutputError, user_error
 from xrayviewer.core.reading.display import to_display
@@ -74,7 +74,7 @@ def export_study(paths: list[Path], folder: Path, engine: Engine, model_name: st
             record = read_image(path)
             display = to_display(record)
             analysis = engine.analyze(model, display, method, target, record)
-            shown = display if analysis.cam is None else composite(display, analysis.cam.heat, style)
+            shown = cam_overlay(display, analysis.cam, style)
             save_png(folder / f"{i:04d}_{Path(path).stem}.{method}.png", annotate(shown, style, analysis))
             summary.written += 1
         except Exception as exc:  # noqa: BLE001 - one image's failure does not end the export

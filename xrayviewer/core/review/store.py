@@ -9,7 +9,6 @@ The file lives in the user's data folder (`default_db_path`), never next to the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -22,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from xrayviewer.core.errors import XRayViewerError
+from xrayviewer.core.reading.digest import file_sha256  # noqa: F401 - re-exported (gui.export_actions)
 
 DB_ENV = "XRAYVIEWER_DB"
 DB_NAME = "review.sqlite"
@@ -117,14 +117,6 @@ def default_db_path() -> Path:
 def now() -> str:
     """UTC time, ISO 8601 to the second."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

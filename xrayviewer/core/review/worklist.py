@@ -20,7 +20,8 @@ from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.reading.display import to_display
 from xrayviewer.core.reading.record import ImageRecord
-from xrayviewer.core.review.store import FilmInfo, ModelResult, ReviewStore, file_sha256
+from xrayviewer.core.reading.digest import file_sha256
+from xrayviewer.core.review.store import FilmInfo, ModelResult, ReviewStore
 
 BATCH = 16
 
