@@ -126,6 +126,9 @@ class PacsMixin:
             self.pacs_dock.setObjectName("pacs")
             self.pacs_dock.setWidget(self.pacs_query)
             self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.pacs_dock)
+            study = self.findChild(QDockWidget, "study")
+            if study is not None:  # a tab beside the study browser: the whole height for the search's results
+                self.tabifyDockWidget(study, self.pacs_dock)
         self.pacs_dock.show()
         self.pacs_dock.raise_()
 
