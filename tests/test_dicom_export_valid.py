@@ -120,3 +120,81 @@ def test_a_picture_file_keeps_one_study_its_name_and_regions_on_the_turned_sc(tm
     scale = sc.Columns / record.rows  # turned by 90: the film's height is the SC's width, then enlarged
     assert points[:, 0] == pytest.approx([(record.rows - 1 - 20.5) * scale + 0.5 * (scale - 1)] * 2, abs=scale)
     assert points[1, 1] > points[0, 1]  # the arrow along the film's x runs down the turned picture
+
+
+def test_a_picture_file_carries_the_identity_the_user_gave_in_headers_and_burned_in(tmp_path, kermany):
+    from test_review_store import copy_films
+
+    from xrayviewer.core.review.dicom_export import Identity, identified
+    from xrayviewer.core.review.report_image import result_lines
+
+    (path,) = copy_films(kermany, tmp_path / "films", 1)
+    record = read_image(path)
+    reading = identified(Reading(record), Identity("DOE^JANE", "P-0042", "ACC-7"))
+    out = export_dicom(reading, reading_picture(to_display(record), reading), tmp_path / "export")
+    for p in (out.sc, out.sr):
+        validate(p)
+        ds = pydicom.dcmread(p, stop_before_pixels=True)
+        assert (str(ds.PatientName), ds.PatientID, ds.AccessionNumber) == ("DOE^JANE", "P-0042", "ACC-7")
+    assert "ID: P-0042" in result_lines(reading)[0] and "DOE" in result_lines(reading)[0]
+
+
+def test_export_command_writes_a_picture_file_with_its_identity(tmp_path, kermany):
+    import json
+    import os
+    import sys
+
+    from test_review_store import copy_films
+
+    (path,) = copy_films(kermany, tmp_path / "films", 1)
+    env = {**os.environ, "XRAYVIEWER_DB": str(tmp_path / "review.sqlite")}
+
+    def xrayviewer(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "xrayviewer", *args], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    assert xrayviewer("worklist", str(path)).returncode == 0
+    result = xrayviewer("export", str(path), "--out", str(tmp_path / "out"), "--patient-id", "P-9", "--accession",
+                        "A-1")
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    sr = pydicom.dcmread(line["sr"])
+    assert (sr.PatientID, sr.AccessionNumber, line["sent_to"]) == ("P-9", "A-1", None)
+    assert any(i.ValueType == "NUM" for i in content(sr))  # the stored film's AI result
+    validate(Path(line["sc"]))
+    unknown = xrayviewer("export", str(tmp_path / "films" / "nope.png"), "--out", str(tmp_path / "out"))
+    assert unknown.returncode == 1 and "not in the review store" in unknown.stderr
+
+
+def test_the_viewer_asks_a_picture_files_identity_before_the_dicom_export(qtbot, tmp_path, kermany, monkeypatch):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QFileDialog, QLabel
+    from test_gui_review import open_window, settle
+    from test_review_store import copy_films
+
+    from xrayviewer.gui.identity_dialog import IdentityDialog
+
+    (path,) = copy_films(kermany, tmp_path / "films", 1)
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
+    with qtbot.waitSignal(window.analysisShown, timeout=60_000):
+        window.open_paths([path])
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(tmp_path / "out")))
+    seen = []
+
+    def answer(cancel: bool) -> None:
+        dialog = QApplication.activeModalWidget()
+        seen.append(str(path) in dialog.findChildren(QLabel)[0].text())  # it says which file it asks about
+        dialog.patient_name.setText("ROE^RICHARD")
+        dialog.patient_id.setText("P-77")
+        dialog.reject() if cancel else dialog.accept()
+
+    QTimer.singleShot(300, lambda: answer(cancel=True))
+    window.export_dicom()  # cancelled: nothing is written
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    QTimer.singleShot(300, lambda: answer(cancel=False))
+    window.export_dicom()
+    qtbot.waitUntil(lambda: len(list((tmp_path / "out").glob("*.dcm"))) == 2, timeout=60_000)
+    sc = pydicom.dcmread(next((tmp_path / "out").glob("*.sc.dcm")), stop_before_pixels=True)
+    assert (str(sc.PatientName), sc.PatientID) == ("ROE^RICHARD", "P-77") and seen == [True, True]
+    assert not window.findChildren(IdentityDialog)
+    settle(qtbot, window)

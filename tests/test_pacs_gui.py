@@ -35,8 +35,8 @@ def test_nodes_dialog_adds_tests_and_removes_a_node(qtbot, tmp_path, orthanc):  
     settle(qtbot, window)
 
 
-def test_dock_finds_retrieves_and_reviews_then_send_to_pacs_stores_under_the_study(qtbot, tmp_path, orthanc,  # noqa: F811
-                                                                                   dicom_data, monkeypatch):
+def test_dock_finds_retrieves_and_reviews_then_send_to_pacs_stores_under_the_study(
+        qtbot, tmp_path, orthanc, dicom_data, monkeypatch):  # noqa: F811 - the fixture
     add_node("gui-orthanc", orthanc.node)
     window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
     try:

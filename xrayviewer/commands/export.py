@@ -20,13 +20,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         sub, "export", "write a film's DICOM Secondary Capture and SR from the review store; send them",
         "Export what the review store holds for FILM (run `xrayviewer worklist` on it first): a Secondary Capture "
         "of the film with its heatmap and result, and a Comprehensive SR with the AI result, gate reasons, the "
-        "reader's decision, note and marks. Prints one JSON line with the two files.",
+        "reader's decision, note and marks. A picture file (PNG, JPEG) gets the patient and accession given here "
+        "and one study of its own. Prints one JSON line with the two files.",
         "  xrayviewer export chest.dcm --out exports/\n  xrayviewer export chest.dcm --out exports/ --send main")
     p.add_argument("film", metavar="FILM", type=Path)
     add_db_option(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.add_argument("--send", metavar="NODE", help="C-STORE both files to this PACS node (name or AET@HOST:PORT)")
     p.add_argument("--aet", default="XRAYVIEWER", help="this workstation's AE title when sending")
+    p.add_argument("--patient-name", default="", help="a picture file's patient name (FAMILY^GIVEN)")
+    p.add_argument("--patient-id", default="", help="a picture file's patient ID")
+    p.add_argument("--accession", default="", help="a picture file's accession number")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
     p.set_defaults(func=run)
 
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from xrayviewer.core.errors import XRayViewerError
     from xrayviewer.core.reading.display import to_display
     from xrayviewer.core.reading.reader import read_image
-    from xrayviewer.core.review.dicom_export import export_dicom
+    from xrayviewer.core.review.dicom_export import Identity, export_dicom, identified
     from xrayviewer.core.review.report_image import Reading, reading_picture
     from xrayviewer.core.review.store import ReviewStore, file_sha256
     from xrayviewer.core.review.worklist import film_path
@@ -68,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
             view = composite(display, analysis.cam.heat, OverlayStyle())
     reading = Reading(record, analysis, row.decision, marks, digest,
                       colormap=OverlayStyle().colormap if analysis is not None and analysis.cam else None)
+    if args.patient_name or args.patient_id or args.accession:
+        if record.format == "dicom":
+            print(f"note: {path}: a DICOM film keeps its own patient and accession; the options are ignored",
+                  file=sys.stderr)
+        reading = identified(reading, Identity(args.patient_name, args.patient_id, args.accession))
     out = export_dicom(reading, reading_picture(view, reading), args.out)
     line = {"film": str(path), "sc": str(out.sc), "sr": str(out.sr), "sent_to": None}
     if node is not None:

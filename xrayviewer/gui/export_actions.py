@@ -25,6 +25,17 @@ class ExportMixin:
             Path.home())
         return self.saved.export_folder() or str(Path(documents) / "XRay Viewer")
 
+    def dicom_reading(self) -> Reading | None:
+        """`reading`, with the identity the user confirms for a picture file (None: nothing or cancelled)."""
+        reading = self.reading()
+        if reading is None or reading.record.format == "dicom":
+            return reading
+        from xrayviewer.core.review.dicom_export import identified
+        from xrayviewer.gui.identity_dialog import ask_identity
+
+        identity = ask_identity(reading.record, self)
+        return None if identity is None else identified(reading, identity)
+
     def reading(self) -> Reading | None:
         """The film on screen with the active pane's result, the reader's decision and the marks."""
         pane = self.active
@@ -51,7 +62,7 @@ class ExportMixin:
 
     def export_dicom(self) -> None:
         """A Secondary Capture of the exported view and an SR of the result, decision and measurements."""
-        reading, view = self.reading(), self.active.view.shown
+        reading, view = self.dicom_reading(), self.active.view.shown
         if reading is None:
             return
         Path(self.export_folder()).mkdir(parents=True, exist_ok=True)
@@ -74,9 +85,6 @@ class ExportMixin:
         """The SC and SR of the view, as `export_dicom` writes them, stored on a configured PACS node."""
         from xrayviewer.core.review.pacs_nodes import load_nodes
 
-        reading, view = self.reading(), self.active.view.shown
-        if reading is None:
-            return
         try:
             nodes = load_nodes()
         except Exception as exc:  # noqa: BLE001 - an unreadable settings file is reported
@@ -87,6 +95,9 @@ class ExportMixin:
             return
         name, chosen = QInputDialog.getItem(self, "Send to PACS", "Store the SC and SR on", list(nodes), 0, False)
         if not chosen:
+            return
+        reading, view = self.dicom_reading(), self.active.view.shown
+        if reading is None:
             return
         node, engine, model = nodes[name], self.engine, self.active.settings.model
 

@@ -16,7 +16,7 @@ decision time, the ROI's mean, SD and area, and names a person observer only whe
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -67,16 +67,37 @@ class Exported:
     sr: Path
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who and which examination a picture file (no DICOM header) is of, as the user gave it before the export."""
+
+    patient_name: str = ""
+    patient_id: str = ""
+    accession: str = ""
+
+
+def identified(reading: Reading, identity: Identity) -> Reading:
+    """A picture file's reading with the patient and accession the user gave: in the burned-in block and the
+    exported headers alike. A DICOM film keeps its own."""
+    if reading.record.format == "dicom":
+        return reading
+    metadata = replace(reading.record.metadata, patient_name=identity.patient_name.strip()[:64],
+                       patient_id=identity.patient_id.strip()[:64], accession=identity.accession.strip()[:16])
+    return replace(reading, record=replace(reading.record, metadata=metadata))
+
+
 def source_dataset(reading: Reading) -> tuple[Dataset, bool]:
-    """The film's header (True) or, for a picture file, a header for a new study (False)."""
+    """The film's header (True) or, for a picture file, a header for its own study (False) with the identity
+    its reading carries (see `identified`)."""
     record = reading.record
     if record.format == "dicom":
         return pydicom.dcmread(record.path, stop_before_pixels=True, force=True), True
+    m = record.metadata
     ds = Dataset()
     now = datetime.fromtimestamp(Path(record.path).stat().st_mtime)  # the same date at every export of the file
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "", "", "", ""
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = m.patient_name, m.patient_id, "", ""
     ds.StudyInstanceUID = generate_uid(entropy_srcs=["xrayviewer picture study", file_sha256(record.path)])
-    ds.StudyID, ds.AccessionNumber = "", ""
+    ds.StudyID, ds.AccessionNumber = "", m.accession
     ds.StudyDate, ds.StudyTime, ds.ReferringPhysicianName = now.strftime("%Y%m%d"), now.strftime("%H%M%S"), ""
     ds.Modality = "OT"
     return ds, False
