@@ -278,6 +278,29 @@ def test_listener_refuses_what_is_over_the_size_limit_or_the_free_disk_floor(dat
         assert not cache.exists() or list(cache.iterdir()) == []
 
 
+def test_listener_serves_the_configured_nodes_and_analyses_what_an_earlier_one_left(data_home, dicom_data,
+                                                                                     tmp_path):
+    refused = xrayviewer(data_home, "listen", "--port", str(free_port()))
+    assert refused.returncode == 1 and "no caller is allowed" in refused.stderr
+    assert xrayviewer(data_home, "pacs", "nodes", "add", "modality", f"{PUSHER_AET}@127.0.0.1:104").returncode == 0
+    cache = data_folder(tmp_path) / "pacs-cache"
+    cache.mkdir(parents=True)
+    left = cache / "0123456789abcdef0123456789abcdef.dcm"  # received, then the listener was killed
+    shutil.copy(dicom_data / CHEST_CR, left)
+    (cache / ".half-written.tmp").write_bytes(b"DICM")
+    port = free_port()
+    listener = ListenerProcess(data_home, port)  # no --allow: the configured nodes
+    try:
+        earlier = listener.next()
+        assert (earlier["path"], earlier["status"], earlier["calling_aet"]) == (str(left), "analysed",
+                                                                                "(received earlier)")
+        assert send_file(port, dicom_data / "RG3_J2KI.dcm") == pacs.SUCCESS
+        assert listener.next()["calling_aet"] == PUSHER_AET
+    finally:
+        assert listener.stop() == 0
+    assert sorted(p.name for p in cache.iterdir() if p.name.startswith(".")) == []
+
+
 def test_export_and_send_arrive_in_orthanc_under_the_source_study(orthanc, data_home, dicom_data, tmp_path):
     from xrayviewer.core.review.store import ReviewStore
 

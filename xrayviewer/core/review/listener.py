@@ -4,7 +4,8 @@ Only allowed callers are served: their AE title is checked when they associate (
 when a film comes (others get 'not authorised'). A film is an image SOP class (others: 'SOP class not supported'),
 under a size limit, decodable, and leaves a free-disk floor; it is written atomically into the cache under its
 content hash and queued, so the association is answered at once however long the analysis takes. One worker
-thread analyses the queue into the review store in batches (the worklist's analysis) and reports one dict per film.
+thread analyses the queue into the review store in batches (the worklist's analysis) and reports one dict per film;
+films received before a stop or a crash and not yet analysed are queued again at the next start.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from xrayviewer.core.review.pacs import (NOT_AUTHORISED, SUCCESS, TRANSFER_SYNTA
                                          store_event)
 from xrayviewer.core.review.pacs_nodes import AET_CHARS
 from xrayviewer.core.review.store import ReviewStore
-from xrayviewer.core.review.worklist import BATCH, Worklist
+from xrayviewer.core.review.worklist import BATCH, Worklist, film_path
 
 LIMIT_BYTES = 512 << 20  # one dataset: a large CR is ~30 MB uncompressed
 FREE_FLOOR_BYTES = 1 << 30  # what the cache's disk keeps free
+EARLIER = "(received earlier)"  # the calling AE title reported for a film found in the cache at start
 STATUS_WORDS = {0x0122: "not an image SOP class", 0xA700: "over the size limit or the free-disk floor",
                 0xC000: "the dataset cannot be decoded", NOT_AUTHORISED: "the calling host is not allowed"}
 
@@ -107,6 +109,19 @@ class Listener:
             raise XRayViewerError(None, f"cannot listen on port {s.port}", exc.strerror or str(exc),
                                   "Choose another --port, or stop what uses it.") from None
         self._worker.start()
+        self._resume()
+
+    def _resume(self) -> None:
+        """Queue what an earlier listener received but did not analyse (it was stopped or killed), and remove the
+        temporary files a crash left half-written."""
+        folder = self.settings.folder
+        if not folder.is_dir():
+            return
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        for path in sorted(folder.glob("*.dcm")):
+            if self.worklist.store.film_by_path(film_path(path)) is None:
+                self.queue.put(_Arrival(film_path(path), EARLIER))
 
     @property
     def port(self) -> int:
@@ -144,7 +159,7 @@ class Listener:
             self._emit({"status": "refused", "calling_aet": aet, "host": event.assoc.requestor.address,
                         "dicom_status": f"0x{status:04X}", "reason": STATUS_WORDS.get(status, "refused")})
         else:
-            self.queue.put(_Arrival(path, aet))
+            self.queue.put(_Arrival(film_path(path), aet))
         return status
 
     def _analyse(self) -> None:
