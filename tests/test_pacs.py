@@ -27,7 +27,8 @@ import pytest
 from xrayviewer.core.review import pacs
 from xrayviewer.core.review.pacs_nodes import parse_address
 
-ORTHANC = shutil.which("Orthanc")
+# the Debian package puts it in /usr/sbin, which is not on every user's PATH
+ORTHANC = shutil.which("Orthanc") or shutil.which("Orthanc", path="/usr/sbin:/usr/local/sbin")
 pytestmark = pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not installed (apt-get install orthanc): the PACS "
                                 "tests need a real PACS and skip without one")
 CHEST_CR = "RG1_J2KI.dcm"  # pydicom-data's chest CR (JPEG 2000), patient 9RG1
