@@ -83,14 +83,22 @@ def plain_inference_ms(engine: Engine, model, films: np.ndarray, repeat: int = 2
     return round(float(np.median(times)), 1)
 
 
-def card_figures(result: dict, films: int, seed: int, cells: int, peaks: dict[str, list[float]]) -> dict:
-    """What --write-card stores: the figures per method and each method's colour-scale reference."""
-    return {"faithfulness": {"pneumonia_films": films, "seed": seed, "occlusion_cells": cells,
+def references(peaks: dict[str, list[float]], cells: int) -> dict[str, float]:
+    """Each method's colour-scale top: the 95th percentile of its raw peak (`occlusion` named by its grid)."""
+    return {(f"occlusion@{cells}" if m == "occlusion" else m): float(np.percentile(v, 95))
+            for m, v in peaks.items() if v}
+
+
+def card_keys(output: dict) -> dict:
+    """What --write-card (or --card-from) stores from the benchmark's printed object: the figures per method and
+    each method's colour-scale reference."""
+    return {"faithfulness": {"pneumonia_films": output["pneumonia_films"], "seed": output["seed"],
+                             "occlusion_cells": output["occlusion_cells"],
+                             "plain_inference_ms": output["plain_inference_ms"],
                              "benchmark": "benchmarks/faithfulness.py (validation split)",
                              "methods": {m: {k: v for k, v in f.items() if k != "empty_maps"}
-                                         for m, f in result.items() if m != "random"}},
-            "cam_reference": {(f"occlusion@{cells}" if m == "occlusion" else m): float(np.percentile(v, 95))
-                              for m, v in peaks.items() if v}}
+                                         for m, f in output["methods"].items() if m != "random"}},
+            "cam_reference": output["cam_reference"]}
 
 
 def pneumonia_logits(engine: Engine, model, films: np.ndarray) -> np.ndarray:
@@ -168,15 +176,24 @@ def faithfulness(engine: Engine, model, films: np.ndarray, normals: np.ndarray, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folder", type=Path, required=True, help="NORMAL/ and PNEUMONIA/ validation films")
+    parser.add_argument("--folder", type=Path, help="NORMAL/ and PNEUMONIA/ validation films (required to measure)")
     parser.add_argument("--model", default="mobilenetv2")
     parser.add_argument("--methods", default="gradcam,scorecam,occlusion")
     parser.add_argument("--limit", type=int, default=None, help="pneumonia films drawn at random (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write-card", action="store_true", help="store the figures in the model file's card")
+    parser.add_argument("--card-from", type=Path, metavar="JSON",
+                        help="only store the figures of an earlier run's printed object in the model's card")
     args = parser.parse_args()
     engine = Engine("cpu")
     model = engine.model(args.model)
+    if args.card_from:
+        from converters.validate import update_card_keys
+
+        update_card_keys(model.path, card_keys(json.loads(args.card_from.read_text())))
+        return
+    if args.folder is None:
+        parser.error("--folder is required to measure")
     rng = np.random.default_rng(args.seed)
     films = load_films(args.folder / "PNEUMONIA", args.limit, rng)
     normals = load_films(args.folder / "NORMAL")
@@ -189,15 +206,15 @@ def main() -> None:
         if "ms_per_film" in f:
             f["inferences_of_time"] = round(f["ms_per_film"] / plain, 1)
     cells = engine.refined_cells(model, "occlusion")
-    card = card_figures(figures, len(films), args.seed, cells, peaks)
+    output = {"model": model.card.name, "provider": model.provider, "folder": str(args.folder),
+              "pneumonia_films": len(films), "donor_films": len(normals), "seed": args.seed, "steps": STEPS,
+              "border": model.card.border, "plain_inference_ms": plain, "occlusion_cells": cells,
+              "cam_reference": references(peaks, cells), "methods": figures}
     if args.write_card:
         from converters.validate import update_card_keys
 
-        update_card_keys(model.path, card)
-    print(json.dumps({"model": model.card.name, "provider": model.provider, "folder": str(args.folder),
-                      "pneumonia_films": len(films), "donor_films": len(normals), "seed": args.seed,
-                      "steps": STEPS, "border": model.card.border, "plain_inference_ms": plain,
-                      "occlusion_cells": cells, "cam_reference": card["cam_reference"], "methods": figures}))
+        update_card_keys(model.path, card_keys(output))
+    print(json.dumps(output))
 
 
 if __name__ == "__main__":

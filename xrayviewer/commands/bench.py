@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     def end_to_end() -> object:
         shown = to_display(read_image(args.image))
-        result = engine.analyze(model, shown, force=True)  # time the whole path, whatever the gate says
+        result = engine.analyze(model, shown, "gradcam", force=True)  # the whole path, whatever the gate says
         return composite(shown, result.cam.heat, style)
 
     r = args.repeat
@@ -168,7 +168,7 @@ def open_to_overlay(engine: Engine, model, path: Path):
     """What opening a film costs until its heatmap is on it: decode, window, model, gate, CAM, composite."""
     record = read_image(path)
     display = to_display(record)
-    analysis = engine.analyze(model, display, record=record, force=True)  # the whole path, whatever the gate says
+    analysis = engine.analyze(model, display, "gradcam", record=record, force=True)  # the whole path, always
     return composite(display, analysis.cam.heat, OverlayStyle())
 
 
@@ -185,7 +185,7 @@ def window_level_ms(path: Path, engine: Engine, model, repeat: int) -> float:
     view.resize(1100, 950)
     view.show()
     view.set_record(record)
-    view.set_heat(engine.analyze(model, display, record=record, force=True).cam.heat)
+    view.set_heat(engine.analyze(model, display, "gradcam", record=record, force=True).cam.heat)
     times: list[float] = []
     for i in range(repeat + 1):
         sign = 1 if i % 2 else -1  # back and forth, so that the window stays near the default
@@ -241,7 +241,7 @@ def folder_throughput(engine: Engine, model, folder: Path, batch: int = 32) -> d
     for i in range(0, len(paths), batch):
         displays = [to_display(read_image(p)) for p in paths[i:i + batch]]
         for display, inference in zip(displays, engine.infer(model, displays)):
-            engine.analysis(model, inference, display, force=True)
+            engine.analysis(model, inference, display, "gradcam", force=True)
     seconds = time.perf_counter() - start
     return {"images": len(paths), "seconds": round(seconds, 2), "images_per_s": round(len(paths) / seconds, 1)}
 

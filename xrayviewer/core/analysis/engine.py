@@ -149,28 +149,30 @@ class Engine:
     def _map_key(model: Model, inference: Inference, method: str, target: str, cells: int | None) -> tuple:
         return model.digest, method, cells, target, input_digest(inference.image)
 
-    def analysis(self, model: Model, inference: Inference, display: np.ndarray, method: str = DEFAULT_METHOD,
+    def analysis(self, model: Model, inference: Inference, display: np.ndarray, method: str | None = DEFAULT_METHOD,
                  target: str = "pneumonia", record: ImageRecord | None = None, force: bool = False,
                  cells: int | None = None, cancelled: Callable[[], bool] | None = None) -> Analysis:
         """The gate's verdict on one forward pass and, unless it refused (or `force`), the result and CAM.
 
         `record` gives the gate the file's header; without one only the image and model checks run. `cells` and
-        `cancelled` go to `cam`.
+        `cancelled` go to `cam`. `method` None: no heatmap (a worklist needs the result only).
         """
         score = inference.ood_score if model.card.data.get("ood") else None
         verdict = self.gate(Subject(display, record, model.card, score))
         card = model.card
         gated = Analysis(model=card.name, provider=model.provider, threshold=card.threshold,
-                         threshold_rule=card.threshold_rule, method=method, target=target, refused=verdict.refused,
+                         threshold_rule=card.threshold_rule, method=method or "", target=target,
+                         refused=verdict.refused,
                          notes=verdict.notes, ood_score=None if score is None else round(score, 4),
                          provider_note="; ".join(filter(None, (self.note, model.fallback))),
                          faithfulness=faithfulness(METHODS[method].label, card.faithfulness(method),
-                                                   card.faithfulness_films))
+                                                   card.faithfulness_films) if method else "")
         if verdict.refused and not force:
             return gated
         p = inference.probability
         return replace(gated, probability=p, label="PNEUMONIA" if p >= card.threshold else "NORMAL",
-                       cam=self.cam(model, inference, method, target, display.shape[:2], cells, cancelled),
+                       cam=self.cam(model, inference, method, target, display.shape[:2], cells, cancelled)
+                       if method else None,
                        out_of_scope=bool(verdict.refused))
 
     def analyze(self, model: Model, display: np.ndarray, method: str = DEFAULT_METHOD, target: str = "pneumonia",

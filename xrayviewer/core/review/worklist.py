@@ -199,7 +199,7 @@ class Worklist:
             card, digest = keys[name]
             inferences = self.engine.infer(model, [pending[i].display for i in todo])
             for i, inference in zip(todo, inferences):
-                a = self.engine.analysis(model, inference, pending[i].display, record=pending[i].record)
+                a = self.engine.analysis(model, inference, pending[i].display, None, record=pending[i].record)
                 results[i].append(ModelResult(
                     card, digest, a.provider, a.threshold,
                     None if a.probability is None else round(a.probability, 6), a.label,
