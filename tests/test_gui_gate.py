@@ -133,6 +133,7 @@ def test_threshold_marker_is_drawn_on_the_probability_bar(qtbot, tiny_window, di
 
 def test_heat_legend_says_what_colour_means(qtbot, tiny_window, dicom_data):
     panel, pane = tiny_window.panel, tiny_window.panes[0]
+    panel.method.setCurrentIndex(panel.method.findData("gradcam"))  # the tiny card's reference is Grad-CAM's
     open_and_wait(qtbot, tiny_window, dicom_data / "RG1_J2KI.dcm")
     assert "relative to typical pneumonia films" in panel.result.heat.text()
     assert pane.view.bar_top == "typical pneumonia film" and pane.analysis.cam.reference == 50.0
