@@ -52,7 +52,7 @@ def test_a_garbage_settings_file_falls_back_to_defaults_and_still_analyses(qtbot
     settings_file.write_text(GARBAGE)
     saved = Settings()
     assert saved.store.value("opacity") == "abc"  # the file is what the viewer reads
-    assert (saved.style().opacity, saved.style().colormap, saved.method()) == (0.4, "jet", "gradcam")
+    assert (saved.style().opacity, saved.style().colormap, saved.method()) == (0.4, "jet", "occlusion")
     assert saved.provider() == "auto" and saved.compare() is False and saved.recent() == []
     assert saved.geometry() is None and saved.model(["a.onnx"]) is None
 
@@ -62,7 +62,7 @@ def test_a_garbage_settings_file_falls_back_to_defaults_and_still_analyses(qtbot
     with qtbot.waitSignal(window.analysisShown, timeout=60_000):
         window.open_paths([film])
     analysis = window.panes[0].analysis
-    assert analysis.method == "gradcam" and window.panes[0].style.colormap == "jet"
+    assert analysis.method == "occlusion" and window.panes[0].style.colormap == "jet"
     assert analysis.refused or analysis.probability is not None
 
 
