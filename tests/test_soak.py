@@ -40,4 +40,6 @@ def test_random_review_actions_raise_nothing_and_leave_no_workers_or_dialogs(tmp
     assert result["unavailable_provider_picks"] >= 1, result  # else the next line tests nothing
     # an unavailable provider is reported once when picked (once per pane at most), not again for every film
     assert result["provider_banners"] <= 2 * result["unavailable_provider_picks"], result
-    assert result["rss_peak_mb"] <= 1024, result  # a new engine per provider pick, each with its models, went past
+    # a new engine per provider pick, each with its models, went past 1 GB from a ~130 MB start; measured as growth,
+    # since in the whole suite this process already holds what earlier tests left (over 1 GB once)
+    assert result["rss_peak_mb"] - result["rss_start_mb"] <= 900, result
