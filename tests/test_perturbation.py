@@ -97,7 +97,8 @@ def test_on_the_shipped_model(kermany):
     assert cam.small.shape == (14, 14) and cam.signed.shape == (14, 14) and cam.peak > 0
     assert not cam.signed[0].any() and not cam.signed[:, -1].any()  # cells wholly in the 9 % ring
     y0, y1, x0, x1 = interior(film.shape, model.card.border)
-    assert cam.map[:y0].max() == 0 and cam.map[:, x1:].max() == 0 and cam.map[y0:y1, x0:x1].max() > 0.5
+    assert cam.map[:y0].max() == 0 and cam.map[:, x1:].max() == 0 and cam.map[y0:y1, x0:x1].max() > 0
+    assert cam.reference == model.card.cam_reference("occlusion", CELLS)  # the card's scale for this grid
     coarse = Occlusion(COARSE_CELLS).signed_map(
         CamInput(inference.features, inference.gradients, inference.image,
                  lambda b: model.run(b, ["probability"])["probability"][:, 0], model.card.border))
