@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xrayviewer.core.analysis.engine import Engine
-    from xrayviewer.core.analysis.overlay import OverlayStyle, composite
+    from xrayviewer.core.analysis.overlay import OverlayStyle, cam_overlay
     from xrayviewer.core.errors import XRayViewerError
     from xrayviewer.core.reading.display import to_display
     from xrayviewer.core.reading.reader import read_image
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         analysis = engine.analyze(model, display, record=record, force=stored.out_of_scope)
         digest = file_sha256(model.path)  # the file that made this result (the stored one may be older)
         if analysis.cam is not None:
-            view = composite(display, analysis.cam.heat, OverlayStyle())
+            view = cam_overlay(display, analysis.cam, OverlayStyle())
     reading = Reading(record, analysis, row.decision, marks, digest,
                       colormap=OverlayStyle().colormap if analysis is not None and analysis.cam else None)
     if args.patient_name or args.patient_id or args.accession:
