@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 
 from converters import dataset
 from converters.augment import shifted
-from converters.validate import logit, write_card
+from converters.validate import emit, logit, write_card
 from xrayviewer.core.analysis.metrics import binary_figures, pick_threshold
 
 MIN_SENSITIVITY = 0.95
@@ -236,10 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_card:
         result["written"] = {m: update_card(Path(m), s, internal_test(m, args.data, args.seed))
                              for m, s in collected.items()}
-    text = json.dumps(result, indent=1)
-    if args.json:
-        args.json.write_text(text)
-    sys.stdout.write(text + "\n")
+    emit(result, args.json)
     return 0
 
 

@@ -174,6 +174,14 @@ def update_card(path: Path, result: dict) -> None:
     update_card_keys(path, keys)
 
 
+def emit(result: dict, path: Path | None = None) -> None:
+    """Print `result` as indented JSON, and write it to `path` too when given."""
+    text = json.dumps(result, indent=1)
+    if path:
+        path.write_text(text)
+    sys.stdout.write(text + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="ONNX model file or shipped model name")
@@ -186,10 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     result = validate(args.model, args.data, args.seed)
     if args.write_card:
         update_card(Path(args.model), result)
-    text = json.dumps(result, indent=1)
-    if args.json:
-        args.json.write_text(text)
-    sys.stdout.write(text + "\n")
+    emit(result, args.json)
     return 0
 
 
