@@ -17,7 +17,7 @@ donors), for each method's pneumonia map, and for a random 7 x 7 map upsampled, 
 - `ms_per_film`: median time of the forward pass and the map; `plain_inference_ms`: median time of one forward
   pass of one film, measured in the same run, and `inferences_of_time` = ms_per_film / plain_inference_ms;
 - `cam_reference`: the 95th percentile of each method's raw peak on these films (the colour scale's top).
-`occlusion@7` is occlusion on a 7 x 7 grid (the viewer's first picture); `occlusion` is on the card's grid.
+`occlusion@7` is occlusion on a 7 x 7 grid (64-px patches); `occlusion` is on the card's grid.
 `--write-card` stores the figures (card keys `faithfulness` and `cam_reference`) in the model file, which must be
 a file path or a shipped model's file.
 Pointing and mass use the map's positive part (what is drawn); deletion and insertion rank pixels by the signed

@@ -1,11 +1,11 @@
-"""How soon the viewer shows the default heatmap: first (coarse) picture and final map, per shipped model.
+"""How soon the viewer shows the default heatmap: first picture and final map, per shipped model.
 
     QT_QPA_PLATFORM=offscreen PYTHONPATH=. python benchmarks/heatmap_latency.py [--folder VAL] [--films 15]
         [--models mobilenetv2,xception]
 
 The real MainWindow (provider cpu, a fresh settings folder) opens --films films of VAL/PNEUMONIA one after the
 other (open_paths, as a drop or File > Open does) and records, from the call, the time until the first heatmap is
-on the viewport (`first_picture_s`: the 7 x 7 occlusion map) and until the final one is (`final_s`: the card's grid,
+on the viewport (`first_picture_s`: every other occlusion patch) and until the final one is (`final_s`: the card's grid,
 analysisShown), while the event loop keeps turning (`longest_ui_gap_ms`: the longest wait between two turns of it
 while the maps are computed: the viewer never freezes). `plain_inference_ms` is one forward pass of one film,
 measured in the same run; the issue's budget: the MobileNetV2 map in <= 100 of them (about 1 s on 2 cores) and the

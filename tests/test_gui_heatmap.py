@@ -1,4 +1,4 @@
-"""The viewer's default heatmap: occlusion, a coarse first picture then the refined map, with its measured
+"""The viewer's default heatmap: occlusion, a first picture (every other patch) then the final map, with its measured
 faithfulness in words; a refinement for a film that is no longer shown is dropped and raises nothing."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import pytest
 from test_gui_review import settle
 
 from xrayviewer.core.analysis.cam import DEFAULT_METHOD
-from xrayviewer.core.analysis.perturbation import COARSE_CELLS
 from xrayviewer.gui.main_window import MainWindow
 
 
@@ -40,7 +39,7 @@ def test_the_default_map_comes_coarse_then_refined_with_its_figures(qtbot, windo
     with qtbot.waitSignal(window.analysisShown, timeout=120_000):
         window.open_paths([film])
     final = window.engine.refined_cells(window.engine.model("mobilenetv2"), "occlusion")
-    assert any(f"occlusion {COARSE_CELLS}x{COARSE_CELLS}, refining" in c for c in seen)
+    assert any(f"occlusion {final}x{final}, first picture, refining" in c for c in seen)
     assert f"occlusion {final}x{final}" in seen[-1] and "refining" not in seen[-1]
     cam = pane.analysis.cam
     assert cam.cells == final and cam.reference is not None  # a fixed colour scale, not a per-film stretch

@@ -14,7 +14,9 @@ from tiny_models import build, engine_for_made_films, quadrant_film
 
 from xrayviewer.core.analysis.cam import CamInput, Occlusion
 from xrayviewer.core.analysis.engine import Engine
-from xrayviewer.core.analysis.perturbation import CELLS, COARSE_CELLS, interior, occlusion_map, patches
+from xrayviewer.core.analysis.perturbation import CELLS, FIRST_EVERY, interior, occlusion_map, patches
+
+COARSE_CELLS = 7  # 64-px patches at a 32-px stride
 from xrayviewer.core.errors import Cancelled
 
 
@@ -86,6 +88,12 @@ def test_the_grid_at_224_px():
     assert max(y1 - y0 for y0, y1, _, _ in fine) == 32 and min(y0 for y0, _, _, _ in fine) == 20
     (stride, _), coarse = patches((224, 224), COARSE_CELLS, box)
     assert stride == 32 and len(coarse) == 5 * 5 and max(y1 - y0 for y0, y1, _, _ in coarse) == 64
+    _, first = patches((224, 224), CELLS, box, FIRST_EVERY)
+    assert len(first) == 6 * 6 and set(first) <= set(fine)
+    cover = np.zeros((224, 224), int)
+    for y0, y1, x0, x1 in first:
+        cover[y0:y1, x0:x1] += 1
+    assert cover.max() == 1 and (cover[20:200, 20:200] == 1).all()  # they tile the interior (but a 4-px edge)
 
 
 def test_on_the_shipped_model(kermany):
@@ -160,6 +168,19 @@ def test_a_map_seen_again_comes_from_the_cache(kermany):
     assert sum(runs) == 2 * (1 + 25)  # another target is another map
     engine.close()
     assert len(engine.maps) == 0
+
+
+def test_the_first_picture_is_a_quarter_of_the_final_maps_patches_and_they_are_not_scored_twice(kermany):
+    engine, model, film, inference = shipped_inference(kermany)
+    runs = counting(model)
+    first = engine.cam(model, inference, "occlusion", "pneumonia", film.shape, every=FIRST_EVERY)
+    assert first.first and first.cells == CELLS and sum(runs) == 1 + 36
+    final = engine.cam(model, inference, "occlusion", "pneumonia", film.shape)
+    assert not final.first and sum(runs) == 1 + 144  # the 36 were reused
+    assert first.reference == final.reference == model.card.cam_reference("occlusion", CELLS)
+    fresh = Engine("cpu")  # the same map, scored from scratch in one go
+    alone = fresh.cam(fresh.model("mobilenetv2"), inference, "occlusion", "pneumonia", film.shape)
+    np.testing.assert_allclose(final.signed, alone.signed, atol=1e-5)
 
 
 def test_a_cancelled_occlusion_stops_between_runs(kermany):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from PySide6.QtWidgets import QFileDialog
 
 from xrayviewer.core.analysis.engine import Analysis, Inference, engine_for
-from xrayviewer.core.analysis.perturbation import COARSE_CELLS
+from xrayviewer.core.analysis.perturbation import FIRST_EVERY
 from xrayviewer.core.analysis.overlay import OverlayStyle
 from xrayviewer.core.analysis.wording import bar_top, percent
 from xrayviewer.gui.panels import AnalysisSettings
@@ -47,8 +47,9 @@ class AnalysisMixin:
             self.analyze(pane)
 
     def analyze(self, pane: Pane) -> None:
-        """Analyse the film in `pane`. An occlusion map comes coarse first (7 x 7, about 26 inferences) and is
-        refined in a second worker (`_refine`), which stops as soon as the film or the settings change."""
+        """Analyse the film in `pane`. An occlusion map comes as a first picture (every other patch: a quarter of the
+        inferences) and is completed in a second worker (`_refine`), which reuses those scores and stops as soon as
+        the film or the settings change."""
         if self.record is None or not pane.settings.model:
             return
         pane.generation += 1
@@ -63,11 +64,11 @@ class AnalysisMixin:
             model = engine.model(settings.model)
             inference = cached or engine.infer(model, [display])[0]
             final = engine.refined_cells(model, settings.method)
-            first = final if final is None or engine.has_map(model, inference, settings.method, settings.target,
-                                                             final) else COARSE_CELLS
+            staged = final is not None and not engine.has_map(model, inference, settings.method, settings.target,
+                                                              final)
             analysis = engine.analysis(model, inference, display, settings.method, settings.target, record, force,
-                                       first, stale)
-            return Shown(inference, analysis, None if first == final else final)
+                                       final, stale, FIRST_EVERY if staged else 1)
+            return Shown(inference, analysis, final if staged else None)
 
         if pane is self.active:
             self.panel.show_busy("Analysing...")
@@ -162,7 +163,7 @@ def caption_of(analysis: Analysis, refining: bool = False) -> str:
     scope = "\nOUT OF SCOPE (analysed anyway)" if analysis.out_of_scope else ""
     cells = analysis.cam.cells if analysis.cam is not None else None
     grid = f" {cells}x{cells}" if cells else ""
-    state = ", refining..." if refining else ""
+    state = ", first picture, refining..." if refining else ""
     return f"{analysis.model}: {analysis.label} {percent(analysis.probability)}\n{analysis.method}{grid}{state}{scope}"
 
 

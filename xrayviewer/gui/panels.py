@@ -36,10 +36,11 @@ METHOD_TEXT = {  # list label (when it differs from the method's own) and toolti
                  "Not class-specific: the map is the same for PNEUMONIA and NORMAL."),
     "scorecam": ("", "Each map weighted by the target probability of the film masked by it (32 extra forward "
                  "passes). Class-specific."),
-    "occlusion": ("Occlusion (default)", "How far the target's logit falls when each 32-px patch of the film is "
-                  "covered by the mean normal film of the model's training set: a coarse 7 x 7 map first (about 26 "
-                  "extra forward passes), then the 14 x 14 one (about 145). Dashed cyan lines: evidence against "
-                  "the target. The border the model never sees stays empty. Class-specific."),
+    "occlusion": ("Occlusion (default)", "How far the target's logit falls when each patch of the film is covered "
+                  "by the mean normal film of the model's training set: every other patch first (a quarter of the "
+                  "forward passes), then the whole grid (14 x 14 for MobileNetV2, about 145 passes in all, none "
+                  "twice). Dashed cyan lines: evidence against the target. The border the model never sees stays "
+                  "empty. Class-specific."),
 }
 
 

@@ -46,6 +46,7 @@ class CamInput:
     border: float = 0.0  # the card's blanked ring, as a fraction of each side (occlusion)
     cancelled: Callable[[], bool] | None = None  # long methods stop (core.errors.Cancelled) once it says so
     fill: np.ndarray | None = None  # [H, W, 3] model input that covers an occluded patch (None: local mean)
+    known: dict | None = None  # occlusion: patch drops already scored for this input and target, read and added to
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ class CamResult:
     signed: np.ndarray | None = None  # float32 [h, w], the raw map before its positive part was taken
     border: float = 0.0  # a ring (fraction of each side) the model never saw, drawn empty at the source size
     draws_against: bool = False  # the signed map's negative part is evidence against the target, drawn apart
-    cells: int | None = None  # a perturbation map's grid (occlusion: 7 coarse, 14 refined); None: the CAM layer's
+    cells: int | None = None  # a perturbation map's grid (occlusion: 14 x 14, the card's); None: the CAM layer's
+    first: bool = False  # a first picture (occlusion: every other patch of the grid), the final map follows
 
     def against(self, reference: float) -> "CamResult":
         """The same map on a fixed scale: raw map / `reference`, clipped to [0, 1]."""
@@ -241,25 +243,27 @@ class ScoreCAM(CamMethod):
 
 class Occlusion(CamMethod):
     """Occlusion (Zeiler & Fergus 2014): the drop of the target logit when a patch is covered by the card's mean
-    normal film, on a 14 x 14 grid (32-px patches, 16-px stride at 224 px; 7 x 7: 64-px patches, the first
-    picture). Uses only the scoring function, so it works on any contract model; about 1 + 144 inferences at
-    224 px with a 9 % border (1 + 25 at 7 x 7). The border ring is empty in the map and in the drawing. See
-    core.analysis.perturbation.
+    normal film, on a 14 x 14 grid (32-px patches, 16-px stride at 224 px; `every` = 2: every other patch, the
+    first picture). Uses only the scoring function, so it works on any contract model; about 1 + 144 inferences at
+    224 px with a 9 % border (36 of them for the first picture, which the final map reuses). The border ring is
+    empty in the map and in the drawing. See core.analysis.perturbation.
     """
 
     name, label = "occlusion", "Occlusion"
     costly = True
 
-    def __init__(self, cells: int = CELLS) -> None:
-        self.cells = cells
+    def __init__(self, cells: int = CELLS, every: int = 1) -> None:
+        self.cells, self.every = cells, every
 
     def signed_map(self, x: CamInput) -> np.ndarray:
         if x.image is None or x.score is None:
             raise ValueError("Occlusion needs the model input and a scoring function")
-        return occlusion_map(x.image, x.score, x.border, self.cells, cancelled=x.cancelled, fill=x.fill)
+        return occlusion_map(x.image, x.score, x.border, self.cells, cancelled=x.cancelled, fill=x.fill,
+                             every=self.every, known=x.known)
 
     def compute(self, x: CamInput, size: tuple[int, int]) -> CamResult:
-        return replace(super().compute(x, size), border=x.border, draws_against=True, cells=self.cells)
+        return replace(super().compute(x, size), border=x.border, draws_against=True, cells=self.cells,
+                       first=self.every > 1)
 
 
 METHODS: dict[str, type[CamMethod]] = {

@@ -98,10 +98,11 @@ class Engine:
         ]
 
     def cam(self, model: Model, inference: Inference, method: str, target: str, size: tuple[int, int],
-            cells: int | None = None, cancelled: Callable[[], bool] | None = None) -> CamResult:
+            cells: int | None = None, cancelled: Callable[[], bool] | None = None, every: int = 1) -> CamResult:
         """The CAM of `method` for `target` at `size` (rows, cols), on the card's reference scale when it has one.
 
-        `cells`: a perturbation method's grid (occlusion: COARSE_CELLS for a first picture; default CELLS).
+        `cells`: a perturbation method's grid (default: the card's, else CELLS); `every` = FIRST_EVERY: occlusion's
+        first picture, a quarter of the grid's patches, whose scores the final map then reuses.
         `cancelled`: a long method stops with core.errors.Cancelled once it returns True. Maps of costly methods
         are cached by model file, method, grid, target and model input, so a film seen again costs nothing.
         """
@@ -118,14 +119,18 @@ class Engine:
 
         kind = METHODS[method]
         cells = cells or self.refined_cells(model, method)
-        key = self._map_key(model, inference, method, target, cells) if kind.costly else None
+        key = self._map_key(model, inference, method, target, cells) + (every,) if kind.costly else None
         result = None if key is None else self.maps.get(key)
         if result is None:
             fill = model.card.occlusion_fill
+            known = None
+            if method == "occlusion":  # the patch scores of this input, shared by its first picture and final map
+                known = self.maps.get(key[:-1] + ("drops",)) or {}
+                self.maps.put(key[:-1] + ("drops",), known)
             x = CamInput(inference.features, sign * inference.gradients, inference.image, score, model.card.border,
-                         cancelled, None if fill is None else model_input(fill, model.card)[0])
+                         cancelled, None if fill is None else model_input(fill, model.card)[0], known)
             with np.errstate(over="ignore", invalid="ignore"):  # an overflowing map is refused just below
-                result = (kind(cells) if cells else kind()).compute(x, size)
+                result = (kind(cells, every) if method == "occlusion" else kind()).compute(x, size)
             if not (np.isfinite(result.peak) and np.isfinite(result.small).all()):
                 raise ModelOutputError(model.path, f"unusable {method} heatmap", "the map is not finite (its "
                                        "features or gradients overflow)", "Choose another CAM method, or check the "
@@ -142,8 +147,8 @@ class Engine:
         return (model.card.occlusion_cells or CELLS) if method == "occlusion" else None
 
     def has_map(self, model: Model, inference: Inference, method: str, target: str, cells: int | None) -> bool:
-        """Whether this map is already in the cache (a film seen again skips the coarse first picture)."""
-        return self.maps.get(self._map_key(model, inference, method, target, cells)) is not None
+        """Whether this final map is already in the cache (a film seen again skips the first picture)."""
+        return self.maps.get(self._map_key(model, inference, method, target, cells) + (1,)) is not None
 
     @staticmethod
     def _map_key(model: Model, inference: Inference, method: str, target: str, cells: int | None) -> tuple:
@@ -151,11 +156,11 @@ class Engine:
 
     def analysis(self, model: Model, inference: Inference, display: np.ndarray, method: str | None = DEFAULT_METHOD,
                  target: str = "pneumonia", record: ImageRecord | None = None, force: bool = False,
-                 cells: int | None = None, cancelled: Callable[[], bool] | None = None) -> Analysis:
+                 cells: int | None = None, cancelled: Callable[[], bool] | None = None, every: int = 1) -> Analysis:
         """The gate's verdict on one forward pass and, unless it refused (or `force`), the result and CAM.
 
-        `record` gives the gate the file's header; without one only the image and model checks run. `cells` and
-        `cancelled` go to `cam`. `method` None: no heatmap (a worklist needs the result only).
+        `record` gives the gate the file's header; without one only the image and model checks run. `cells`,
+        `cancelled` and `every` go to `cam`. `method` None: no heatmap (a worklist needs the result only).
         """
         score = inference.ood_score if model.card.data.get("ood") else None
         verdict = self.gate(Subject(display, record, model.card, score))
@@ -171,7 +176,7 @@ class Engine:
             return gated
         p = inference.probability
         return replace(gated, probability=p, label="PNEUMONIA" if p >= card.threshold else "NORMAL",
-                       cam=self.cam(model, inference, method, target, display.shape[:2], cells, cancelled)
+                       cam=self.cam(model, inference, method, target, display.shape[:2], cells, cancelled, every)
                        if method else None,
                        out_of_scope=bool(verdict.refused))
 
