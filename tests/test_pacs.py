@@ -170,14 +170,18 @@ class ListenerProcess:
         self.process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[dict] = queue.Queue()
         self.stderr: list[str] = []
+        self.listening = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._watch, daemon=True).start()
+        if not self.listening.wait(60):  # never a hang: a listener that does not say it listens fails the test
+            self.process.kill()
+            raise AssertionError("".join(self.stderr) or "the listener said nothing in 60 s")
+
+    def _watch(self) -> None:
         for line in self.process.stderr:
             self.stderr.append(line)
             if line.startswith("listening on"):
-                break
-        else:
-            raise AssertionError("".join(self.stderr))
-        threading.Thread(target=lambda: self.stderr.extend(self.process.stderr), daemon=True).start()
+                self.listening.set()
 
     def _read(self) -> None:
         for line in self.process.stdout:

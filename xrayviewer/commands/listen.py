@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import ssl
-import sys
 import threading
 from pathlib import Path
 
@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         Caller(n.aet, n.host) for n in load_nodes().values()]
     settings = ListenerSettings(cache_folder(), allowed, args.port, args.aet, args.bind, int(args.max_mb * 2**20),
                                 int(args.free_gb * 2**30), tls_context(args))
+    # Decoding a film in the analysis thread points descriptor 2 at the null device for a moment (core.reading.quiet,
+    # process-wide), so the listener's own messages go to a copy of it taken now: none is lost to that race.
+    log = os.fdopen(os.dup(2), "w", buffering=1)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ReviewStore(args.db) as store:
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         listener.start()
         print(f"listening on port {listener.port} as {args.aet} for "
               f"{', '.join(c.aet + (f'@{c.host}' if c.host else '') for c in allowed)}; films into "
-              f"{settings.folder}, results into {store.path}", file=sys.stderr, flush=True)
+              f"{settings.folder}, results into {store.path}", file=log, flush=True)
         try:
             while not stop.wait(0.5):
                 pass
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             pass
         finally:
             listener.stop()
-    print("stopped", file=sys.stderr)
+    print("stopped", file=log, flush=True)
     return 0
 
 
