@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from xrayviewer.core.reading.reader import read_image
     from xrayviewer.core.review.dicom_export import Identity, export_dicom, identified
     from xrayviewer.core.review.report_image import Reading, reading_picture
-    from xrayviewer.core.review.store import ReviewStore, file_sha256
+    from xrayviewer.core.review.store import ReviewStore
     from xrayviewer.core.review.worklist import film_path
 
     node = None
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         engine = Engine(args.provider)
         model = engine.model(stored.model)
         analysis = engine.analyze(model, display, record=record, force=stored.out_of_scope)
-        digest = file_sha256(model.path)  # the file that made this result (the stored one may be older)
+        digest = model.digest  # the file that made this result (the stored one may be older)
         if analysis.cam is not None:
             view = cam_overlay(display, analysis.cam, OverlayStyle())
     reading = Reading(record, analysis, row.decision, marks, digest,

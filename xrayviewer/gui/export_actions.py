@@ -11,7 +11,6 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QTextBrowser, 
 
 from xrayviewer.core.analysis.overlay import save_png
 from xrayviewer.core.review.report_image import Reading, reading_picture
-from xrayviewer.core.review.store import file_sha256
 from xrayviewer.gui.card_dialog import ModelCardDialog
 from xrayviewer.gui.workers import Worker
 
@@ -167,7 +166,7 @@ class ExportMixin:
 
 def with_model_hash(reading: Reading, engine, model: str) -> Reading:
     """`reading` with the SHA-256 of the model file its result came from (none without a result)."""
-    digest = file_sha256(engine.model(model).path) if reading.analysis is not None else ""
+    digest = engine.model(model).digest if reading.analysis is not None else ""
     return replace(reading, model_sha256=digest)
 
 

@@ -122,13 +122,14 @@ class Engine:
         key = self._map_key(model, inference, method, target, cells) + (every,) if kind.costly else None
         result = None if key is None else self.maps.get(key)
         if result is None:
-            fill = model.card.occlusion_fill
-            known = None
+            fill = known = None
             if method == "occlusion":  # the patch scores of this input, shared by its first picture and final map
                 known = self.maps.get(key[:-1] + ("drops",)) or {}
                 self.maps.put(key[:-1] + ("drops",), known)
+                normal = model.card.occlusion_fill
+                fill = None if normal is None else model_input(normal, model.card)[0]
             x = CamInput(inference.features, sign * inference.gradients, inference.image, score, model.card.border,
-                         cancelled, None if fill is None else model_input(fill, model.card)[0], known)
+                         cancelled, fill, known)
             with np.errstate(over="ignore", invalid="ignore"):  # an overflowing map is refused just below
                 result = (kind(cells, every) if method == "occlusion" else kind()).compute(x, size)
             if not (np.isfinite(result.peak) and np.isfinite(result.small).all()):

@@ -20,21 +20,21 @@ def input_digest(image: np.ndarray) -> str:
 
 
 class MapCache:
-    """A bounded, thread-safe least-recently-used store of CAM results."""
+    """A bounded, thread-safe least-recently-used store of CAM results (and of occlusion's patch scores, a dict)."""
 
     def __init__(self, capacity: int = CAPACITY) -> None:
         self.capacity = capacity
-        self._maps: OrderedDict[tuple, CamResult] = OrderedDict()
+        self._maps: OrderedDict[tuple, CamResult | dict] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> CamResult | None:
+    def get(self, key: tuple) -> CamResult | dict | None:
         with self._lock:
             result = self._maps.get(key)
             if result is not None:
                 self._maps.move_to_end(key)
             return result
 
-    def put(self, key: tuple, result: CamResult) -> None:
+    def put(self, key: tuple, result: CamResult | dict) -> None:
         with self._lock:
             self._maps[key] = result
             self._maps.move_to_end(key)

@@ -137,7 +137,8 @@ def draw_contours(image: np.ndarray, heat: np.ndarray, levels: tuple[float, ...]
     dash = max(4, round(max(image.shape[:2]) / 80))  # px per stretch
     for i, level in enumerate(levels):
         mask = (small >= round(level * 255)).astype(np.uint8)
-        lines, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+        # dashes are cut by point count, so a dashed line keeps every point; a solid one only its corners
+        lines, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE if dashed else cv2.CHAIN_APPROX_SIMPLE)
         scaled = [line * factor + factor // 2 for line in lines]
         if dashed:
             step = max(2, dash // factor)

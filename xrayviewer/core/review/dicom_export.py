@@ -29,7 +29,7 @@ from pydicom.uid import generate_uid
 
 from xrayviewer import __version__
 from xrayviewer.core.review.report_image import Reading, enlarged, oriented
-from xrayviewer.core.review.store import file_sha256
+from xrayviewer.core.reading.digest import file_sha256
 
 MANUFACTURER = "XRay Viewer"
 SCT, DCM_SCHEME = "SCT", "99XRAYVIEWER"

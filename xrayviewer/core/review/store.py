@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from xrayviewer.core.errors import XRayViewerError
-from xrayviewer.core.reading.digest import file_sha256  # noqa: F401 - re-exported (gui.export_actions)
 
 DB_ENV = "XRAYVIEWER_DB"
 DB_NAME = "review.sqlite"

@@ -94,7 +94,7 @@ class Worklist:
         """The card name results are stored under and the model file's SHA-256."""
         if name not in self._model_hashes:
             model = self.engine.model(name)
-            self._model_hashes[name] = (model.card.name, file_sha256(model.path))
+            self._model_hashes[name] = (model.card.name, model.digest)
         return self._model_hashes[name]
 
     def scan(self, paths: list[str | Path], skipped: Callable[[Path, int], None] = lambda folder, count: None
