@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     def cam_after_inference(method: str) -> Callable[[], object]:
         """A forward pass with gradients on the prepared input, then the method's 8-bit map at source size."""
         def step() -> object:
+            engine.maps.clear()  # time the method, not the map cache
             out = model.run(x)
             fresh = Inference(float(out["probability"][0, 0]), out["features"][0], out["gradients"][0], x)
             return engine.cam(model, fresh, method, "pneumonia", size).heat
