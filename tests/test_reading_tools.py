@@ -210,7 +210,7 @@ def test_dicom_sc_and_sr_read_back_and_reference_the_source(tmp_path, dicom_data
     assert sr.SOPClassUID == pydicom.uid.ComprehensiveSRStorage and sr.StudyInstanceUID == source.StudyInstanceUID
     evidence = {item.ReferencedSOPInstanceUID for study in sr.CurrentRequestedProcedureEvidenceSequence
                 for series in study.ReferencedSeriesSequence for item in series.ReferencedSOPSequence}
-    assert evidence == {source.SOPInstanceUID, sc.SOPInstanceUID}
+    assert evidence == {source.SOPInstanceUID, sc.SOPInstanceUID, pydicom.dcmread(out.pm).SOPInstanceUID}
 
     def items(sequence):
         for item in sequence:
@@ -222,7 +222,7 @@ def test_dicom_sc_and_sr_read_back_and_reference_the_source(tmp_path, dicom_data
                for i in content if i.ValueType == "NUM"}
     assert numbers["Length"] == pytest.approx(reading.marks[0].value, abs=1e-3)
     assert numbers["Length"] == pytest.approx(1000 * SPACING[1], abs=1e-3)  # a horizontal 1000-px line
-    assert numbers["Probability of pneumonia (model output)"] == pytest.approx(reading.analysis.probability, abs=1e-6)
+    assert numbers["Probability"] == pytest.approx(reading.analysis.probability, abs=1e-6)
     codes = [(i.ConceptNameCodeSequence[0].CodeMeaning, i.ConceptCodeSequence[0].CodeMeaning)
              for i in content if i.ValueType == "CODE"]
     assert ("Pneumonia", "Present") in codes  # the AI finding and the reader's decision
@@ -230,8 +230,9 @@ def test_dicom_sc_and_sr_read_back_and_reference_the_source(tmp_path, dicom_data
     regions = [i for i in content if i.ValueType == "SCOORD"]
     assert regions and all(r.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
                            == source.SOPInstanceUID for r in regions)
-    # every mark is a region: the arrow a two-point line, the text a point with its words beside it
-    assert sorted(r.GraphicType for r in regions) == ["POINT", "POLYLINE", "POLYLINE", "POLYLINE", "POLYLINE"]
+    # every mark is a region: the arrow a two-point line, the text a point with its words beside it; and the AI's
+    # strongest evidence, a closed line
+    assert sorted(r.GraphicType for r in regions) == ["POINT"] + ["POLYLINE"] * 5
     assert [list(r.GraphicData) for r in regions if r.GraphicType == "POINT"] == [[1200.5, 1400.5]]
     assert any(i.ValueType == "TEXT" and i.TextValue == "consolidation?" for i in content)
 
