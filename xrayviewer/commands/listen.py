@@ -41,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-cert", type=Path, help="DICOM over TLS: this listener's certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="its private key (PEM)")
     p.add_argument("--tls-ca", type=Path, help="accept only callers with a certificate signed by this CA (PEM)")
+    p.add_argument("--send", metavar="NODE", help="store each film's results (SR, heatmap as a Parametric Map, SC) "
+                   "on this PACS node, in the film's study, through a durable outbox (name or AET@HOST:PORT)")
     p.set_defaults(func=run)
 
 
@@ -52,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
 
     allowed = [Caller.parse(a) for a in args.allow] if args.allow else [
         Caller(n.aet, n.host) for n in load_nodes().values()]
+    node = None
+    if args.send:
+        from xrayviewer.core.review.pacs_nodes import resolve_node
+
+        node = resolve_node(args.send)  # a wrong node is said before listening
     settings = ListenerSettings(cache_folder(), allowed, args.port, args.aet, args.bind, int(args.max_mb * 2**20),
                                 int(args.free_gb * 2**30), tls_context(args))
     # Decoding a film in the analysis thread points descriptor 2 at the null device for a moment (core.reading.quiet,
@@ -60,8 +67,20 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ReviewStore(args.db) as store:
+        printing = threading.Lock()  # the listener's and the outbox's threads print whole lines
+
+        def say(line: dict) -> None:
+            with printing:
+                print(json.dumps(line), flush=True)
+
+        outbox = None
+        if node is not None:
+            from xrayviewer.core.review.outbox import Outbox, export_objects
+
+            outbox = Outbox(store, node, export_objects(Engine(args.provider)), say, args.aet)
+            outbox.start(settings.folder)
         listener = Listener(settings, store, Engine(args.provider), args.model or ["mobilenetv2"],
-                            lambda line: print(json.dumps(line), flush=True))
+                            say if outbox is None else lambda line: (say(line), outbox.take(line)))
         listener.start()
         print(f"listening on port {listener.port} as {args.aet} for "
               f"{', '.join(c.aet + (f'@{c.host}' if c.host else '') for c in allowed)}; films into "
@@ -73,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
             pass
         finally:
             listener.stop()
+            if outbox is not None:
+                outbox.stop()
     print("stopped", file=log, flush=True)
     return 0
 
