@@ -36,7 +36,7 @@ def check_source_uids(source: Dataset, path: str | Path) -> None:
             continue
         value = str(source.get(keyword, "") or "")
         if not valid_uid(value):
-            shown = value if len(value) <= 70 else f"{value[:70]}... ({len(value)} characters)"
+            shown = value if len(value) <= 70 else f"{value[:40]}... ({len(value)} characters)"
             raise XRayViewerError(path, "cannot be exported", f"its {keyword} '{shown}' is not a valid DICOM UID "
                                   f"(digits and dots, at most {UI_MAX} characters)",
                                   "Correct the film's header at its source; nothing was written.")

@@ -21,7 +21,7 @@ whose UIDs are not valid is refused (nothing is written); attributes a film lack
 (Type 2: birth date, sex, accession...) are written empty.
 A film that is not DICOM has no study to join: the objects then start a study of their own, one per picture file
 (its UID made from the file's content), the SR names the file, its regions refer to the SC, in the SC's (turned,
-enlarged) coordinates, and there is no Parametric Map (no film to lay it on).
+enlarged) coordinates, and there is no Parametric Map (no DICOM film to lay it on).
 The SC says the patient's name and ID are burned in, keeps the source's laterality, body part and study
 description, and its Patient Orientation follows the rotation and flip shown. The SR's text is UTF-8 (ISO_IR 192);
 it names a person observer only when a reader decided.
@@ -199,11 +199,11 @@ def _objects(reading: Reading, picture: np.ndarray | None, previous: Decision | 
     """(SR, Parametric Map or None, SC or None when there is no picture) of a reading."""
     source, is_dicom = source_dataset(reading)
     keys = _Keys(reading, source, is_dicom)
-    heat = _film_heat(reading) if is_dicom else None
+    heat = _film_heat(reading)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # highdicom's remarks on the source's own names
         sc = None if picture is None else secondary_capture(source, picture, is_dicom, reading, keys)
-        pm = None if heat is None else parametric_map(
+        pm = None if heat is None or not is_dicom else parametric_map(
             source, heat, keys.uid("pm series"), keys.uid("pm", keys.result), reading.analysis.model,
             reading.model_sha256, reading.analysis.method, reading.analysis.target)
         if pm is not None:
@@ -336,7 +336,9 @@ def structured_report(reading: Reading, image: Dataset, derived: list[Dataset], 
                 manufacturer_name=MANUFACTURER)))
     on_sc = any(image is d for d in derived)
     point = _region_point(reading, on_sc)
-    groups = [_ai_group(reading, image, keys, None if on_sc else outline), _reader_group(reading, keys)]
+    if outline is not None:  # pixel centres (+0.5) of the film -> of the region's image
+        outline = np.array([point(x, y) for x, y in outline - 0.5], np.float64) + 0.5
+    groups = [_ai_group(reading, image, keys, outline), _reader_group(reading, keys)]
     groups += [_mark_group(mark, image, i, reading, point, keys) for i, mark in enumerate(reading.marks, 1)
                if mark.kind in ANNOTATIONS or (mark.kind in MEASURES and mark.value is not None
                                                  and np.isfinite(mark.value))]
