@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -54,17 +56,25 @@ def application() -> QApplication:
 
 def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, provider: str | None = None,
         compare: bool = False, startup_probe: bool = False, review: bool = False, db: Path | None = None) -> int:
-    """Open the main window; with `screenshot`, save it once the analysis is on screen and exit; with
-    `startup_probe`, print the time the window was shown (`xrayviewer bench`'s cold start) and exit; with
-    `review`, the paths become the worklist (in the review store `db`)."""
+    """Open the main window; with `screenshot`, save it once the analysis is on screen and exit (1, with the message,
+    on the first error shown); with `startup_probe`, print the time the window was shown (`xrayviewer bench`'s cold
+    start) and exit; with `review`, the paths become the worklist (in the review store `db`)."""
+    if screenshot is not None and (problem := unwritable(screenshot)):
+        print(f"error: {screenshot}: {problem}", file=sys.stderr)
+        return 1
     from xrayviewer.gui.main_window import MainWindow
+    from xrayviewer.gui.workers import load_readers
 
     app = application()
     window = MainWindow(provider, db=db)
-    window.setGeometry(first_geometry(app))
+    quit_on_interrupt(window)
+    offscreen = app.platformName() == "offscreen"  # no screen to fit (--screenshot): the real first window's size
+    window.setGeometry(QRect(QPoint(0, 0), QSize(*WINDOW_SIZE)) if offscreen else first_geometry(app))
     window.show()
-    if compare:
+    if compare:  # for this run only: the next start opens as the user left it
+        remembered = window.saved.compare()
         window.compare_action.setChecked(True)
+        window.saved.set_compare(remembered)
     if startup_probe:
         QTimer.singleShot(0, lambda: (print(json.dumps({"window_shown": time.time()}), flush=True), app.quit()))
     else:  # the readers were left out of the start for speed: load them now, while the user looks at the window
@@ -73,12 +83,20 @@ def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, pr
         status = {"code": 1}
 
         def save() -> None:
-            window.grab().save(str(screenshot))
-            status["code"] = 0
+            if window.grab().save(str(screenshot)):
+                status["code"] = 0
+            else:
+                print(f"error: {screenshot}: the picture could not be written", file=sys.stderr)
+            app.quit()
+
+        def failed(message: str) -> None:
+            print(f"error: {message}", file=sys.stderr)
             app.quit()
 
         window.analysisShown.connect(lambda: QTimer.singleShot(300, save))
-        QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, app.quit)
+        window.errorShown.connect(failed)
+        QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: failed("no analysis on screen after "
+                                                                f"{SCREENSHOT_TIMEOUT_MS // 1000} s"))
     if demo:
         window.open_demo()
     elif paths and review:
@@ -89,6 +107,25 @@ def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, pr
     window.cancel_work()  # a worklist still filling stops at its next film; what runs ends before Python does
     QThreadPool.globalInstance().waitForDone(10_000)
     return status["code"] if screenshot is not None else code
+
+
+def unwritable(picture: Path) -> str | None:
+    """Why a picture cannot be written at `picture` (a missing or read-only folder), else None."""
+    folder = picture.parent if str(picture.parent) else Path(".")
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK):
+        return f"the folder {folder} is not writable"
+    return None
+
+
+def quit_on_interrupt(window) -> None:
+    """Ctrl-C in the terminal closes the window as its close button does (the note typed is kept), instead of a
+    KeyboardInterrupt raised wherever Python happens to be. Qt's loop hands Python a moment every 200 ms to see it."""
+    signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, window.close))
+    ticker = QTimer(window)
+    ticker.timeout.connect(lambda: None)
+    ticker.start(200)
 
 
 def first_geometry(app: QApplication) -> QRect:
@@ -102,8 +139,3 @@ def first_geometry(app: QApplication) -> QRect:
     rect.moveTop(max(rect.top(), free.top() + frame - 8))
     return rect
 
-
-def load_readers() -> None:
-    """Import pydicom and its decoder plug-ins (about half a second, gdcm most of it) off the GUI thread."""
-    import xrayviewer.core.reading.reader  # noqa: F401
-    import xrayviewer.core.reading.study  # noqa: F401

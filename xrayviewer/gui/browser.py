@@ -62,9 +62,12 @@ class StudyBrowser(QWidget):
 
     def scan(self, paths: list[Path]) -> None:
         """Scan in the background; the tree fills in when the headers are read."""
-        from xrayviewer.core.reading.study import scan
+        def work() -> list[StudyTree]:
+            from xrayviewer.core.reading.study import scan  # in the worker, once the readers are loaded
 
-        worker = Worker(lambda: [scan(p) for p in paths])
+            return [scan(p) for p in paths]
+
+        worker = Worker(work)
         worker.signals.result.connect(self._populate)
         worker.signals.error.connect(self.error)
         start(worker)

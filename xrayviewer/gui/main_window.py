@@ -57,6 +57,7 @@ __all__ = ["ABOUT", "SHORTCUTS", "MainWindow", "Pane", "bar_top_of", "caption_of
 class MainWindow(MenusMixin, ReviewMixin, NotesMixin, ReadingToolsMixin, OpeningMixin, AnalysisMixin, CompareMixin,
                  ExportMixin, PacsMixin, PersistenceMixin, BackgroundMixin, QMainWindow):
     analysisShown = Signal()  # every pane with a film has its analysis on screen
+    errorShown = Signal(str)  # a message in the banner (--screenshot stops at the first)
 
     def __init__(self, provider: str | None = None, models: list[str] | None = None,
                  db: str | Path | None = None) -> None:
@@ -166,6 +167,7 @@ class MainWindow(MenusMixin, ReviewMixin, NotesMixin, ReadingToolsMixin, Opening
         self.banner.show()
         self.statusBar().showMessage(message, 15000)
         QTimer.singleShot(15000, self.banner.hide)
+        self.errorShown.emit(message)
 
     def cursor_label_text(self, text: str) -> None:
         self.cursor_label.setText(text)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog
 from xrayviewer.core.review.store import FilmRow, ReviewStore, default_db_path
 from xrayviewer.core.review.worklist import Worklist, film_path
 from xrayviewer.gui.workers import Worker, start
-from xrayviewer.gui.worklist_view import DECISION_KEYS, HIDDEN_BY_DEFAULT, WorklistView, primary_result
+from xrayviewer.gui.worklist_view import DECISION_KEYS, HIDDEN_BY_DEFAULT, WorklistView, films_text, primary_result
 
 ROOTS_KEY = "worklist_roots"
 CURRENT_KEY = "current_film"
@@ -173,12 +173,18 @@ class ReviewMixin:
                 worker.report_progress(done, len(items))
             return len(items)
 
-        self._run(work, self._worklist_filled, "Analysing the worklist...", pass_worker=True)
+        self._run(work, self._worklist_filled, "Analysing the worklist...", pass_worker=True,
+                  on_error=self._worklist_failed)
+
+    def _worklist_failed(self, message: str) -> None:
+        """Said where the count of reviewed films would be, and stays there: "0 of 0 reviewed" hid a failure."""
+        self.worklist.progress.setText(f"The worklist could not be filled: {message}")
+        self.worklist.progress.setToolTip(message)
 
     def _worklist_filled(self, count: int) -> None:
         self.refresh_worklist()
         self._resume()
-        self.statusBar().showMessage(f"Worklist ready: {count} films", 8000)
+        self.statusBar().showMessage(f"Worklist ready: {films_text(count)}", 8000)
 
     def _progress(self, done: int, total: int) -> None:
         super()._progress(done, total)
@@ -252,8 +258,8 @@ class ReviewMixin:
         """Said in the status bar when there is no film to go on to."""
         films = self.worklist.table.films
         unread = sum(f.decision is None for f in films)
-        text = (f"End of the worklist: all {len(films)} films reviewed" if not unread else
-                f"End of the worklist: {unread} of {len(films)} films still unread (U: next unread)")
+        text = (f"End of the worklist: all {films_text(len(films))} reviewed" if not unread else
+                f"End of the worklist: {unread} of {films_text(len(films))} still unread (U: next unread)")
         self.statusBar().showMessage(text, 10000)
 
     def _decode_ahead(self) -> None:
@@ -274,6 +280,8 @@ class ReviewMixin:
         if self.record is not loaded[0]:
             return  # a slower, earlier read: not shown
         self.cursor_label_text("")  # the pixel value under the cursor was the last film's
+        if self.statusBar().currentMessage().startswith("Wait:"):
+            self.statusBar().clearMessage()  # the film it waited for is on screen: a decision is taken now
         path = Path(self.record.path)
         film = next((f for f in self.worklist.table.films if Path(f.info.path) == path), None)
         self.film = film
@@ -318,10 +326,9 @@ class ReviewMixin:
         chosen = self.worklist.current()
         if chosen is None or chosen.id != film.id:
             self.statusBar().showMessage(f"Wait: {Path(chosen.info.path).name if chosen else 'the film'} is still "
-                                         "opening; no decision was saved", 5000)
+                                         "opening; no decision was saved (decide again once it is on screen)", 5000)
             return
         following = self.worklist.neighbour(film.id, 1)
-        self._draft_timer.stop()
         note, reader, shown = self.worklist.note.text(), self.reader_name(), self._ai_shown(film)
         if not self._saved(f"the decision '{decision}'",
                            lambda: self.store.decide(film.id, decision, note, reader, shown)):

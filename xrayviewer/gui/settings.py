@@ -5,6 +5,7 @@ always analyses. Values are written in a normal form, so what is read back is wh
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -135,7 +136,9 @@ class Settings:
         return self._read("recent", _paths, [])[:RECENT_MAX]
 
     def remember(self, path: Path) -> None:
-        """Put a file or folder that opened at the top of Recent, and its folder as the one dialogs start in."""
+        """Put a file or folder that opened at the top of Recent, and its folder as the one dialogs start in (both
+        absolute: a path relative to where the viewer was started means another file from elsewhere)."""
+        path = Path(os.path.abspath(path))
         entry = str(path)
         self.store.setValue("recent", [entry] + [p for p in self.recent() if p != entry][:RECENT_MAX - 1])
         self.store.setValue("last_folder", str(path if path.is_dir() else path.parent))

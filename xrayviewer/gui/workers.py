@@ -8,12 +8,25 @@ holding what its function holds, the main window included; benchmarks/soak.py co
 
 from __future__ import annotations
 
+import threading
 import traceback
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from xrayviewer.core.errors import Cancelled, XRayViewerError
+
+
+_READERS = threading.Lock()
+
+
+def load_readers() -> None:
+    """Import pydicom and the readers (about half a second, gdcm most of it), one thread at a time: two threads that
+    import pydicom at once can meet a half-initialised module ("cannot import name 'Dataset' from partially
+    initialized module 'pydicom.dataset'"). Every worker calls it before its work; once loaded it costs a lock."""
+    with _READERS:
+        import xrayviewer.core.reading.reader  # noqa: F401
+        import xrayviewer.core.reading.study  # noqa: F401
 
 
 class SignalsGone(Exception):
@@ -43,6 +56,7 @@ class Worker:
 
     def run(self) -> None:
         try:
+            load_readers()  # what the work may import, before it runs beside other workers
             value = self.fn(*self.args, worker=self) if self.pass_worker else self.fn(*self.args)
             if not self.cancelled:
                 self._tell(self.signals.result, value, raise_gone=True)

@@ -40,6 +40,11 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 DECISION_KEYS = (("1", "normal"), ("2", "pneumonia"), ("3", "uncertain"), ("4", "other"))
 
 
+def films_text(count: int) -> str:
+    """'1 film', '2 films'."""
+    return f"{count} film" if count == 1 else f"{count} films"
+
+
 def primary_result(film: FilmRow, model: str):
     """The result of `model` for the film, else of any model it has, else None."""
     return film.results.get(model) or next(iter(film.results.values()), None)
@@ -215,7 +220,8 @@ class WorklistView(QWidget):
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # "CompressedSa..." hid what told films apart
+        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)  # "IM-000...1.jpeg" five times told nothing apart;
+        # the full name is in each row's tooltip
         self.view.verticalHeader().hide()
         self.view.verticalHeader().setDefaultSectionSize(22)
         header = self.view.horizontalHeader()
@@ -229,6 +235,7 @@ class WorklistView(QWidget):
         self.set_hidden_columns(list(HIDDEN_BY_DEFAULT))
         self.view.clicked.connect(lambda index: self._chosen(index.row()))
         self.progress = QLabel("No worklist: Review > Review folder... (Ctrl+R)")
+        self.progress.setWordWrap(True)  # a failure is said here in full
         self.unread_only = QCheckBox("Unread only")
         self.unread_only.setToolTip("Show only the films without a decision (U: next unread film)")
         self.unread_only.setFocusPolicy(Qt.FocusPolicy.NoFocus)

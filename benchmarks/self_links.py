@@ -1,0 +1,61 @@
+"""Count the cross-file `self.x` links of the Qt layer: for each class in xrayviewer/gui/*.py, the distinct attributes
+it reads through `self` that no class of its own file defines and a class of another gui file does (a method, or an
+attribute assigned through `self`). Mixins sharing state through `self` show up here; parts handed their
+collaborators do not.
+
+    .venv/bin/python benchmarks/self_links.py [--by-class]
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+GUI = Path(__file__).resolve().parents[1] / "xrayviewer" / "gui"
+
+
+def defined_and_read(tree: ast.Module) -> tuple[set[str], dict[str, set[str]]]:
+    """The attributes the file's classes define, and per class the attributes it reads through `self`."""
+    defined: set[str] = set()
+    reads: dict[str, set[str]] = defaultdict(set)
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        for node in ast.walk(cls):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node in cls.body:
+                defined.add(node.name)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node in cls.body:
+                defined.add(node.target.id)  # dataclass fields
+            elif isinstance(node, ast.Assign) and node in cls.body:
+                defined.update(t.id for t in node.targets if isinstance(t, ast.Name))  # class attributes, signals
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+                if isinstance(node.ctx, ast.Store):
+                    defined.add(node.attr)
+                else:
+                    reads[cls.name].add(node.attr)
+    return defined, reads
+
+
+def links(folder: Path = GUI) -> dict[str, set[str]]:
+    """Per 'file:Class', the attributes read through `self` that only another gui file defines."""
+    files = {p.name: defined_and_read(ast.parse(p.read_text())) for p in sorted(folder.glob("*.py"))}
+    found: dict[str, set[str]] = {}
+    for name, (own, reads) in files.items():
+        others = set().union(*(d for n, (d, _) in files.items() if n != name))
+        for cls, attrs in reads.items():
+            foreign = {a for a in attrs if a not in own and a in others}
+            if foreign:
+                found[f"{name}:{cls}"] = foreign
+    return found
+
+
+def main() -> None:
+    found = links()
+    if "--by-class" in sys.argv:
+        for where, attrs in sorted(found.items(), key=lambda kv: -len(kv[1])):
+            print(f"{len(attrs):4d}  {where}: {', '.join(sorted(attrs))}")
+    print(f"cross-file self links: {sum(len(a) for a in found.values())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The defects of a day's start: threads that import pydicom at once, a worklist that fails silently, a note typed just
+before a crash. Real window (offscreen), real store, real films and model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from test_gui_review import on_screen, open_window, settle
+from test_review_store import copy_films
+
+from xrayviewer.core.review.store import ReviewStore
+
+RACE = """
+import json, sys
+from xrayviewer.gui.app import application
+app = application()
+from PySide6.QtCore import QThreadPool
+from xrayviewer.gui.workers import Worker, start
+
+def work():
+    module = sys.modules.get("pydicom.dataset")
+    ready = module is not None and hasattr(module, "Dataset")
+    from xrayviewer.core.reading.reader import read_image  # noqa: F401
+    from xrayviewer.core.reading.study import scan  # noqa: F401
+    return ready
+
+seen, errors = [], []
+workers = [Worker(work) for _ in range(6)]
+for worker in workers:
+    worker.signals.result.connect(seen.append)
+    worker.signals.error.connect(errors.append)
+    start(worker)
+QThreadPool.globalInstance().waitForDone(60_000)
+app.processEvents()
+print(json.dumps({"seen": seen, "errors": errors}))
+"""
+
+
+def test_workers_start_with_the_readers_loaded(tmp_path):
+    """Start-up race: two threads importing pydicom at once met a half-initialised module ('cannot import name
+    Dataset'), and the worklist stayed empty. Every worker now finds pydicom whole before its work starts."""
+    out = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"seen": [True] * 6, "errors": []}
+
+
+def test_a_worklist_that_cannot_be_filled_says_why(qtbot, tmp_path, kermany):
+    """It said '0 of 0 reviewed' and nothing else."""
+    copy_films(kermany, tmp_path / "films", 2)
+    db = tmp_path / "films" / "review.sqlite"  # the store among the films: the worklist refuses to scan it
+    window = open_window(qtbot, "mobilenetv2", db)
+    window.review_paths([tmp_path / "films"])
+    qtbot.waitUntil(lambda: not window.workers, timeout=60_000)
+    text = window.worklist.progress.text()
+    assert text.startswith("The worklist could not be filled:") and "review database lies among the films" in text
+    settle(qtbot, window)
+
+
+def test_a_note_typed_just_before_a_crash_is_kept(qtbot, tmp_path, kermany):
+    """The draft was written 0.5 s after the last key: typed at a key per 30 ms and killed 150 ms later, the note was
+    lost. Here the store is read from another connection 150 ms after the last key, as a restart would read it."""
+    folder = tmp_path / "today"
+    copy_films(kermany, folder, 2)
+    db = tmp_path / "store" / "review.sqlite"
+    window = open_window(qtbot, "mobilenetv2", db)
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 2, timeout=60_000)
+    film = window.worklist.current()
+    qtbot.waitUntil(lambda: on_screen(window) == film.info.path and window.film is not None, timeout=30_000)
+    qtbot.keyClick(window.panes[0].view, Qt.Key.Key_N)
+    qtbot.keyClicks(window.worklist.note, "RLL consolidation", delay=30)
+    qtbot.wait(150)
+    with ReviewStore(db) as store:
+        assert store.draft(film.id) == "RLL consolidation"
+    settle(qtbot, window)
+
+
+def viewer(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xrayviewer", *args], capture_output=True, text=True,
+                          timeout=kwargs.pop("timeout", 240), **kwargs)
+
+
+def test_screenshot_errors_exit_1_and_the_picture_has_the_first_window_size(tmp_path):
+    """--screenshot exited 0 writing nothing into a missing folder and hung silently on an unreadable first file;
+    offscreen it rendered at 830x760; --compare saved compare=true for the next normal start."""
+    missing = viewer("--demo", "--screenshot", str(tmp_path / "no" / "shot.png"))
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    unreadable = viewer(str(notes), "--screenshot", str(tmp_path / "notes.png"), timeout=90)
+    assert unreadable.returncode == 1 and "notes.txt" in unreadable.stderr
+    assert not (tmp_path / "notes.png").exists()
+
+    shot = tmp_path / "compare.png"
+    done = viewer("--demo", "--compare", "--screenshot", str(shot))
+    assert done.returncode == 0, done.stderr
+    import cv2
+
+    assert cv2.imread(str(shot)).shape[:2] == (950, 1500)
+    from xrayviewer.gui.settings import Settings
+
+    assert Settings().compare() is False  # the tests' own settings folder (conftest), as the next start reads it
+
+
+def test_ctrl_c_closes_the_viewer(tmp_path, kermany):
+    """Ctrl-C left the viewer up 30 s later, or a KeyboardInterrupt traceback from the analysis."""
+    import os
+    import signal
+    import time
+
+    copy_films(kermany, tmp_path / "films", 3)
+    db = tmp_path / "review.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "xrayviewer", "--review", str(tmp_path / "films"), "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    try:
+        deadline = time.monotonic() + 120
+        while not db.exists() and time.monotonic() < deadline:  # the worklist is being filled: the loop runs
+            time.sleep(0.2)
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+
+
+def test_recent_and_the_last_folder_are_absolute(tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    from xrayviewer.gui.settings import Settings
+
+    (tmp_path / "films").mkdir()
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    settings.remember(Path("films"))
+    assert settings.recent() == [str(tmp_path / "films")] and settings.last_folder() == str(tmp_path / "films")
+
+
+def test_the_worklist_elides_names_at_the_end_and_counts_one_film(qtbot, tmp_path, kermany):
+    folder = tmp_path / "today"
+    copy_films(kermany, folder, 1)
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "store" / "review.sqlite")
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 1, timeout=60_000)
+    assert window.worklist.view.textElideMode() == Qt.TextElideMode.ElideRight
+    assert window.statusBar().currentMessage() in ("Worklist ready: 1 film", "")
+    window.decide("normal")
+    assert "all 1 film reviewed" in window.statusBar().currentMessage()
+    settle(qtbot, window)
