@@ -121,8 +121,10 @@ def test_bench_prints_every_step(tiny):
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     for key in ("decode", "preprocess", "inference", "gradcam", "gradcampp", "xgradcam", "layercam", "eigencam",
-                "scorecam", "overlay", "end_to_end"):
+                "scorecam", "overlay", "end_to_end_gradcam", "end_to_end_occlusion"):
         assert figures["median_ms"][key] > 0
+    assert figures["methods"] == {"end_to_end_gradcam": "gradcam", "end_to_end_occlusion": "occlusion",
+                                  "open_to_overlay_ms": "gradcam", "window_level_ms": "gradcam"}
     assert figures["provider"] == "CPUExecutionProvider" and figures["cores"] >= 1
     assert set(figures["open_to_overlay_ms"]) == {"RG1_UNCR", "RG1_J2KR"}
     assert set(figures["decode_ms"]) == set(figures["decoder_order"]) >= {"gdcm", "pylibjpeg"}

@@ -25,10 +25,22 @@ def add_model_options(p: argparse.ArgumentParser, cam: bool = False) -> None:
                        "validation, models/README.md)")
         p.add_argument("--target", default="pneumonia", choices=TARGETS)
         p.add_argument("--colormap", default="jet", choices=sorted(COLORMAPS))
-        p.add_argument("--opacity", type=float, default=0.4)
-        p.add_argument("--heat-floor", type=float, default=0.2, metavar="F",
+        p.add_argument("--opacity", type=fraction, default=0.4, metavar="F",
+                       help="overlay: how much of the heatmap covers the film, from 0 (none) to 1 (default 0.4)")
+        p.add_argument("--heat-floor", type=fraction, default=0.2, metavar="F",
                        help="overlay: heatmap values below F (0-1) are left transparent (default 0.2); not the "
                        "decision threshold, which is the model card's (the output's `threshold`)")
+
+
+def fraction(text: str) -> float:
+    """An option's number from 0 to 1 (argparse's type): anything else is refused with the value and the range."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number; give one from 0 to 1") from None
+    if not 0 <= value <= 1:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text} is out of range; give a number from 0 to 1")
+    return value
 
 
 def note_skipped(folder: Path, count: int) -> None:

@@ -1,4 +1,5 @@
-"""`xrayviewer analyze PATH...`: the gate's verdict, probability, label and a CAM overlay per image, as JSON lines.
+"""`xrayviewer analyze PATH...`: the gate's verdict, probability and label per image (and with --out its CAM overlay),
+as JSON lines.
 
 An image the gate refuses gets `"label": null`, `"probability": null`, its reasons in `refused` and no
 overlay, unless `--force`: then the result is printed with `"out_of_scope": true`.
@@ -31,15 +32,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         sub, "analyze", "run the model on images, folders or DICOM studies; one JSON line each",
         "Run a model on each image behind the gate and print one JSON object per image: path, frame, model, "
         "provider, method, target, probability, label, threshold (the decision threshold of the model card), "
-        "refused (the gate's reasons), notes, out_of_scope, ood_score, overlay, error. An image the gate refuses "
-        "gets no label, probability or overlay unless --force. Exit 2 if a PATH does not exist, 1 if any image "
-        "failed; the other images are done either way.",
+        "refused (the gate's reasons), notes, out_of_scope, ood_score, overlay, error. A heatmap is computed only "
+        "to be drawn: without --out none is made and method is null. An image the gate refuses gets no label, "
+        "probability or overlay unless --force. Exit 2 if a PATH does not exist, 1 if any image failed; the other "
+        "images are done either way.",
         "  xrayviewer analyze chest.dcm\n"
         "  xrayviewer analyze studies/ --model xception --method gradcampp --out overlays/ --heat-floor 0.3\n"
         "  xrayviewer analyze films/ | jq -r 'select(.label == \"PNEUMONIA\") | .path'")
     p.add_argument("paths", nargs="+", metavar="PATH")
     add_model_options(p, cam=True)
-    p.add_argument("--out", type=Path, help="folder for overlay PNGs")
+    p.add_argument("--out", type=Path, help="folder for overlay PNGs (the heatmap of --method is computed only then)")
     p.add_argument("--out-inside", action="store_true",
                    help="allow --out inside a folder being analysed (its overlays are then skipped on re-runs)")
     p.add_argument("--force", action="store_true",
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if out and out.refusal:
         print(f"xrayviewer analyze: {out.refusal}", file=sys.stderr)
         return 2
-    base = {"model": model.card.name, "provider": model.provider, "method": args.method, "target": args.target}
+    method = args.method if out else None  # the heatmap is made only to be drawn: none without --out
+    base = {"model": model.card.name, "provider": model.provider, "method": method, "target": args.target}
     failed = 0
 
     def report(path: Path, error: Exception | None = None, **fields) -> None:
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             if inference is None:
                 (inference,) = engine.infer(model, [display])
-            result = engine.analysis(model, inference, display, args.method, args.target, record, args.force)
+            result = engine.analysis(model, inference, display, method, args.target, record, args.force)
             overlay = None if out is None or result.cam is None else cam_overlay(display, result.cam, style)
         except Exception as exc:  # noqa: BLE001 - one image's failure is its own error line
             report(path, user_error(path, exc, "could not be analysed"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not any(os.path.lexists(p) for p in args.paths):  # nothing to analyse: no review database is made for it
+        for path in args.paths:
+            print(f"error: {path}: no such file or folder", file=sys.stderr)
+        return exit_status(args.paths, len(args.paths))
     errors = 0
     with ReviewStore(args.db) as store:
         worklist = Worklist(store, Engine(args.provider), args.model or ["mobilenetv2"])

@@ -25,7 +25,12 @@ class XRayViewerError(Exception):
     @property
     def reason(self) -> str:
         """The message without the file's name (where the name is shown beside it, as in the study browser)."""
-        return f"{self.what}: {self.why}." + (f" {self.fix}" if self.fix else "")
+        return f"{self.what}: {_sentence(self.why)}" + (f" {self.fix}" if self.fix else "")
+
+
+def _sentence(text: str) -> str:
+    """`text` ended with a full stop, unless it already ends a sentence (a wrapped message: never "again..")."""
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def _one_line(text: str) -> str:

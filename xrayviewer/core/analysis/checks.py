@@ -12,7 +12,7 @@ from datetime import date
 import cv2
 import numpy as np
 
-from xrayviewer.core.analysis.findings import Finding, Note, Refusal, Subject
+from xrayviewer.core.analysis.findings import Finding, Note, Refusal, Subject, compared, places
 from xrayviewer.core.reading.display import to_gray
 
 RADIOGRAPHY = {"CR", "DX", "DR", "RG"}  # computed / digital radiography, digitised film
@@ -88,8 +88,9 @@ def colour(subject: Subject) -> list[Finding]:
     chroma = float((np.abs(f[..., 0] - f[..., 1]) + np.abs(f[..., 1] - f[..., 2])).mean())
     if chroma <= COLOR_LIMIT:
         return []
-    return [Refusal("colour", f"a colour image: colour score {chroma:.1f} > limit {COLOR_LIMIT:.1f} "
-                    "(chest films are gray)", score=round(chroma, 2), limit=COLOR_LIMIT)]
+    return [Refusal("colour", f"a colour image: colour score {compared(chroma, '>', COLOR_LIMIT, 1)} "
+                    "(chest films are gray)", score=round(chroma, places(chroma, '>', COLOR_LIMIT)),
+                    limit=COLOR_LIMIT)]
 
 
 def aspect(subject: Subject) -> list[Finding]:
@@ -98,8 +99,8 @@ def aspect(subject: Subject) -> list[Finding]:
     ratio = max(h, w) / max(min(h, w), 1)
     if ratio <= ASPECT_LIMIT:
         return []
-    return [Refusal("aspect", f"aspect ratio {ratio:.1f} > limit {ASPECT_LIMIT:.1f}: no chest film is that "
-                    "elongated", score=round(ratio, 2), limit=ASPECT_LIMIT)]
+    return [Refusal("aspect", f"aspect ratio {compared(ratio, '>', ASPECT_LIMIT, 1)}: no chest film is that "
+                    "elongated", score=round(ratio, places(ratio, '>', ASPECT_LIMIT)), limit=ASPECT_LIMIT)]
 
 
 def flat(subject: Subject) -> list[Finding]:
@@ -107,8 +108,8 @@ def flat(subject: Subject) -> list[Finding]:
     spread = float(to_gray(subject.display)[::4, ::4].std())
     if spread >= FLAT_LIMIT:
         return []
-    return [Refusal("flat", f"a flat image: contrast (standard deviation) {spread:.1f} < limit {FLAT_LIMIT:.1f} "
-                    "gray levels", score=round(spread, 2), limit=FLAT_LIMIT)]
+    return [Refusal("flat", f"a flat image: contrast (standard deviation) {compared(spread, '<', FLAT_LIMIT, 1)} "
+                    "gray levels", score=round(spread, places(spread, '<', FLAT_LIMIT)), limit=FLAT_LIMIT)]
 
 
 def quality_measures(display: np.ndarray) -> tuple[float, float]:
@@ -133,11 +134,11 @@ def detail(subject: Subject) -> list[Finding]:
     fine = quality_measures(subject.display)[0]
     if fine >= DETAIL_LIMIT or flat(subject):
         return []
-    return [Refusal("detail", f"too blurred or too flat to read: fine detail {fine:.2f} < limit {DETAIL_LIMIT:.2f} "
+    return [Refusal("detail", f"too blurred or too flat to read: fine detail {compared(fine, '<', DETAIL_LIMIT)} "
                     f"gray levels at {QUALITY_SIZE} x {QUALITY_SIZE} px (every chest film the model was checked on "
                     "has 1.3 or more). The models call many normal films this blurred or flat pneumonia (nearly all "
                     "at a blur of 4 px); open the original or a sharper copy of the film, or check the window / "
-                    "level", score=round(fine, 3), limit=DETAIL_LIMIT)]
+                    "level", score=round(fine, places(fine, '<', DETAIL_LIMIT, 3)), limit=DETAIL_LIMIT)]
 
 
 def model_ood(subject: Subject) -> list[Finding]:
@@ -147,8 +148,9 @@ def model_ood(subject: Subject) -> list[Finding]:
     if score is None or not gate or score <= float(gate["threshold"]):
         return []
     limit = float(gate["threshold"])
-    return [Refusal("ood_score", f"unlike the training films: out-of-distribution score {score:.2f} > limit "
-                    f"{limit:.2f} (the model's own gate)", score=round(score, 4), limit=limit)]
+    return [Refusal("ood_score", "unlike the training films: out-of-distribution score "
+                    f"{compared(score, '>', limit)} (the model's own gate)",
+                    score=round(score, places(score, '>', limit, 4)), limit=limit)]
 
 
 def population(subject: Subject) -> list[Finding]:

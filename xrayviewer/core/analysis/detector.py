@@ -26,7 +26,7 @@ from xrayviewer.core.analysis.contract import (
     probability_value,
     typed_problem,
 )
-from xrayviewer.core.analysis.findings import Finding, Refusal, Subject
+from xrayviewer.core.analysis.findings import Finding, Refusal, Subject, compared, places
 from xrayviewer.core.analysis.session import session_options
 from xrayviewer.core.reading.display import to_gray
 
@@ -84,5 +84,5 @@ class ChestDetector:
         limit = float(card["threshold"])
         if p >= limit:
             return []
-        return [Refusal("detector", f"not recognised as a frontal chest radiograph: detector score {p:.2f} < "
-                        f"limit {limit:.2f}", score=round(p, 4), limit=limit)]
+        return [Refusal("detector", "not recognised as a frontal chest radiograph: detector score "
+                        f"{compared(p, '<', limit)}", score=round(p, places(p, '<', limit, 4)), limit=limit)]

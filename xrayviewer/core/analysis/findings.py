@@ -30,6 +30,19 @@ class Finding:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+def places(score: float, relation: str, limit: float, least: int = 2) -> int:
+    """The fewest decimals, `least` at least, at which `score` and `limit` rounded still stand in `relation` ("<" or
+    ">"): a detector score of 0.9962 against 0.9984 needs 3, where 2 would read "1.00 < limit 1.00"."""
+    holds = {"<": float.__lt__, ">": float.__gt__}[relation]
+    return next((n for n in range(least, 17) if holds(float(f"{score:.{n}f}"), float(f"{limit:.{n}f}"))), 17)
+
+
+def compared(score: float, relation: str, limit: float, least: int = 2) -> str:
+    """"SCORE < limit LIMIT" (or ">") with `places` decimals, so that the comparison holds as printed."""
+    n = places(score, relation, limit, least)
+    return f"{score:.{n}f} {relation} limit {limit:.{n}f}"
+
+
 class Refusal(Finding):
     """A reason the model must not judge this image."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from xrayviewer.core.analysis.findings import Finding, Note, Refusal, Subject
+from xrayviewer.core.analysis.findings import Finding, Note, Refusal, Subject, compared
 
 DETECTOR_FILE = "chest-detector.onnx"  # in the shipped models' folder; optional
 
@@ -69,6 +69,7 @@ def _as_population_note(finding: Finding) -> Finding:
     if finding.code != "ood_score" or finding.score is None or finding.limit is None \
             or finding.score > OOD_NOTE_FACTOR * finding.limit:
         return finding
-    return Note("ood_population", f"unlike the training films (out-of-distribution score {finding.score:.2f} > "
-                f"limit {finding.limit:.2f}), though recognised as a chest film: another population or "
-                "another kind of machine; read the result with care", score=finding.score, limit=finding.limit)
+    return Note("ood_population", "unlike the training films (out-of-distribution score "
+                f"{compared(finding.score, '>', finding.limit)}), though recognised as a chest film: another "
+                "population or another kind of machine; read the result with care", score=finding.score,
+                limit=finding.limit)
