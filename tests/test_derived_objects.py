@@ -20,6 +20,7 @@ import pydicom
 import pytest
 from pydicom.uid import ComprehensiveSRStorage, ParametricMapStorage, SecondaryCaptureImageStorage
 from test_dicom_export_valid import content, texts, validate
+from test_pacs import data_home, orthanc  # noqa: F401 - fixtures: a real Orthanc, a command's own data folder
 
 from xrayviewer.core import read_image, to_display
 from xrayviewer.core.analysis.engine import Engine
@@ -239,3 +240,23 @@ def test_a_picture_file_gets_an_sr_and_an_sc_with_the_evidence_on_the_sc(kermany
         assert region.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == sc.SOPInstanceUID
         assert (points[:, 0] <= sc.Columns).all() and (points[:, 1] <= sc.Rows).all()
     assert [o.SOPInstanceUID for o in derived_objects(reading)] == [o.SOPInstanceUID for o in objects]
+
+
+def test_export_command_rewrites_the_same_objects_and_a_pacs_stores_nothing_new(orthanc, data_home, dicom_data,
+                                                                               tmp_path):
+    from test_pacs import CHEST_CR, chest_study, lines, xrayviewer
+
+    (film,) = lines(xrayviewer(data_home, "pacs", "get", orthanc.node, chest_study(dicom_data)))
+    exported = []
+    for _ in range(2):
+        result = xrayviewer(data_home, "export", film["path"], "--out", str(tmp_path / "out"), "--send", orthanc.node)
+        assert result.returncode == 0, result.stderr
+        (line,) = lines(result)
+        exported.append([pydicom.dcmread(line[k], stop_before_pixels=True).SOPInstanceUID for k in ("sr", "pm", "sc")])
+        instances = {i["MainDicomTags"]["SOPInstanceUID"] for i in orthanc.instances_of(chest_study(dicom_data))}
+        assert set(exported[-1]) <= instances
+        if len(exported) == 1:
+            first = instances
+    assert exported[0] == exported[1] and instances == first  # the second send added nothing
+    source = pydicom.dcmread(dicom_data / CHEST_CR, stop_before_pixels=True).SOPInstanceUID
+    assert source in instances

@@ -162,6 +162,10 @@ def test_export_command_writes_a_picture_file_with_its_identity(tmp_path, kerman
     assert (sr.PatientID, sr.AccessionNumber, line["sent_to"]) == ("P-9", "A-1", None)
     assert any(i.ValueType == "NUM" for i in content(sr))  # the stored film's AI result
     validate(Path(line["sc"]))
+    anonymous = xrayviewer("export", str(path), "--out", str(tmp_path / "anonymous"))
+    assert anonymous.returncode == 0 and json.loads(anonymous.stdout)["pm"] is None  # no DICOM film to lay it on
+    (warning,) = anonymous.stderr.splitlines()
+    assert warning.startswith(f"warning: {path}: a picture file carries no patient") and "--patient-id" in warning
     unknown = xrayviewer("export", str(tmp_path / "films" / "nope.png"), "--out", str(tmp_path / "out"))
     assert unknown.returncode == 1 and "not in the review store" in unknown.stderr
 

@@ -96,3 +96,24 @@ def test_report_to_an_unwritable_folder_is_one_error_line(tmp_path, where):
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: {out}: cannot write the report: ")
     assert not list(folder.glob(".r.csv*"))
+
+
+@pytest.mark.parametrize("where", ["read-only file system", "no permission", "under a file"])
+def test_export_to_an_unwritable_or_impossible_folder_is_one_error_line(tmp_path, kermany, where):
+    from test_review_store import copy_films
+
+    (film,) = copy_films(kermany, tmp_path / "films", 1)
+    db = tmp_path / "review.sqlite"
+    assert xrayviewer("worklist", str(film), "--db", str(db)).returncode == 0
+    if where == "under a file":
+        (tmp_path / "taken").write_text("a file, not a folder")
+        folder, prefix = tmp_path / "taken", []
+    else:
+        folder, prefix = unwritable(tmp_path, where)
+    out = folder / "exports" if where != "no permission" else folder
+    result = xrayviewer("export", str(film), "--db", str(db), "--out", str(out), "--patient-id", "P-1",
+                        prefix=prefix)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and str(folder) in line and "cannot write the DICOM export" in line
+    assert result.stdout == ""
