@@ -205,9 +205,11 @@ def send_file(port: int, path: Path, calling: str = PUSHER_AET) -> int:
     assoc = ae.associate("127.0.0.1", port, ae_title="XRAYVIEWER")
     assert assoc.is_established
     try:
-        return int(assoc.send_c_store(path).Status)
+        status = assoc.send_c_store(path)
+        return int(status.Status) if "Status" in status else None  # None: aborted
     finally:
-        assoc.release()
+        if assoc.is_established:
+            assoc.release()
 
 
 def test_listener_analyses_what_orthanc_pushes_and_refuses_other_callers(orthanc, data_home, dicom_data, tmp_path):
@@ -224,8 +226,8 @@ def test_listener_analyses_what_orthanc_pushes_and_refuses_other_callers(orthanc
         assert listener.next()["status"] == "rejected"
     finally:
         assert listener.stop() == 0
-    cache = data_folder(tmp_path) / "pacs-cache"
-    assert [p.name for p in cache.iterdir()] == [Path(film["path"]).name]
+    spool = data_folder(tmp_path) / "listener-spool"
+    assert [p.name for p in spool.iterdir()] == [Path(film["path"]).name]
 
 
 def test_an_allowed_title_from_another_host_stores_nothing(orthanc, data_home, dicom_data, tmp_path):
@@ -233,12 +235,13 @@ def test_an_allowed_title_from_another_host_stores_nothing(orthanc, data_home, d
     try:
         with pytest.raises(urllib.error.HTTPError):  # Orthanc reports the failed C-STORE
             orthanc.rest("/modalities/viewer/store", [orthanc.study_id(chest_study(dicom_data))])
-        refused = listener.next()
-        assert (refused["status"], refused["dicom_status"], refused["host"]) == ("refused", "0x0124", "127.0.0.1")
+        refused = listener.next()  # at association, not once the film came
+        assert (refused["status"], refused["host"]) == ("rejected", "127.0.0.1")
+        assert refused["reason"].startswith(f"host not allowed for AE title '{ORTHANC_AET}'")
     finally:
         assert listener.stop() == 0
-    cache = data_folder(tmp_path) / "pacs-cache"
-    assert not cache.exists() or list(cache.iterdir()) == []
+    spool = data_folder(tmp_path) / "listener-spool"
+    assert not spool.exists() or list(spool.iterdir()) == []
 
 
 def test_listener_refuses_malformed_and_non_image_datasets_and_keeps_running(data_home, dicom_data, tmp_path):
@@ -259,10 +262,9 @@ def test_listener_refuses_malformed_and_non_image_datasets_and_keeps_running(dat
         assert send_file(port, report) == pacs.SOP_CLASS_REFUSED
         assert listener.next()["reason"] == "not an image SOP class"
         assert send_file(port, garbage) == pacs.CANNOT_UNDERSTAND
-        assert listener.next()["reason"] == "the dataset cannot be decoded"
-        assert send_file(port, broken) == pacs.SUCCESS  # its header decodes: kept, and the analysis says what is wrong
-        failed = listener.next()
-        assert failed["status"] == "error" and failed["error"]
+        assert listener.next()["reason"] == "the dataset has no pixel data"  # (cut short before it)
+        assert send_file(port, broken) == pacs.CANNOT_UNDERSTAND  # its header decodes, its pixels do not: refused
+        assert listener.next()["reason"].startswith("the pixel data cannot be decoded")
         assert send_file(port, good) == pacs.SUCCESS
         assert listener.next()["status"] == "analysed"
         assert listener.process.poll() is None
@@ -271,16 +273,19 @@ def test_listener_refuses_malformed_and_non_image_datasets_and_keeps_running(dat
 
 
 def test_listener_refuses_what_is_over_the_size_limit_or_the_free_disk_floor(data_home, dicom_data, tmp_path):
-    cache = data_folder(tmp_path) / "pacs-cache"
-    for options, film in (((("--max-mb", "0.1")), CHEST_CR), ((("--free-gb", "1000000")), "SC_rgb.dcm")):
+    spool = data_folder(tmp_path) / "listener-spool"
+    for options, film, answer in ((("--max-mb", "0.1"), CHEST_CR, None), (("--free-gb", "1000000"), "SC_rgb.dcm",
+                                                                           pacs.OUT_OF_RESOURCES)):
         port = free_port()
         listener = ListenerProcess(data_home, port, PUSHER_AET, options=options)
         try:
-            assert send_file(port, dicom_data / film) == pacs.OUT_OF_RESOURCES
-            assert listener.next()["reason"] == "over the size limit or the free-disk floor"
+            assert send_file(port, dicom_data / film) == answer  # None: the association was aborted
+            reason = listener.next()["reason"]
+            assert reason.startswith("a dataset over the size limit") if answer is None else \
+                reason == "the free-disk floor"
         finally:
             assert listener.stop() == 0
-        assert not cache.exists() or list(cache.iterdir()) == []
+        assert not spool.exists() or list(spool.iterdir()) == []
 
 
 def test_listener_serves_the_configured_nodes_and_analyses_what_an_earlier_one_left(data_home, dicom_data,
@@ -288,11 +293,14 @@ def test_listener_serves_the_configured_nodes_and_analyses_what_an_earlier_one_l
     refused = xrayviewer(data_home, "listen", "--port", str(free_port()))
     assert refused.returncode == 1 and "no caller is allowed" in refused.stderr
     assert xrayviewer(data_home, "pacs", "nodes", "add", "modality", f"{PUSHER_AET}@127.0.0.1:104").returncode == 0
-    cache = data_folder(tmp_path) / "pacs-cache"
-    cache.mkdir(parents=True)
-    left = cache / "0123456789abcdef0123456789abcdef.dcm"  # received, then the listener was killed
+    spool = data_folder(tmp_path) / "listener-spool"
+    spool.mkdir(parents=True)
+    left = spool / "0123456789abcdef0123456789abcdef.dcm"  # received, then the listener was killed
     shutil.copy(dicom_data / CHEST_CR, left)
-    (cache / ".half-written.tmp").write_bytes(b"DICM")
+    (spool / ".half-written.tmp").write_bytes(b"DICM")
+    cache = data_folder(tmp_path) / "pacs-cache"  # what `pacs get` retrieved: not the listener's to analyse
+    cache.mkdir(parents=True)
+    shutil.copy(dicom_data / "RG1_J2KR.dcm", cache / "fedcba9876543210fedcba9876543210.dcm")
     port = free_port()
     listener = ListenerProcess(data_home, port)  # no --allow: the configured nodes
     try:
@@ -300,10 +308,10 @@ def test_listener_serves_the_configured_nodes_and_analyses_what_an_earlier_one_l
         assert (earlier["path"], earlier["status"], earlier["calling_aet"]) == (str(left), "analysed",
                                                                                 "(received earlier)")
         assert send_file(port, dicom_data / "RG3_J2KI.dcm") == pacs.SUCCESS
-        assert listener.next()["calling_aet"] == PUSHER_AET
+        assert listener.next()["calling_aet"] == PUSHER_AET  # (the film in pacs-cache was not analysed first)
     finally:
         assert listener.stop() == 0
-    assert sorted(p.name for p in cache.iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in spool.iterdir() if p.name.startswith(".")) == []
 
 
 def test_export_and_send_arrive_in_orthanc_under_the_source_study(orthanc, data_home, dicom_data, tmp_path):

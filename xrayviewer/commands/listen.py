@@ -1,8 +1,8 @@
 """`xrayviewer listen [--port 11112] [--aet XRAYVIEWER] [--allow AET[@HOST]]... [--db FILE]`: receive films.
 
-A C-STORE SCP for the allowed callers only (default: the configured PACS nodes); each film is kept in the cache
-in the user's data folder, analysed into the review store as it arrives, and reported as one JSON line. Runs
-until Ctrl-C or SIGTERM, then analyses what is still queued.
+A C-STORE SCP for the allowed callers only (default: the configured PACS nodes); each film is kept in the
+listener's spool folder in the user's data folder, analysed into the review store as it arrives, and reported as
+one JSON line; so is each refusal. Runs until Ctrl-C or SIGTERM, then analyses what is still queued.
 """
 
 from __future__ import annotations
@@ -22,10 +22,14 @@ from xrayviewer.commands.worklist import add_db_option
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = command_parser(
         sub, "listen", "receive films from a PACS (C-STORE SCP) and analyse each; one JSON line each",
-        "Listen for films pushed by a PACS or a modality. Only the allowed callers are served (by AE title, and "
-        "host when given; default: the configured PACS nodes); films that are not images, too large, or would "
-        "fill the disk are refused with a DICOM status. Each film is stored under a name made here in the cache "
-        "in the user's data folder and analysed into the review store.",
+        "Listen for films pushed by a PACS or a modality. Only the allowed callers are served (checked when they "
+        "associate: called AE title, calling AE title, host when given; default: the configured PACS nodes), at "
+        "most --max-associations at once. A dataset over --max-mb aborts its association as it passes the limit "
+        "(nothing is held in memory: it streams to disk), and a peer silent for --timeout seconds is dropped. "
+        "Films that are not images, have invalid UIDs or pixel data that cannot be decoded, or would fill the disk "
+        "are refused with a DICOM status. Each film is stored under a name made here in the listener's spool "
+        "folder in the user's data folder and analysed into the review store; every refusal is one JSON line with "
+        "its reason.",
         "  xrayviewer listen --allow ORTHANC@10.0.0.5\n  xrayviewer listen --port 104 --aet CXRAI --allow PACS")
     p.add_argument("--port", type=int, default=11112)
     p.add_argument("--aet", default="XRAYVIEWER", help="the AE title this listener answers to")
@@ -36,8 +40,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", metavar="NAME",
                    help="shipped model name or .onnx path; repeat for several (default: mobilenetv2)")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
-    p.add_argument("--max-mb", type=float, default=512, help="the largest dataset accepted (default 512 MB)")
-    p.add_argument("--free-gb", type=float, default=1, help="disk space the cache leaves free (default 1 GB)")
+    p.add_argument("--max-mb", type=float, default=512,
+                   help="the largest dataset accepted: a larger one aborts its association (default 512 MB)")
+    p.add_argument("--free-gb", type=float, default=1, help="disk space the spool folder leaves free (default 1 GB)")
+    p.add_argument("--max-associations", type=int, default=10, metavar="N",
+                   help="associations served at once; the next caller is rejected, 'local limit exceeded' (default 10)")
+    p.add_argument("--timeout", type=float, default=60, metavar="SECONDS",
+                   help="silence after which a peer is dropped, within a message or between them (default 60)")
     p.add_argument("--tls-cert", type=Path, help="DICOM over TLS: this listener's certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="its private key (PEM)")
     p.add_argument("--tls-ca", type=Path, help="accept only callers with a certificate signed by this CA (PEM)")
@@ -48,8 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xrayviewer.core.analysis.engine import Engine
-    from xrayviewer.core.review.listener import Caller, Listener, ListenerSettings
-    from xrayviewer.core.review.pacs_nodes import cache_folder, load_nodes
+    from xrayviewer.core.errors import XRayViewerError
+    from xrayviewer.core.review.listener import Caller, Listener, ListenerSettings, spool_folder
+    from xrayviewer.core.review.pacs_nodes import load_nodes
     from xrayviewer.core.review.store import ReviewStore
 
     allowed = [Caller.parse(a) for a in args.allow] if args.allow else [
@@ -59,8 +69,11 @@ def run(args: argparse.Namespace) -> int:
         from xrayviewer.core.review.pacs_nodes import resolve_node
 
         node = resolve_node(args.send)  # a wrong node is said before listening
-    settings = ListenerSettings(cache_folder(), allowed, args.port, args.aet, args.bind, int(args.max_mb * 2**20),
-                                int(args.free_gb * 2**30), tls_context(args))
+    if args.max_associations < 1 or args.timeout <= 0 or args.max_mb <= 0:
+        raise XRayViewerError(None, "invalid limit", "--max-associations must be 1 or more, --timeout and --max-mb "
+                              "more than 0")
+    settings = ListenerSettings(spool_folder(), allowed, args.port, args.aet, args.bind, int(args.max_mb * 2**20),
+                                int(args.free_gb * 2**30), tls_context(args), args.max_associations, args.timeout)
     # Decoding a film in the analysis thread points descriptor 2 at the null device for a moment (core.reading.quiet,
     # process-wide), so the listener's own messages go to a copy of it taken now: none is lost to that race.
     log = os.fdopen(os.dup(2), "w", buffering=1)

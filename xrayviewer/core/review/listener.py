@@ -1,11 +1,15 @@
 """Receiving films pushed by a PACS or a modality (pynetdicom C-STORE SCP) and analysing each as it arrives.
 
-Only allowed callers are served: their AE title is checked when they associate (others are rejected), their host
-when a film comes (others get 'not authorised'). A film is an image SOP class (others: 'SOP class not supported'),
-under a size limit, decodable, and leaves a free-disk floor; it is written atomically into the cache under its
-content hash and queued, so the association is answered at once however long the analysis takes. One worker
-thread analyses the queue into the review store in batches (the worklist's analysis) and reports one dict per film;
-films received before a stop or a crash and not yet analysed are queued again at the next start.
+Safe to expose: every association is bounded (`dicom_receive`: datasets stream to disk, an oversized one aborts its
+association, a stalled peer is dropped by the time-outs), and callers are checked when they associate: the called
+AE title must be ours, the calling AE title allowed, from its host when one is given, and at most
+`max_associations` at once. A film is kept only when it is an image with valid UIDs and decodable pixel data,
+under the size limit and above the free-disk floor; it is written atomically into the listener's own spool
+folder under its content hash and queued, so the association is answered at once however long the analysis
+takes. One worker thread analyses the queue into the review store in batches (the worklist's analysis) and reports
+one dict per film; every refusal is reported too, with its true reason. Films of the spool folder received before
+a stop or a crash and not yet analysed are queued again at the next start (only those: the spool folder is the
+listener's alone, never the cache `pacs get` fills).
 """
 
 from __future__ import annotations
@@ -19,17 +23,22 @@ from pathlib import Path
 
 from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.errors import XRayViewerError
-from xrayviewer.core.review.pacs import (NOT_AUTHORISED, SUCCESS, TRANSFER_SYNTAXES, application_entity,
-                                         store_event)
-from xrayviewer.core.review.pacs_nodes import AET_CHARS
+from xrayviewer.core.review.dicom_receive import ReceiveLimits, Refusal, keep_dataset, start_server
+from xrayviewer.core.review.pacs import NETWORK_S, SUCCESS, TRANSFER_SYNTAXES, application_entity
+from xrayviewer.core.review.pacs_nodes import AET_CHARS, data_folder
 from xrayviewer.core.review.store import ReviewStore
 from xrayviewer.core.review.worklist import BATCH, Worklist, film_path
 
 LIMIT_BYTES = 512 << 20  # one dataset: a large CR is ~30 MB uncompressed
-FREE_FLOOR_BYTES = 1 << 30  # what the cache's disk keeps free
-EARLIER = "(received earlier)"  # the calling AE title reported for a film found in the cache at start
-STATUS_WORDS = {0x0122: "not an image SOP class", 0xA700: "over the size limit or the free-disk floor",
-                0xC000: "the dataset cannot be decoded", NOT_AUTHORISED: "the calling host is not allowed"}
+FREE_FLOOR_BYTES = 1 << 30  # what the spool folder's disk keeps free
+MAX_ASSOCIATIONS = 10
+SPOOL_FOLDER = "listener-spool"
+EARLIER = "(received earlier)"  # the calling AE title reported for a film found in the spool folder at start
+
+
+def spool_folder() -> Path:
+    """Where the listener keeps the films it received (its own: `pacs get` fills `pacs-cache`)."""
+    return data_folder() / SPOOL_FOLDER
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,8 @@ class ListenerSettings:
     limit_bytes: int = LIMIT_BYTES
     free_floor_bytes: int = FREE_FLOOR_BYTES
     ssl_context: object | None = None  # an ssl.SSLContext for DICOM over TLS
+    max_associations: int = MAX_ASSOCIATIONS
+    network_timeout_s: float = NETWORK_S  # silence after which a peer is dropped, within a PDU or between them
 
 
 @dataclass
@@ -96,24 +107,24 @@ class Listener:
         for name in self.worklist.models:
             self.worklist.model_key(name)  # load the models before the first film comes
         ae = application_entity(s.aet)
-        ae.require_calling_aet = sorted({c.aet for c in s.allowed})
+        ae.network_timeout = s.network_timeout_s
         ae.add_supported_context(Verification)
         for context in AllStoragePresentationContexts:
             ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
-        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo),
-                    (evt.EVT_REJECTED, self._on_rejected)]
+        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, lambda event: SUCCESS)]
+        limits = ReceiveLimits(s.limit_bytes, free_floor_bytes=s.free_floor_bytes)
+        self._resume()
         try:
-            self._server = ae.start_server((s.host, s.port), block=False, evt_handlers=handlers,
-                                           ssl_context=s.ssl_context)
+            self._server = start_server(ae, (s.host, s.port), s.folder, limits, handlers, s.ssl_context,
+                                        self._on_refusal, self._admit, s.max_associations)
         except OSError as exc:
             raise XRayViewerError(None, f"cannot listen on port {s.port}", exc.strerror or str(exc),
                                   "Choose another --port, or stop what uses it.") from None
         self._worker.start()
-        self._resume()
 
     def _resume(self) -> None:
-        """Queue what an earlier listener received but did not analyse (it was stopped or killed), and remove the
-        temporary files a crash left half-written."""
+        """Queue what an earlier listener received into the spool folder but did not analyse (it was stopped or
+        killed), and remove the files a crash or an aborted association left half-written."""
         folder = self.settings.folder
         if not folder.is_dir():
             return
@@ -135,32 +146,30 @@ class Listener:
             self.queue.put(None)
             self._worker.join()
 
-    def _admitted(self, event) -> tuple[bool, str]:
-        requestor = event.assoc.requestor
-        aet = requestor.ae_title.strip() if isinstance(requestor.ae_title, str) else str(requestor.ae_title)
-        return any(c.admits(aet, requestor.address) for c in self.settings.allowed), aet
+    def _admit(self, aet: str, host: str) -> str | None:
+        """Why a caller is refused at association, or None."""
+        callers = [c for c in self.settings.allowed if c.aet == aet]
+        if not callers:
+            return "calling AE title not allowed"
+        if not any(c.admits(aet, host) for c in callers):
+            return f"host not allowed for AE title '{aet}' (allowed: " \
+                   f"{', '.join(sorted({c.host or 'any' for c in callers}))})"
+        return None
 
-    def _on_echo(self, event) -> int:
-        return SUCCESS if self._admitted(event)[0] else NOT_AUTHORISED
-
-    def _on_rejected(self, event) -> None:
-        requestor = event.assoc.requestor
-        self._emit({"status": "rejected", "calling_aet": str(requestor.ae_title).strip(),
-                    "host": requestor.address, "reason": "calling AE title not allowed"})
+    def _on_refusal(self, refusal: Refusal) -> None:
+        self._emit(refusal.as_dict())
 
     def _on_store(self, event) -> int:
-        admitted, aet = self._admitted(event)
-        if not admitted:
-            status, path = NOT_AUTHORISED, None
+        s = self.settings
+        kept = keep_dataset(event, s.folder, s.free_floor_bytes)
+        requestor = event.assoc.requestor
+        aet = str(requestor.ae_title).strip()
+        if kept.path is None:
+            self._emit({"status": "refused", "calling_aet": aet, "host": requestor.address,
+                        "dicom_status": f"0x{kept.status:04X}", "reason": kept.reason})
         else:
-            s = self.settings
-            status, path = store_event(event, s.folder, s.limit_bytes, s.free_floor_bytes)
-        if path is None:
-            self._emit({"status": "refused", "calling_aet": aet, "host": event.assoc.requestor.address,
-                        "dicom_status": f"0x{status:04X}", "reason": STATUS_WORDS.get(status, "refused")})
-        else:
-            self.queue.put(_Arrival(film_path(path), aet))
-        return status
+            self.queue.put(_Arrival(film_path(kept.path), aet))
+        return kept.status
 
     def _analyse(self) -> None:
         """The worker: take what has arrived (up to a batch), analyse it, report each film; until stopped."""

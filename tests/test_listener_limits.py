@@ -1,0 +1,348 @@
+"""`xrayviewer listen` exposed to hostile and broken peers: dcmtk's echoscu/storescu and raw or pynetdicom peers
+written here against a real listener process.
+
+Who calls is checked at association (called AE title, calling AE title, host, the association limit), each
+refusal is one JSON line with its true reason; an oversized dataset aborts its association as it passes --max-mb,
+a PDU announced longer than we accept is refused from its header, a peer that stalls inside a PDU is dropped
+after --timeout, and the listener's peak memory does not move while it happens; truncated pixel data and invalid
+UIDs get failure statuses and nothing is kept. All test data are generated here, small, or written to tmp_path."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from test_pacs import CHEST_CR, PUSHER_AET, ListenerProcess, free_port
+
+ECHOSCU, STORESCU = shutil.which("echoscu"), shutil.which("storescu")
+needs_dcmtk = pytest.mark.skipif(ECHOSCU is None or STORESCU is None,
+                                 reason="dcmtk (apt-get install dcmtk) is the independent peer of these tests")
+CR_CLASS = "1.2.840.10008.5.1.4.1.1.1"
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    import os
+
+    environment = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    environment.pop("XRAYVIEWER_DB", None)
+    return environment
+
+
+def spool(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "xrayviewer" / "listener-spool"
+
+
+def spooled(tmp_path: Path) -> list[str]:
+    """Every file in the listener's spool folder, hidden ones included."""
+    folder = spool(tmp_path)
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def reset_peak_rss(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # the peak (VmHWM) starts again from the current size
+
+
+def echoscu(port: int, calling: str, called: str = "XRAYVIEWER") -> int:
+    return subprocess.run([ECHOSCU, "-to", "10", "-aet", calling, "-aec", called, "127.0.0.1", str(port)],
+                          capture_output=True, timeout=60).returncode
+
+
+def storescu(port: int, *files: Path, calling: str = PUSHER_AET) -> subprocess.Popen:
+    return subprocess.Popen([STORESCU, "-xs", "-xv", "-xw", "-to", "30", "-aet", calling, "-aec", "XRAYVIEWER",
+                             "127.0.0.1", str(port), *map(str, files)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def cr(rows: int = 64, columns: int = 64, pixels: bytes | None = None) -> Dataset:
+    """A native 16-bit CR with fresh UIDs; `pixels` replaces its pixel data (a truncated film)."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = CR_CLASS, generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = CR_CLASS, ds.SOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.PatientID, ds.PatientName = "CR", "LIMITS", "Test^Limits"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, columns, 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = pixels if pixels is not None else np.zeros((rows, columns), np.uint16).tobytes()
+    return ds
+
+
+def big_cr(path: Path, megabytes: int) -> Path:
+    """A valid native CR of about `megabytes` MB, written in pieces (never held whole here)."""
+    columns = 2048
+    rows = megabytes * 2**20 // (2 * columns)
+    ds = cr(rows, columns, pixels=b"")
+    ds.save_as(path, enforce_file_format=True)  # an empty PixelData element, last: its length is patched below
+    data = path.read_bytes()
+    header = data.rindex(b"\xe0\x7f\x10\x00OW")
+    with open(path, "r+b") as file:
+        file.seek(header + 8)
+        file.write(struct.pack("<I", rows * columns * 2))
+        file.seek(0, 2)
+        chunk = bytes(1 << 20)
+        for _ in range(rows * columns * 2 // len(chunk)):
+            file.write(chunk)
+    return path
+
+
+def store(port: int, ds: Dataset, calling: str = PUSHER_AET) -> int | None:
+    """C-STORE `ds` with pynetdicom: the status, or None when the association was aborted."""
+    from pynetdicom import AE
+
+    ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title="XRAYVIEWER")
+    assert assoc.is_established
+    try:
+        status = assoc.send_c_store(ds)
+        return int(status.Status) if "Status" in status else None
+    finally:
+        if assoc.is_established:
+            assoc.release()
+
+
+class RawPeer:
+    """A peer that associates by hand (pynetdicom's PDU classes) and then writes whatever bytes it likes."""
+
+    def __init__(self, port: int, calling: str = PUSHER_AET) -> None:
+        from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
+        from pynetdicom.pdu import A_ASSOCIATE_RQ
+        from pynetdicom.pdu_primitives import (A_ASSOCIATE, ImplementationClassUIDNotification,
+                                               MaximumLengthNotification)
+        from pynetdicom.presentation import build_context
+
+        primitive = A_ASSOCIATE()
+        primitive.application_context_name = "1.2.840.10008.3.1.1.1"
+        primitive.calling_ae_title, primitive.called_ae_title = calling, "XRAYVIEWER"
+        context = build_context(CR_CLASS, ExplicitVRLittleEndian)
+        context.context_id = 1
+        primitive.presentation_context_definition_list = [context]
+        length, implementation = MaximumLengthNotification(), ImplementationClassUIDNotification()
+        length.maximum_length_received = 16384
+        implementation.implementation_class_uid = PYNETDICOM_IMPLEMENTATION_UID
+        primitive.user_information = [length, implementation]
+        pdu = A_ASSOCIATE_RQ()
+        pdu.from_primitive(primitive)
+        self.socket = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.socket.sendall(pdu.encode())
+        answer = self.socket.recv(6)
+        assert answer[:1] == b"\x02", f"association not accepted: {answer!r}"  # A-ASSOCIATE-AC
+        self._read(struct.unpack(">I", answer[2:6])[0])
+
+    def _read(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.socket.recv(n - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def send(self, data: bytes) -> bool:
+        """Whether all of `data` went out before the listener closed the connection."""
+        try:
+            self.socket.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+        return True
+
+    def seconds_until_closed(self, limit: float) -> float:
+        """How long until the listener closes the connection (an A-ABORT it sends first is read and ignored)."""
+        start = time.monotonic()
+        self.socket.settimeout(limit)
+        try:
+            while self.socket.recv(65536):
+                pass
+        except TimeoutError:
+            return float("inf")
+        except OSError:
+            pass
+        return time.monotonic() - start
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def lines_until(listener: ListenerProcess, count: int, timeout: float = 60) -> list[dict]:
+    return [listener.next(timeout) for _ in range(count)]
+
+
+@needs_dcmtk
+def test_callers_are_checked_at_association_and_each_refusal_says_why(env, tmp_path):
+    port = free_port()
+    listener = ListenerProcess(env, port, PUSHER_AET, "MODALITY@10.11.12.13", options=("--timeout", "5"))
+    try:
+        assert echoscu(port, PUSHER_AET) == 0
+        assert echoscu(port, PUSHER_AET, called="WRONG") != 0
+        assert echoscu(port, "INTRUDER") != 0
+        assert echoscu(port, "MODALITY") != 0  # an allowed AE title from a host not on the list: not even associated
+        wrong_called, intruder, wrong_host = lines_until(listener, 3)
+        assert (wrong_called["status"], wrong_called["reason"]) == (
+            "rejected", "called AE title 'WRONG' is not this listener's ('XRAYVIEWER')")
+        assert (intruder["calling_aet"], intruder["reason"]) == ("INTRUDER", "calling AE title not allowed")
+        assert (wrong_host["calling_aet"], wrong_host["host"]) == ("MODALITY", "127.0.0.1")
+        assert wrong_host["reason"].startswith("host not allowed for AE title 'MODALITY'")
+    finally:
+        assert listener.stop() == 0
+    assert spooled(tmp_path) == []
+
+
+def test_the_association_over_the_limit_is_rejected_and_logged_as_the_limit(env):
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    port = free_port()
+    listener = ListenerProcess(env, port, PUSHER_AET, options=("--max-associations", "2", "--timeout", "20"))
+    ae = AE(ae_title=PUSHER_AET)
+    ae.add_requested_context(Verification)
+    ae.acse_timeout = ae.network_timeout = 20
+    held = []
+    try:
+        held = [ae.associate("127.0.0.1", port, ae_title="XRAYVIEWER") for _ in range(2)]
+        assert all(a.is_established for a in held)
+        third = ae.associate("127.0.0.1", port, ae_title="XRAYVIEWER")
+        assert third.is_rejected
+        line = listener.next()
+        assert (line["status"], line["calling_aet"], line["reason"]) == ("rejected", PUSHER_AET,
+                                                                          "association limit (2 open)")
+        held.pop().release()
+        time.sleep(0.5)
+        again = ae.associate("127.0.0.1", port, ae_title="XRAYVIEWER")
+        assert again.is_established and int(again.send_c_echo().Status) == 0
+        again.release()
+    finally:
+        for assoc in held:
+            assoc.release()
+        assert listener.stop() == 0
+
+
+@needs_dcmtk
+def test_oversized_senders_are_aborted_as_they_pass_the_limit_and_an_honest_one_is_served(env, dicom_data,
+                                                                                            tmp_path):
+    big = big_cr(tmp_path / "big.dcm", 24)
+    port = free_port()
+    listener = ListenerProcess(env, port, PUSHER_AET, options=("--max-mb", "1", "--timeout", "10"))
+    try:
+        senders = [storescu(port, big) for _ in range(3)]
+        honest = storescu(port, dicom_data / CHEST_CR)
+        assert honest.wait(120) == 0, honest.stderr.read()
+        assert all(s.wait(120) != 0 for s in senders)
+        lines = lines_until(listener, 4, timeout=120)
+        aborted = [line for line in lines if line["status"] == "aborted"]
+        assert len(aborted) == 3 and {line["calling_aet"] for line in aborted} == {PUSHER_AET}
+        for line in aborted:  # as it passed the limit: within one PDU (64 KiB) of it, not after the 24 MB
+            assert line["reason"] in ("a dataset over the size limit (1.0 MB): aborted after 1.0 MB",
+                                      "a dataset over the size limit (1.0 MB): aborted after 1.1 MB"), line
+        (analysed,) = [line for line in lines if line["status"] == "analysed"]
+        reset_peak_rss(listener.process.pid)
+        before = peak_rss_mb(listener.process.pid)  # (the honest film's analysis has its own cost: not counted)
+        senders = [storescu(port, big) for _ in range(3)]
+        assert all(s.wait(120) != 0 for s in senders)
+        assert [line["status"] for line in lines_until(listener, 3)] == ["aborted"] * 3
+        rise = peak_rss_mb(listener.process.pid) - before
+        assert rise < 20, f"the listener's peak memory rose {rise:.0f} MB"  # 3 x 24 MB were sent
+    finally:
+        assert listener.stop() == 0
+    assert spooled(tmp_path) == [Path(analysed["path"]).name]  # no half-received file left
+
+
+def test_a_pdu_announced_longer_than_we_accept_is_refused_at_its_header_and_a_stall_is_dropped(env):
+    port = free_port()
+    listener = ListenerProcess(env, port, PUSHER_AET, options=("--timeout", "3"))
+    try:
+        pid = listener.process.pid
+        reset_peak_rss(pid)
+        before = peak_rss_mb(pid)
+        huge = RawPeer(port)
+        start = time.monotonic()
+        if huge.send(b"\x04\x00" + struct.pack(">I", 0xFFFFFFF0) + bytes(4 << 20)):  # ~4 GB announced, 4 MB sent
+            assert huge.seconds_until_closed(10) < 2
+        assert time.monotonic() - start < 5
+        line = listener.next()
+        assert (line["status"], line["reason"]) == ("aborted", "a PDU of 4,294,967,280 bytes, over the 65,536 "
+                                                               "accepted")
+        stalled = RawPeer(port)
+        stalled.send(b"\x04\x00" + struct.pack(">I", 1000) + bytes(10))  # then nothing
+        waited = stalled.seconds_until_closed(30)
+        assert 2 < waited < 10, f"the stalled peer was dropped after {waited:.1f} s (--timeout 3)"
+        assert peak_rss_mb(pid) - before < 20
+        huge.close()
+        stalled.close()
+        assert listener.process.poll() is None
+    finally:
+        assert listener.stop() == 0
+
+
+def truncated_j2k(dicom_data: Path) -> Dataset:
+    """The chest CR with its JPEG 2000 code-stream cut in half: headers intact, no end marker."""
+    from pydicom.encaps import encapsulate, generate_frames
+
+    ds = pydicom.dcmread(dicom_data / CHEST_CR)
+    (frame,) = generate_frames(ds.PixelData, number_of_frames=1)
+    ds.PixelData = encapsulate([frame[: len(frame) // 2]])
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    return ds
+
+
+def test_truncated_pixel_data_and_invalid_uids_get_failure_statuses_and_nothing_is_kept(env, dicom_data, tmp_path):
+    port = free_port()
+    listener = ListenerProcess(env, port, PUSHER_AET, options=("--timeout", "10"))
+    try:
+        tiny_truncated = cr(pixels=bytes(1000))  # 64 x 64 x 2 bytes declared, 1000 held
+        assert store(port, tiny_truncated) == 0xC000
+        assert listener.next()["reason"].startswith("the pixel data cannot be decoded (truncated pixel data")
+        assert store(port, truncated_j2k(dicom_data)) == 0xC000
+        assert listener.next()["dicom_status"] == "0xC000"
+        for keyword, bad in (("SOPInstanceUID", "../../etc/x"), ("StudyInstanceUID", "1." + "2" * 5002),
+                             ("SeriesInstanceUID", "1.02.3")):
+            ds = cr()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom's own remark on the invalid value: the point here
+                setattr(ds, keyword, bad)
+                assert store(port, ds) == 0xA900
+            line = listener.next()
+            assert (line["status"], line["dicom_status"]) == ("refused", "0xA900")
+            assert line["reason"].startswith(f"{keyword} ") and "is not a valid UID" in line["reason"]
+        assert store(port, cr()) == 0
+        assert listener.next()["status"] == "analysed"
+    finally:
+        assert listener.stop() == 0
+    assert len(spooled(tmp_path)) == 1
+
+
+def test_a_failed_tls_handshake_is_logged(env, tmp_path):
+    from test_pacs_tls import certificate, echo
+
+    cert, key = certificate(tmp_path, "server")
+    port = free_port()
+    listener = ListenerProcess(env, port, PUSHER_AET, options=("--tls-cert", str(cert), "--tls-key", str(key),
+                                                               "--timeout", "5"))
+    try:
+        assert not echo(port, None)  # plain DICOM to a TLS listener
+        line = listener.next()
+        assert (line["status"], line["host"]) == ("rejected", "127.0.0.1")
+        assert line["reason"].startswith("TLS handshake failed")
+        assert listener.process.poll() is None
+    finally:
+        assert listener.stop() == 0
