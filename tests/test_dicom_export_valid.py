@@ -90,9 +90,12 @@ def test_refused_and_forced_films_say_why_and_no_decision_names_no_observer(tmp_
         assert analysis.refused
         reading = Reading(record, analysis)
         out = export_dicom(reading, reading_picture(display, reading), tmp_path / f"force-{force}")
-        for path in (out.sc, out.sr):
+        assert (out.pm is not None) == force  # the heatmap of a forced analysis, on the CT's own plane
+        for path in filter(None, (out.sc, out.sr, out.pm)):
             validate(path)
         sr = pydicom.dcmread(out.sr)
+        procedure = [i for i in sr.ContentSequence if i.ConceptNameCodeSequence[0].CodeMeaning == "Procedure reported"]
+        assert procedure[0].ConceptCodeSequence[0].CodeMeaning == "Imaging procedure"  # not a plain chest X-ray
         assert texts(sr, "Why the gate refused the film") == [str(r) for r in analysis.refused]
         assert [i for i in content(sr) if i.ValueType == "PNAME"] == []  # no reader decided: no person observer
         if force:
