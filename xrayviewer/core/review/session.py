@@ -1,0 +1,405 @@
+"""The reading session, without Qt: what the reader has open and where they are, and the review rules.
+
+It holds the film on screen (and the generation counter of the films asked for), the panes' analysis settings and
+results, the worklist (its folders, its films, the film chosen and the film on screen), the decisions of this session
+(for undo) and the note being typed. The GUI's parts call its methods and observe its events; the rules are tested
+without a window (tests/test_reading_session.py):
+
+- A decision, note or mark lands on the worklist film whose pixels are on screen, never on a film only asked for
+  (`Refused` "Wait: ... still opening") nor on a film opened from elsewhere (`Refused` "... not in the worklist").
+- Undo withdraws the last decision of this session (it stays in the history) and its note comes back as a draft.
+- A note is kept as a draft at every change, until it is saved with a decision.
+- A write the store refuses (disk full, the file gone) raises `NotSaved`, naming the file and what was not saved; the
+  session's state stays as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xrayviewer.core.analysis.cam import DEFAULT_METHOD
+from xrayviewer.core.analysis.engine import Analysis, Engine
+from xrayviewer.core.analysis.overlay import OverlayStyle
+from xrayviewer.core.reading.record import ImageRecord
+from xrayviewer.core.review.store import Decision, FilmRow, Mark, ReviewStore, default_db_path
+from xrayviewer.core.review.worklist import film_path
+
+ROOTS_KEY = "worklist_roots"
+CURRENT_KEY = "current_film"
+
+
+class Event:
+    """Callbacks called in order with the event's arguments; `connect` returns the function that disconnects."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable] = []
+
+    def connect(self, callback: Callable) -> Callable[[], None]:
+        self._callbacks.append(callback)
+        return lambda: self.disconnect(callback)
+
+    def disconnect(self, callback: Callable) -> None:
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
+
+    def emit(self, *args) -> None:
+        for callback in list(self._callbacks):
+            callback(*args)
+
+
+class Refused(Exception):
+    """The session refused what was asked; the message says why and what to do. `banner`: worth more than the status
+    bar (the reader's action was lost, not only early)."""
+
+    def __init__(self, message: str, banner: bool = False) -> None:
+        super().__init__(message)
+        self.banner = banner
+
+
+class NotSaved(Exception):
+    """The store refused a write: the message names the file and what was not saved."""
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """What one pane's analysis uses."""
+
+    model: str = "mobilenetv2"
+    method: str = DEFAULT_METHOD
+    target: str = "pneumonia"
+
+
+@dataclass
+class PaneState:
+    """One pane: its analysis settings and overlay style, and the result of its film."""
+
+    settings: AnalysisSettings
+    style: OverlayStyle = field(default_factory=OverlayStyle)
+    analysis: Analysis | None = None
+    inferences: dict = field(default_factory=dict)  # model -> Inference, for the current film
+    generation: int = 0  # bumps on every change; stale worker results are dropped
+    force: bool = False  # the user asked to see this film's result although the gate refused it
+
+
+def under(path: str, roots: list[Path]) -> bool:
+    """Whether `path` is one of `roots` or lies inside one of them."""
+    p = Path(path)
+    return any(p == root or root in p.parents for root in roots)
+
+
+def films_text(count: int) -> str:
+    """'1 film', '2 films'."""
+    return f"{count} film" if count == 1 else f"{count} films"
+
+
+def primary_result(film: FilmRow, model: str):
+    """The result of `model` for the film, else of any model it has, else None."""
+    return film.results.get(model) or next(iter(film.results.values()), None)
+
+
+class ReadingSession:
+    """The reader's session: the film on screen, the panes, the worklist, decisions, undo and the note being typed.
+
+    Events (each an `Event`; the arguments in brackets):
+    - `film_shown(record, film)`: a film's pixels are on screen; `film` is its worklist row, or None
+    - `films_changed(films)`: the worklist's rows were reloaded from the store
+    - `note_shown(film, text)`: the note field belongs to `film` (None: to no film) and shows `text`
+    - `decision_recorded(film, decision)` and `decision_undone(film, withdrawn)`
+    - `draft_kept(film_id, text)`: a typed note was written as a draft
+    - `pane_changed(pane)`: a pane's settings or style changed
+    - `compare_changed(on)`: the second pane was shown or hidden
+    - `engine_changed(engine)`: the models run on another provider from now on
+    """
+
+    def __init__(self, engine: Engine, panes: list[PaneState], db: str | Path | None = None,
+                 reader: Callable[[], str] = lambda: "") -> None:
+        """`panes`: the first is always shown, the others with compare; `db`: the review store (default: the
+        user's); `reader`: the name saved with each decision."""
+        self.engine = engine
+        self.panes = panes
+        self.active = panes[0]
+        self.compare = False
+        self.db_path = Path(db) if db is not None else default_db_path()
+        self.reader = reader
+        self.store: ReviewStore | None = None
+        self.record: ImageRecord | None = None  # the film on screen
+        self.generation = 0  # bumps on every film asked for; a slower earlier read is not shown
+        self.roots: list[Path] = []  # the worklist's folders and files
+        self.films: list[FilmRow] = []  # the worklist's films
+        self.chosen: int | None = None  # the worklist film asked for (its row is highlighted)
+        self.film: FilmRow | None = None  # the worklist film whose pixels are on screen
+        self.decided: list[int] = []  # films decided in this session, the latest last (for undo)
+        self.note_film: int | None = None  # the film whose note is being typed
+        self.note = ""  # the note as typed
+        self._note_kept = ""  # the note as shown or last written
+        self.film_shown, self.films_changed, self.note_shown = Event(), Event(), Event()
+        self.decision_recorded, self.decision_undone, self.draft_kept = Event(), Event(), Event()
+        self.pane_changed, self.compare_changed, self.engine_changed = Event(), Event(), Event()
+
+    # ----- the store -----
+    def open_store(self) -> ReviewStore:
+        """The review store, opened on first use (XRayViewerError when it cannot be)."""
+        if self.store is None:
+            self.store = ReviewStore(self.db_path)
+        return self.store
+
+    def state(self, key: str, default: str = "") -> str:
+        return self.store.state(key, default) if self.store is not None else default
+
+    def set_state(self, key: str, value: str) -> None:
+        if self.store is not None:
+            self._saved("where the reader is", lambda: self.store.set_state(key, value))
+
+    def _saved(self, what: str, write: Callable[[], object]):
+        """One write to the store; a failure is `NotSaved`, naming the file and what was not saved."""
+        try:
+            return write()
+        except (sqlite3.Error, OSError) as exc:
+            raise NotSaved(f"{self.db_path}: {what} was not saved: {exc}. Check the disk and the file's "
+                           "permissions, then try again.") from None
+
+    # ----- panes and analysis -----
+    def visible_panes(self) -> list[PaneState]:
+        return self.panes if self.compare else self.panes[:1]
+
+    def set_active(self, pane: PaneState) -> None:
+        self.active = pane
+
+    def set_settings(self, pane: PaneState, settings: AnalysisSettings) -> None:
+        pane.settings = settings
+        self.pane_changed.emit(pane)
+
+    def set_style(self, pane: PaneState, style: OverlayStyle) -> None:
+        pane.style = style
+        self.pane_changed.emit(pane)
+
+    def set_compare(self, on: bool) -> None:
+        self.compare = on
+        if not on:
+            self.active = self.panes[0]
+        self.compare_changed.emit(on)
+
+    def set_engine(self, engine: Engine) -> None:
+        """Run the models with `engine` from now on; the old one lets its sessions go, the panes forget their
+        forward passes."""
+        if engine is not self.engine:
+            self.engine.close()
+        self.engine = engine
+        for pane in self.panes:
+            pane.inferences.clear()
+        self.engine_changed.emit(engine)
+
+    def card_name(self) -> str:
+        """The name the active pane's model stores its results under ('' without a usable model)."""
+        try:
+            return self.engine.model(self.active.settings.model).card.name
+        except Exception:  # noqa: BLE001 - no usable model: the first stored result is shown
+            return ""
+
+    # ----- the film on screen -----
+    def ask(self) -> int:
+        """A film is asked for: its generation, to give back to `show` with its pixels."""
+        self.generation += 1
+        return self.generation
+
+    def show(self, record: ImageRecord, generation: int | None = None) -> bool:
+        """The pixels of `record` are on screen (False, and nothing changes, when a later film was asked for since).
+        The worklist film with its path becomes the film decisions, notes and marks go to, whatever was chosen
+        before; a film from elsewhere takes none."""
+        if generation is not None and generation != self.generation:
+            return False
+        self.record = record
+        for pane in self.panes:
+            pane.inferences.clear()
+            pane.analysis = None
+            pane.force = False
+        self.film = self.film_at(record.path)
+        if self.film is None and self.chosen is not None:
+            self.chosen = None
+            self.load_note(None)
+        elif self.film is not None and self.chosen != self.film.id:
+            self.chosen = self.film.id
+            self.load_note(self.film)
+            self.set_state(CURRENT_KEY, str(self.film.id))
+        self.film_shown.emit(record, self.film)
+        return True
+
+    def show_frame(self, record: ImageRecord) -> None:
+        """Another frame of the film on screen (cine): the same film, the same worklist row."""
+        self.record = record
+
+    def film_at(self, path: str | Path) -> FilmRow | None:
+        return next((f for f in self.films if Path(f.info.path) == Path(path)), None)
+
+    def marks(self) -> list[Mark]:
+        """The marks saved with the film on screen (none off the worklist)."""
+        return self.store.marks(self.film.id) if self.film is not None and self.store is not None else []
+
+    def save_marks(self, marks: list[Mark]) -> None:
+        """Measurements and annotations are saved with the film on screen at once."""
+        if self.film is None:
+            raise Refused("Marks are saved with a worklist film's review; this film is not in one "
+                          "(Review > Review folder...)")
+        film_id = self.film.id
+        self._saved("the marks", lambda: self.store.set_marks(film_id, marks))
+
+    # ----- the worklist -----
+    def saved_roots(self) -> list[Path]:
+        """The worklist of the last session, from the store (none without a store file)."""
+        if not self.db_path.is_file():
+            return []
+        return [Path(r) for r in json.loads(self.open_store().state(ROOTS_KEY, "[]"))]
+
+    def set_worklist(self, paths: list[str | Path]) -> None:
+        """Make `paths` the worklist (remembered in the store); the note typed so far is kept first."""
+        store = self.open_store()
+        self.keep_note()
+        self.roots = [film_path(p) for p in paths]
+        self._saved("the worklist", lambda: store.set_state(ROOTS_KEY, json.dumps([str(r) for r in self.roots])))
+        self.reload()
+
+    def resume(self, roots: list[Path]) -> None:
+        """The worklist of an earlier session, as it is in the store."""
+        self.roots = list(roots)
+        self.reload()
+
+    def reload(self) -> None:
+        """Reload the worklist's films from the store."""
+        if self.store is None or not self.roots:
+            return
+        self.films = [f for f in self.store.films() if under(f.info.path, self.roots)]
+        if self.film is not None:
+            self.film = self.film_row(self.film.id) or self.film
+        self.films_changed.emit(self.films)
+
+    def film_row(self, film_id: int | None) -> FilmRow | None:
+        return next((f for f in self.films if f.id == film_id), None)
+
+    def remembered_film(self) -> int | None:
+        """The film the reader was on when the worklist was last left."""
+        wanted = self.state(CURRENT_KEY)
+        return int(wanted) if wanted else None
+
+    def choose(self, film: FilmRow) -> None:
+        """The reader chose a worklist film (key, click, decision): its note is shown; it opens (the caller asks
+        for its pixels)."""
+        self.chosen = film.id
+        self.load_note(film)
+        self.set_state(CURRENT_KEY, str(film.id))
+
+    def unread(self) -> int:
+        return sum(f.decision is None for f in self.films)
+
+    def end_text(self) -> str:
+        """Said when there is no film to go on to."""
+        unread, total = self.unread(), films_text(len(self.films))
+        return (f"End of the worklist: all {total} reviewed" if not unread else
+                f"End of the worklist: {unread} of {total} still unread (U: next unread)")
+
+    # ----- deciding -----
+    def decide(self, decision: str) -> FilmRow:
+        """Record the reader's decision for the film on screen with the note typed (committed at once); returns the
+        film. `Refused` when the film on screen is not a worklist film or the chosen one is still opening."""
+        film = self.film
+        if film is None or self.store is None:
+            raise Refused("The film on screen is not in the worklist: no decision was saved. Choose a film in "
+                          "the worklist (or Review > Review folder...) first.", banner=True)
+        if self.chosen != film.id:
+            chosen = self.film_row(self.chosen)
+            raise Refused(f"Wait: {Path(chosen.info.path).name if chosen else 'the film'} is still opening; no "
+                          "decision was saved (decide again once it is on screen)")
+        note, reader, shown = self.note if self.note_film == film.id else "", self.reader(), self.ai_shown(film)
+        made = self._saved(f"the decision '{decision}'",
+                           lambda: self.store.decide(film.id, decision, note, reader, shown))
+        self.decided.append(film.id)
+        self._note_kept = note
+        self.reload()
+        self.decision_recorded.emit(self.film_row(film.id) or film, made)
+        return film
+
+    def undo(self) -> tuple[FilmRow | None, int, Decision]:
+        """Withdraw the last decision of this session (kept in the history); its note becomes the film's draft
+        again. Returns (the film's row, its id, the withdrawn decision); `Refused` when there is none to undo."""
+        if not self.decided or self.store is None:
+            raise Refused("No decision of this session to undo")
+        film_id = self.decided[-1]
+
+        def withdraw() -> Decision | None:
+            withdrawn = self.store.withdraw(film_id)
+            if withdrawn is not None and withdrawn.note:
+                self.store.set_draft(film_id, withdrawn.note)
+            return withdrawn
+
+        withdrawn = self._saved("the undo", withdraw)
+        self.decided.pop()
+        if withdrawn is None:
+            raise Refused("No decision of this session to undo")
+        self.note_film = None  # the note is read again from the store, not kept over the draft
+        self.reload()
+        film = self.film_row(film_id)
+        self.decision_undone.emit(film, withdrawn)
+        return film, film_id, withdrawn
+
+    def ai_shown(self, film: FilmRow) -> dict:
+        """What the AI showed on screen when the reader decided: the visible panes' results; when none was on
+        screen yet, the stored result marked `on_screen` false."""
+        shown = {}
+        if self.record is not None and Path(self.record.path) == Path(film.info.path):
+            for pane in self.visible_panes():
+                a = pane.analysis
+                if a is not None:
+                    shown[a.model] = {"probability": a.probability, "label": a.label, "threshold": a.threshold,
+                                      "refused": [str(r) for r in a.refused], "out_of_scope": a.out_of_scope,
+                                      "method": a.method, "on_screen": True}
+        if not shown and (result := primary_result(film, self.card_name())) is not None:
+            shown[result.model] = {**result.as_dict(), "on_screen": False}
+        return shown
+
+    # ----- the note -----
+    def load_note(self, film: FilmRow | None) -> None:
+        """Keep the note of the film it was typed for, then show `film`'s (its draft, else its decision's)."""
+        self.keep_note()
+        self.note_film = film.id if film is not None else None
+        text = ""
+        if film is not None and self.store is not None:
+            draft = self.store.draft(film.id)
+            text = draft if draft is not None else film.decision.note if film.decision else ""
+        self.note = self._note_kept = text
+        self.note_shown.emit(film, text)
+
+    def type_note(self, text: str) -> None:
+        """The note field changed: written as the film's draft at once (a note typed just before a crash is kept)."""
+        self.note = text
+        self.keep_note()
+
+    def keep_note(self) -> None:
+        """Write the note as a draft of its film (or drop the draft when it says what is saved); no write when
+        nothing changed since it was shown or kept."""
+        text = self.note
+        if self.note_film is None or self.store is None or text == self._note_kept:
+            return
+        film_id, film = self.note_film, self.film_row(self.note_film)
+        saved = film.decision.note if film is not None and film.decision else ""
+        self._saved("the note", lambda: self.store.set_draft(film_id, "" if text == saved else text))
+        self._note_kept = text
+        self.draft_kept.emit(film_id, text)
+
+    def save_note(self, note: str) -> str:
+        """Enter in the note field: a decided film keeps its decision with the new note ("saved"); an undecided
+        one keeps the note as a draft until its decision ("kept"); "" when the note belongs to no film."""
+        film = self.film_row(self.note_film)
+        if film is None:
+            return ""
+        self.note = note
+        if film.decision is None:
+            self.keep_note()
+            return "kept"
+        decision, reader, shown = film.decision.decision, self.reader(), self.ai_shown(film)
+        self._saved("the note", lambda: self.store.decide(film.id, decision, note, reader, shown))
+        self._note_kept = note
+        self.reload()
+        return "saved"
