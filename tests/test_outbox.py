@@ -1,6 +1,6 @@
 """The node sends its results back: `xrayviewer listen --send NODE` against a real Orthanc on loopback ports, films
 pushed with dcmtk's storescu. Each analysed film's objects arrive in the film's own study once; a refused film gets
-only its SR, which says why; a film pushed again adds nothing; a PACS that is down, then a listener killed with
+only its SR, which says why; a film pushed again adds nothing, even when the outbox was lost and derives it again; a PACS that is down, then a listener killed with
 SIGKILL, lose nothing and send nothing twice; a send the outbox lost track of (killed between the PACS's success
 and its own mark) adds nothing when it is sent again.
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -123,8 +124,8 @@ def env(tmp_path) -> dict[str, str]:
 
 def storescu(port: int, path: Path) -> None:
     """dcmtk's storescu pushes one file to the listener."""
-    result = subprocess.run(["storescu", "-R", "-aet", PUSHER_AET, "-aec", "XRAYVIEWER", "127.0.0.1", str(port), str(path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["storescu", "-R", "-aet", PUSHER_AET, "-aec", "XRAYVIEWER", "127.0.0.1", str(port),
+                             str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
 
@@ -190,6 +191,16 @@ def test_each_film_s_objects_arrive_in_its_study_once_and_a_refused_film_gets_on
         assert listener.stop() == 0
     outbox = data_folder(tmp_path) / "review.sqlite.outbox"
     assert sorted(p.name for p in outbox.iterdir() if not p.name.startswith("outbox.sqlite")) == []  # all sent
+
+    shutil.rmtree(outbox)  # the outbox lost: the unchanged result is derived again, into the same objects
+    listener = ListenerProcess(env, port, PUSHER_AET, options=("--send", orthanc.node))
+    try:
+        storescu(port, dicom_data / CHEST_CR)
+        again = wait_for(listener, "sent")
+    finally:
+        assert listener.stop() == 0
+    assert again["objects"] == queued["objects"]
+    assert len(orthanc.instances_of(study_of(dicom_data / CHEST_CR))) == len(arrived)
 
 
 def test_a_pacs_down_and_a_kill_9_lose_nothing_and_send_nothing_twice(orthanc, env, dicom_data, tmp_path):
