@@ -41,8 +41,10 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from xrayviewer import __version__
+from xrayviewer.core.analysis.overlay import OverlayStyle, cam_overlay
 from xrayviewer.core.errors import OutputError
 from xrayviewer.core.reading.digest import file_sha256
+from xrayviewer.core.reading.display import to_display
 from xrayviewer.core.review.derived_uids import check_source_uids, derived_uid
 from xrayviewer.core.review.parametric_map import parametric_map, pixel_spacing, strongest_outline
 from xrayviewer.core.review.report_image import Reading, enlarged, oriented, reading_picture
@@ -85,6 +87,8 @@ TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "Accessio
 
 @dataclass(frozen=True)
 class Exported:
+    """The files `export_dicom` wrote."""
+
     sc: Path
     sr: Path
     pm: Path | None = None  # the heatmap as a Parametric Map: a DICOM film with a heatmap only
@@ -136,9 +140,6 @@ def film_picture(reading: Reading) -> tuple[Reading, np.ndarray]:
     """The SC's picture of a reading made without a viewer (the AI node, the export command): the film at its
     default window with the result's heatmap in the default style, its marks and the result block; the reading
     then names the heatmap's colours (for the colour bar)."""
-    from xrayviewer.core.analysis.overlay import OverlayStyle, cam_overlay
-    from xrayviewer.core.reading.display import to_display
-
     cam = reading.analysis.cam if reading.analysis is not None else None
     if cam is not None and reading.colormap is None:
         reading = replace(reading, colormap=OverlayStyle().colormap)

@@ -2,8 +2,8 @@
 
 The model sees the whole film resized to its input (no crop), so its map, brought back to the film's size by the
 same resize (`CamResult.map`), lies on the film's pixel grid: map pixel (row, column) is film pixel (row, column).
-The Parametric Map holds that float map, one frame, referencing the film (Spatial Locations Preserved), so a viewer
-that overlays Parametric Maps (Weasis, OHIF) can lay it on the film.
+The Parametric Map holds that float map, one frame, derived from the film (Spatial Locations Preserved), for a viewer
+that overlays Parametric Maps on their source images (not tried here with Weasis or OHIF).
 
 A projection film (CR, DX) has no patient geometry: its header gives no position or orientation of its plane, and
 often no Frame of Reference. The Parametric Map IOD needs both, so the map states the film's plane as it is known:
