@@ -23,8 +23,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
     QMainWindow,
-    QProgressBar,
-    QPushButton,
     QScrollArea,
     QSplitter,
     QVBoxLayout,
@@ -35,7 +33,7 @@ from xrayviewer.core import ImageRecord
 from xrayviewer.core.analysis.engine import engine_for
 from xrayviewer.core.reading.film_cache import FilmCache
 from xrayviewer.gui.analysis_control import AnalysisMixin, Pane, bar_top_of, caption_of
-from xrayviewer.gui.background import BackgroundMixin
+from xrayviewer.gui.background import Tasks
 from xrayviewer.gui.browser import StudyBrowser
 from xrayviewer.gui.compare import CompareMixin
 from xrayviewer.gui.export_actions import ExportMixin
@@ -55,7 +53,7 @@ __all__ = ["ABOUT", "SHORTCUTS", "MainWindow", "Pane", "bar_top_of", "caption_of
 
 
 class MainWindow(MenusMixin, ReviewMixin, NotesMixin, ReadingToolsMixin, OpeningMixin, AnalysisMixin, CompareMixin,
-                 ExportMixin, PacsMixin, PersistenceMixin, BackgroundMixin, QMainWindow):
+                 ExportMixin, PacsMixin, PersistenceMixin, QMainWindow):
     analysisShown = Signal()  # every pane with a film has its analysis on screen
     errorShown = Signal(str)  # a message in the banner (--screenshot stops at the first)
 
@@ -73,7 +71,8 @@ class MainWindow(MenusMixin, ReviewMixin, NotesMixin, ReadingToolsMixin, Opening
         self.engine = engine_for(self.saved.provider(provider))
         self.record: ImageRecord | None = None
         self.model_display: np.ndarray | None = None  # the film at its default window: what the model sees
-        self.workers: set[Worker] = set()
+        self.tasks = Tasks(self.show_error)
+        self._run, self.cancel_work = self.tasks.run, self.tasks.cancel
         self.opening: Path | None = None  # what open_paths was last given
         self.films = FilmCache()
         self.load_generation = 0  # bumps on every film asked for; a slower earlier read is not shown
@@ -145,20 +144,16 @@ class MainWindow(MenusMixin, ReviewMixin, NotesMixin, ReadingToolsMixin, Opening
         self.panel.cardRequested.connect(self.show_model_card)
         self.panel.analyseAnywayRequested.connect(self.analyse_anyway)
 
+    @property
+    def workers(self) -> set[Worker]:
+        """The work in flight (tests and benchmarks wait for it to end)."""
+        return self.tasks.workers
+
     def _build_status(self) -> None:
         self.cursor_label = QLabel()
-        self.busy_label = QLabel()  # what the work in flight is doing
-        self.busy_label.hide()
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(160)
-        self.progress.hide()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.hide()
-        self.cancel_button.clicked.connect(self.cancel_work)
         self.statusBar().addWidget(self.cursor_label, 1)
-        self.statusBar().addPermanentWidget(self.busy_label)
-        self.statusBar().addPermanentWidget(self.progress)
-        self.statusBar().addPermanentWidget(self.cancel_button)
+        for widget in (self.tasks.busy_label, self.tasks.progress, self.tasks.cancel_button):
+            self.statusBar().addPermanentWidget(widget)
         self.statusBar().addPermanentWidget(QLabel("Research use only - not a diagnosis"))
 
     def show_error(self, message: str) -> None:

@@ -174,7 +174,7 @@ class ReviewMixin:
             return len(items)
 
         self._run(work, self._worklist_filled, "Analysing the worklist...", pass_worker=True,
-                  on_error=self._worklist_failed)
+                  on_error=self._worklist_failed, on_progress=self._worklist_progress)
 
     def _worklist_failed(self, message: str) -> None:
         """Said where the count of reviewed films would be, and stays there: "0 of 0 reviewed" hid a failure."""
@@ -186,8 +186,7 @@ class ReviewMixin:
         self._resume()
         self.statusBar().showMessage(f"Worklist ready: {films_text(count)}", 8000)
 
-    def _progress(self, done: int, total: int) -> None:
-        super()._progress(done, total)
+    def _worklist_progress(self, done: int, total: int) -> None:
         if self.review_roots and (not self._resumed or time.monotonic() - self._last_refresh > REFRESH_S):
             self.refresh_worklist()
             self._resume()
