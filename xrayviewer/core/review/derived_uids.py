@@ -1,8 +1,8 @@
 """UIDs of the objects an export derives from a film, and the check that the film's own UIDs may be copied.
 
 A derived object's Series and SOP Instance UIDs are made from what the object depends on (the source's SOP Instance
-UID, the model file's hash, the result, the decision, the marks), as 2.25 UIDs of a name-based UUID of them: exporting an
-unchanged result again gives the same UIDs, so a PACS stores nothing new, and any change gives new ones.
+UID, the model file's hash, the result, the decision, the marks), as 2.25 UIDs of a name-based UUID of them:
+exporting an unchanged result again gives the same UIDs, so a PACS stores nothing new, and any change gives new ones.
 """
 
 from __future__ import annotations
