@@ -10,25 +10,25 @@ UIDs get failure statuses and nothing is kept. All test data are generated here,
 from __future__ import annotations
 
 import shutil
-import socket
 import struct
 import subprocess
-import threading
+import sys
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 from test_pacs import CHEST_CR, PUSHER_AET, ListenerProcess, free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from pacs_listener import RawPeer, big_cr, native_cr, peak_rss_mb, reset_peak_rss  # noqa: E402
 
 ECHOSCU, STORESCU = shutil.which("echoscu"), shutil.which("storescu")
 needs_dcmtk = pytest.mark.skipif(ECHOSCU is None or STORESCU is None,
                                  reason="dcmtk (apt-get install dcmtk) is the independent peer of these tests")
-CR_CLASS = "1.2.840.10008.5.1.4.1.1.1"
 
 
 @pytest.fixture
@@ -50,17 +50,6 @@ def spooled(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
-def reset_peak_rss(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # the peak (VmHWM) starts again from the current size
-
-
 def echoscu(port: int, calling: str, called: str = "XRAYVIEWER") -> int:
     return subprocess.run([ECHOSCU, "-to", "10", "-aet", calling, "-aec", called, "127.0.0.1", str(port)],
                           capture_output=True, timeout=60).returncode
@@ -70,39 +59,6 @@ def storescu(port: int, *files: Path, calling: str = PUSHER_AET) -> subprocess.P
     return subprocess.Popen([STORESCU, "-xs", "-xv", "-xw", "-to", "30", "-aet", calling, "-aec", "XRAYVIEWER",
                              "127.0.0.1", str(port), *map(str, files)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def cr(rows: int = 64, columns: int = 64, pixels: bytes | None = None) -> Dataset:
-    """A native 16-bit CR with fresh UIDs; `pixels` replaces its pixel data (a truncated film)."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = CR_CLASS, generate_uid()
-    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = CR_CLASS, ds.SOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.PatientID, ds.PatientName = "CR", "LIMITS", "Test^Limits"
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, columns, 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = pixels if pixels is not None else np.zeros((rows, columns), np.uint16).tobytes()
-    return ds
-
-
-def big_cr(path: Path, megabytes: int) -> Path:
-    """A valid native CR of about `megabytes` MB, written in pieces (never held whole here)."""
-    columns = 2048
-    rows = megabytes * 2**20 // (2 * columns)
-    ds = cr(rows, columns, pixels=b"")
-    ds.save_as(path, enforce_file_format=True)  # an empty PixelData element, last: its length is patched below
-    data = path.read_bytes()
-    header = data.rindex(b"\xe0\x7f\x10\x00OW")
-    with open(path, "r+b") as file:
-        file.seek(header + 8)
-        file.write(struct.pack("<I", rows * columns * 2))
-        file.seek(0, 2)
-        chunk = bytes(1 << 20)
-        for _ in range(rows * columns * 2 // len(chunk)):
-            file.write(chunk)
-    return path
 
 
 def store(port: int, ds: Dataset, calling: str = PUSHER_AET) -> int | None:
@@ -120,68 +76,6 @@ def store(port: int, ds: Dataset, calling: str = PUSHER_AET) -> int | None:
     finally:
         if assoc.is_established:
             assoc.release()
-
-
-class RawPeer:
-    """A peer that associates by hand (pynetdicom's PDU classes) and then writes whatever bytes it likes."""
-
-    def __init__(self, port: int, calling: str = PUSHER_AET) -> None:
-        from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
-        from pynetdicom.pdu import A_ASSOCIATE_RQ
-        from pynetdicom.pdu_primitives import (A_ASSOCIATE, ImplementationClassUIDNotification,
-                                               MaximumLengthNotification)
-        from pynetdicom.presentation import build_context
-
-        primitive = A_ASSOCIATE()
-        primitive.application_context_name = "1.2.840.10008.3.1.1.1"
-        primitive.calling_ae_title, primitive.called_ae_title = calling, "XRAYVIEWER"
-        context = build_context(CR_CLASS, ExplicitVRLittleEndian)
-        context.context_id = 1
-        primitive.presentation_context_definition_list = [context]
-        length, implementation = MaximumLengthNotification(), ImplementationClassUIDNotification()
-        length.maximum_length_received = 16384
-        implementation.implementation_class_uid = PYNETDICOM_IMPLEMENTATION_UID
-        primitive.user_information = [length, implementation]
-        pdu = A_ASSOCIATE_RQ()
-        pdu.from_primitive(primitive)
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.socket.sendall(pdu.encode())
-        answer = self.socket.recv(6)
-        assert answer[:1] == b"\x02", f"association not accepted: {answer!r}"  # A-ASSOCIATE-AC
-        self._read(struct.unpack(">I", answer[2:6])[0])
-
-    def _read(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self.socket.recv(n - len(data))
-            if not chunk:
-                break
-            data += chunk
-        return data
-
-    def send(self, data: bytes) -> bool:
-        """Whether all of `data` went out before the listener closed the connection."""
-        try:
-            self.socket.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            return False
-        return True
-
-    def seconds_until_closed(self, limit: float) -> float:
-        """How long until the listener closes the connection (an A-ABORT it sends first is read and ignored)."""
-        start = time.monotonic()
-        self.socket.settimeout(limit)
-        try:
-            while self.socket.recv(65536):
-                pass
-        except TimeoutError:
-            return float("inf")
-        except OSError:
-            pass
-        return time.monotonic() - start
-
-    def close(self) -> None:
-        self.socket.close()
 
 
 def lines_until(listener: ListenerProcess, count: int, timeout: float = 60) -> list[dict]:
@@ -274,7 +168,7 @@ def test_a_pdu_announced_longer_than_we_accept_is_refused_at_its_header_and_a_st
         pid = listener.process.pid
         reset_peak_rss(pid)
         before = peak_rss_mb(pid)
-        huge = RawPeer(port)
+        huge = RawPeer(port, PUSHER_AET)
         start = time.monotonic()
         if huge.send(b"\x04\x00" + struct.pack(">I", 0xFFFFFFF0) + bytes(4 << 20)):  # ~4 GB announced, 4 MB sent
             assert huge.seconds_until_closed(10) < 2
@@ -282,10 +176,12 @@ def test_a_pdu_announced_longer_than_we_accept_is_refused_at_its_header_and_a_st
         line = listener.next()
         assert (line["status"], line["reason"]) == ("aborted", "a PDU of 4,294,967,280 bytes, over the 65,536 "
                                                                "accepted")
-        stalled = RawPeer(port)
+        stalled = RawPeer(port, PUSHER_AET)
         stalled.send(b"\x04\x00" + struct.pack(">I", 1000) + bytes(10))  # then nothing
         waited = stalled.seconds_until_closed(30)
         assert 2 < waited < 10, f"the stalled peer was dropped after {waited:.1f} s (--timeout 3)"
+        line = listener.next()
+        assert (line["status"], line["reason"]) == ("aborted", "silent for 3 s (the network time-out): dropped")
         assert peak_rss_mb(pid) - before < 20
         huge.close()
         stalled.close()
@@ -309,14 +205,14 @@ def test_truncated_pixel_data_and_invalid_uids_get_failure_statuses_and_nothing_
     port = free_port()
     listener = ListenerProcess(env, port, PUSHER_AET, options=("--timeout", "10"))
     try:
-        tiny_truncated = cr(pixels=bytes(1000))  # 64 x 64 x 2 bytes declared, 1000 held
+        tiny_truncated = native_cr(pixels=bytes(1000))  # 64 x 64 x 2 bytes declared, 1000 held
         assert store(port, tiny_truncated) == 0xC000
         assert listener.next()["reason"].startswith("the pixel data cannot be decoded (truncated pixel data")
         assert store(port, truncated_j2k(dicom_data)) == 0xC000
         assert listener.next()["dicom_status"] == "0xC000"
         for keyword, bad in (("SOPInstanceUID", "../../etc/x"), ("StudyInstanceUID", "1." + "2" * 5002),
                              ("SeriesInstanceUID", "1.02.3")):
-            ds = cr()
+            ds = native_cr()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pydicom's own remark on the invalid value: the point here
                 setattr(ds, keyword, bad)
@@ -324,7 +220,7 @@ def test_truncated_pixel_data_and_invalid_uids_get_failure_statuses_and_nothing_
             line = listener.next()
             assert (line["status"], line["dicom_status"]) == ("refused", "0xA900")
             assert line["reason"].startswith(f"{keyword} ") and "is not a valid UID" in line["reason"]
-        assert store(port, cr()) == 0
+        assert store(port, native_cr()) == 0
         assert listener.next()["status"] == "analysed"
     finally:
         assert listener.stop() == 0

@@ -142,7 +142,11 @@ class _BoundedSocket(AssociationSocket):
             if nr_bytes > allowed:
                 guard.refuse(f"a PDU of {nr_bytes:,} bytes, over the {allowed:,} accepted", 0x02, 0x06)
                 raise ConnectionAbortedError(guard.reason)
-        data = super().recv(nr_bytes)
+        try:
+            data = super().recv(nr_bytes)
+        except TimeoutError:
+            guard.refuse(f"silent for {self.socket.gettimeout():g} s (the network time-out): dropped")
+            raise
         if nr_bytes == 6 and data:
             self._pdu_type = data[0]
         return data
@@ -252,6 +256,17 @@ def bound(assoc, folder: Path, limits: ReceiveLimits, on_refusal: OnRefusal = la
     sock.__class__, sock._guard = _BoundedSocket, guard  # the class changes, not the object pynetdicom holds
     assoc.dimse = _BoundedDIMSE(assoc, guard, folder)
     assoc.bind(evt.EVT_CONN_CLOSE, lambda event: event.assoc.dimse.discard_unanswered())
+    assoc.bind(evt.EVT_ABORTED, _on_aborted)
+
+
+def _on_aborted(event) -> None:
+    """pynetdicom aborts an association silent between messages for its network time-out: a refusal too."""
+    assoc = event.assoc
+    guard = assoc.dimse.guard
+    if guard.reason is None and assoc.dul.idle_timer_expired():
+        guard.reason = f"silent for {assoc.network_timeout:g} s (the network time-out): dropped"
+        peer = assoc.requestor if assoc.is_acceptor else assoc.acceptor
+        guard.on_refusal(Refusal("aborted", _address(peer), _aet(peer), guard.reason))
 
 
 class _Handler(RequestHandler):

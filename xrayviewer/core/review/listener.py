@@ -27,11 +27,14 @@ from xrayviewer.core.review.dicom_receive import ReceiveLimits, Refusal, keep_da
 from xrayviewer.core.review.pacs import NETWORK_S, SUCCESS, TRANSFER_SYNTAXES, application_entity
 from xrayviewer.core.review.pacs_nodes import AET_CHARS, data_folder
 from xrayviewer.core.review.store import ReviewStore
-from xrayviewer.core.review.worklist import BATCH, Worklist, film_path
+from xrayviewer.core.review.worklist import Worklist, film_path
 
 LIMIT_BYTES = 512 << 20  # one dataset: a large CR is ~30 MB uncompressed
 FREE_FLOOR_BYTES = 1 << 30  # what the spool folder's disk keeps free
 MAX_ASSOCIATIONS = 10
+# Films analysed together: each is held decoded until its batch is done, so a burst that outruns the analysis costs
+# this many films in memory (the worklist's 16 cost ~220 MB more on 40 chest CRs sent during an attack).
+ANALYSIS_BATCH = 4
 SPOOL_FOLDER = "listener-spool"
 EARLIER = "(received earlier)"  # the calling AE title reported for a film found in the spool folder at start
 
@@ -176,7 +179,7 @@ class Listener:
         stopping = False
         while not stopping:
             arrivals = [self.queue.get()]
-            while len(arrivals) < BATCH:
+            while len(arrivals) < ANALYSIS_BATCH:
                 try:
                     arrivals.append(self.queue.get_nowait())
                 except queue.Empty:
