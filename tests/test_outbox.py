@@ -246,3 +246,32 @@ def test_a_pacs_down_and_a_kill_9_lose_nothing_and_send_nothing_twice(orthanc, e
         assert listener.stop() == 0
     assert again["objects"] == queued
     assert sorted(str(ds.SOPInstanceUID) for ds in orthanc.instances_of(study)) == arrived  # nothing added
+
+
+def test_a_film_analysed_but_not_yet_in_the_outbox_when_killed_is_sent_when_the_pacs_comes_back(orthanc, env,
+                                                                                                  dicom_data,
+                                                                                                  tmp_path):
+    film = copy_of(dicom_data / CHEST_CR, tmp_path)
+    port = free_ports(1)[0]  # while Orthanc holds its own
+    orthanc.stop()
+    listener = ListenerProcess(env, port, PUSHER_AET, options=("--send", orthanc.node))
+    try:
+        storescu(port, film)
+        wait_for(listener, "analysed")
+    finally:
+        listener.process.kill()  # the heatmap takes seconds: the outbox has not recorded the film yet
+        listener.process.wait(timeout=30)
+    outbox = data_folder(tmp_path) / "review.sqlite.outbox" / "outbox.sqlite"
+    with sqlite3.connect(outbox) as db:
+        assert db.execute("SELECT COUNT(*) FROM objects").fetchone()[0] == 0
+
+    listener = ListenerProcess(env, port, PUSHER_AET, options=("--send", orthanc.node))
+    try:
+        queued = wait_for(listener, "outbox_queued")["objects"]  # found in the review store
+        wait_for(listener, "send_deferred")
+        orthanc.start()  # back while the node runs: the next try finds it
+        sent = wait_for(listener, "sent", timeout=60)
+    finally:
+        assert listener.stop() == 0
+    assert sent["objects"] == queued
+    assert sorted(str(ds.SOPInstanceUID) for ds in orthanc.instances_of(study_of(film))) == sorted(queued)

@@ -1,11 +1,12 @@
 """The node's durable outbox: the DICOM objects derived from each analysed film, stored on a PACS node (C-STORE)
 into the film's own study, once each, however long the node is down and across restarts (kill -9 included).
 
-Deriving (one thread): a film's result - its fingerprint: the film's content, each model's result, the reader's current
-decision and the marks - is derived once per node into its objects (SR, Parametric Map and SC; a refused film only its SR),
-each written atomically into the outbox folder, then recorded 'pending' in one transaction of the outbox's SQLite
-file (WAL, synchronous FULL). A crash before that commit leaves files no row names (removed at the next start) and
-the film is derived again; a film whose fingerprint is recorded is never derived again for that node.
+Deriving (one thread): a film's result - its fingerprint: the film's content, each model's result, the reader's
+current decision and the marks - is derived once per node into its objects (SR, Parametric Map and SC; a refused
+film only its SR), each written atomically into the outbox folder, then recorded 'pending' in one transaction of the
+outbox's SQLite file (WAL, synchronous FULL). A crash before that commit leaves files no row names (removed at the
+next start) and the film is derived again; a film whose fingerprint is recorded is never derived again for that
+node. The objects' UIDs are made from what they depend on, so a result derived again gives the same objects.
 
 Sending (another thread): the due objects of one film go on one association, in the order derived. Success marks
 them 'sent' and removes their files. A node that does not answer, or is out of resources, is tried again with
@@ -143,7 +144,7 @@ class Outbox:
         except (OSError, sqlite3.Error) as exc:
             raise XRayViewerError(self.folder, "cannot open the outbox", str(exc),
                                   "Give the review store a folder you can write to (--db).") from None
-        self._films: queue.Queue[int | None] = queue.Queue()
+        self._films: queue.Queue[int | FilmRow | None] = queue.Queue()
         self._wake, self._stopping = threading.Event(), threading.Event()
         self._resume_at = 0.0  # the node failed: nothing is tried before this (time.time())
         self._deriver = threading.Thread(target=self._derive_loop, name="outbox-derive", daemon=True)
@@ -152,10 +153,12 @@ class Outbox:
     # ----- life cycle -----
     def start(self, received: Path | None = None) -> None:
         """Start both threads: what was pending or failed is due now, files no row names are removed, and the
-        analysed films under `received` that this node has not had since the outbox first served it are derived."""
+        analysed films under `received` that this node has not had since the outbox first served it are derived
+        (those whose objects could not be made, again)."""
         with self._transaction() as db:
             db.execute("UPDATE objects SET state = 'pending', next_try = 0 WHERE node = ? AND state != 'sent'",
                        (self.node.address,))
+            db.execute("DELETE FROM derived WHERE node = ? AND error IS NOT NULL", (self.node.address,))
         pending = self._query("SELECT fingerprint, file FROM objects WHERE node = ? AND state = 'pending'",
                               (self.node.address,))
         for key in {key for key, file in pending if not (self.folder / file).is_file()}:
@@ -199,18 +202,19 @@ class Outbox:
         folder = film_path(received)
         for film in self.store.films():
             if film.id > since and film.results and Path(film.info.path).parent == folder:
-                self.add(film.id)
+                self._films.put(film)
 
     # ----- deriving -----
     def _derive_loop(self) -> None:
-        while (film_id := self._films.get()) is not None:
+        while (item := self._films.get()) is not None:
             try:
-                self._derive_film(film_id)
+                self._derive_film(self.store.film(item) if isinstance(item, int) else item)
             except Exception as exc:  # noqa: BLE001 - one film's failure is reported; the outbox goes on
-                self._emit({"status": "outbox_error", "film_id": film_id, "error": f"{type(exc).__name__}: {exc}"})
+                self._emit({"status": "outbox_error", "film_id": item if isinstance(item, int) else item.id,
+                            "error": f"{type(exc).__name__}: {exc}"})
 
-    def _derive_film(self, film_id: int) -> None:
-        film = self.store.film(film_id)
+    def _derive_film(self, film: FilmRow) -> None:
+        film_id = film.id
         if not film.results or film.info.error:
             return
         key = fingerprint(film, self.store.marks(film_id))
@@ -273,6 +277,9 @@ class Outbox:
             return 0.0
         except OSError:  # an object's file is gone (removed by hand): the film is derived again
             self._derive_again(rows[0][0])
+            return 0.0
+        except Exception as exc:  # noqa: BLE001 - e.g. the node accepted no context for an object: tried later
+            self._failed(group, PacsError(self.node, f"{type(exc).__name__}: {exc}"))
             return 0.0
         self._mark_sent([uid for uid, *_ in group])
         for _, _, file, _, _ in group:
