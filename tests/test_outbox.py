@@ -16,6 +16,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -163,10 +164,18 @@ def content_texts(ds: pydicom.Dataset) -> list[str]:
     return found
 
 
+def test_a_node_that_is_not_one_is_said_before_listening(env):
+    result = subprocess.run([sys.executable, "-m", "xrayviewer", "listen", "--port", str(free_ports(1)[0]), "--allow",
+                             PUSHER_AET, "--send", "nonsense"], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no PACS node named 'nonsense'" in result.stderr and "listening on" not in result.stderr
+
+
 def test_each_film_s_objects_arrive_in_its_study_once_and_a_refused_film_gets_only_its_sr(orthanc, env, dicom_data,
                                                                                           tmp_path):
     port = free_ports(1)[0]
     listener = ListenerProcess(env, port, PUSHER_AET, options=("--send", orthanc.node))
+    assert any(line.startswith(f"results to {orthanc.node} through the outbox") for line in listener.stderr)
     try:
         storescu(port, dicom_data / CHEST_CR)
         queued = wait_for(listener, "outbox_queued")

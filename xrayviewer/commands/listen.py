@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
             outbox = Outbox(store, node, export_objects(Engine(args.provider)), say, args.aet)
             outbox.start(settings.folder)
+            print(f"results to {node} through the outbox in {outbox.folder}", file=log, flush=True)
         listener = Listener(settings, store, Engine(args.provider), args.model or ["mobilenetv2"],
                             say if outbox is None else lambda line: (say(line), outbox.take(line)))
         listener.start()
