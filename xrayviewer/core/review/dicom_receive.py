@@ -74,7 +74,6 @@ class ReceiveLimits:
     dataset_bytes: int  # the largest C-STORE dataset (--max-mb)
     pdu_bytes: int = 64 << 10  # the largest P-DATA-TF PDU, advertised as our maximum PDU size
     waiting: int = 4  # complete requests received and not yet answered
-    free_floor_bytes: int = 0  # what a kept film must leave free on the folder's disk
 
 
 @dataclass(frozen=True)
@@ -293,9 +292,10 @@ class BoundedServer(ThreadedAssociationServer):
         return client, address
 
     def process_request(self, request, client_address) -> None:
-        if len(self.active_associations) >= 2 * self.max_associations:  # connections not yet associated too
-            self.on_refusal(Refusal("rejected", client_address[0], "", f"association limit ({self.max_associations}"
-                                    f" open, {len(self.active_associations)} connections)"))
+        connections = len(self.active_associations)  # associated or not yet
+        if connections >= 2 * self.max_associations:
+            self.on_refusal(Refusal("rejected", client_address[0], "", f"association limit ({connections} connections"
+                                    f" open for {self.max_associations} associations)"))
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -314,23 +314,27 @@ class BoundedServer(ThreadedAssociationServer):
         """EVT_REQUESTED: reject a wrong called AE title, a caller `admit` refuses, the association over the limit."""
         assoc = event.assoc
         request = assoc.requestor.primitive
-        calling, called = request.calling_ae_title.strip(), request.called_ae_title.strip()
-        host = assoc.requestor.address
-        rejection = None
-        if called != self.ae_title.strip():
-            rejection = (0x01, 0x01, 0x07), f"called AE title '{called}' is not this listener's ('{self.ae_title}')"
-        elif (reason := self.admit(calling, host)) is not None:
-            rejection = (0x01, 0x01, 0x03), reason
-        else:
-            established = sum(1 for a in self.active_associations if a.is_established)
-            if established >= self.max_associations:
-                rejection = (0x02, 0x03, 0x02), f"association limit ({self.max_associations} open)"
+        calling, host = str(request.calling_ae_title).strip(), assoc.requestor.address
+        try:
+            rejection = self._rejection(calling, str(request.called_ae_title).strip(), host)
+        except Exception as exc:  # noqa: BLE001 - a check that fails rejects (an exception here would accept)
+            rejection = (0x01, 0x01, 0x01), f"the caller could not be checked ({type(exc).__name__}: {exc})"
         if rejection is None:
             return
         (result, source, diagnostic), reason = rejection
         self.on_refusal(Refusal("rejected", host, calling, reason))
         assoc.acse.send_reject(result, source, diagnostic)
         assoc.kill()  # as pynetdicom's own rejection: waits for the A-ASSOCIATE-RJ to go out
+
+    def _rejection(self, calling: str, called: str, host: str) -> tuple[tuple[int, int, int], str] | None:
+        """The A-ASSOCIATE-RJ (result, source, diagnostic) and its reason, or None to go on."""
+        if called != self.ae_title.strip():
+            return (0x01, 0x01, 0x07), f"called AE title '{called}' is not this listener's ('{self.ae_title}')"
+        if (reason := self.admit(calling, host)) is not None:
+            return (0x01, 0x01, 0x03), reason
+        if sum(1 for a in self.active_associations if a.is_established) >= self.max_associations:
+            return (0x02, 0x03, 0x02), f"association limit ({self.max_associations} open)"
+        return None
 
 
 def start_server(ae, address: tuple[str, int], folder: Path, limits: ReceiveLimits, evt_handlers: list,

@@ -115,7 +115,7 @@ class Listener:
         for context in AllStoragePresentationContexts:
             ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
         handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, lambda event: SUCCESS)]
-        limits = ReceiveLimits(s.limit_bytes, free_floor_bytes=s.free_floor_bytes)
+        limits = ReceiveLimits(s.limit_bytes)
         self._resume()
         try:
             self._server = start_server(ae, (s.host, s.port), s.folder, limits, handlers, s.ssl_context,
