@@ -17,7 +17,7 @@ What is timed (real films, the shipped model "mobilenetv2", the real store, work
                                RG1_J2KR.dcm (JPEG 2000, 1955x1841). Before each move every worker has finished
                                (the previous film's analysis and its decode-ahead); moves alternate between the
                                next film decoded ahead (in the window's FilmCache) and not (the window's cache
-                               replaced by an empty FilmCache of the same size: FilmCache has no clear(), so the
+                               emptied in place, as a new FilmCache of the same size: FilmCache has no clear(), so the
                                move decodes it). At the end of the worklist, Home (untimed) starts it again.
 Medians over --repeat runs (worklist) and over --moves moves per case. Prints one JSON object.
 """
@@ -86,7 +86,6 @@ def next_film_ms(folder: Path, db: Path, moves: int, provider: str) -> dict[str,
     from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer
     from PySide6.QtTest import QTest
 
-    from xrayviewer.core.reading.film_cache import FilmCache
     from xrayviewer.gui.app import application
     from xrayviewer.gui.main_window import MainWindow
 
@@ -140,7 +139,7 @@ def next_film_ms(folder: Path, db: Path, moves: int, provider: str) -> dict[str,
         target = Path(order[window.worklist.current_row() + 1].info.path)
         ahead = move % 2 == 0
         if not ahead:
-            window.films = FilmCache(window.films.size)
+            window.films.__init__(window.films.size)  # emptied in place: the window's parts share this cache
         assert window.films.holds(target) == ahead, target
         clock.target, clock.shown_at = target, None
         view.setFocus()

@@ -11,6 +11,7 @@ import pytest
 from test_review_store import copy_films
 
 from xrayviewer.core.analysis.engine import engine_for
+from xrayviewer.core.reading.display import to_display
 from xrayviewer.core.reading.reader import read_image
 from xrayviewer.core.review.session import (AnalysisSettings, NotSaved, PaneState, ReadingSession, Refused,
                                             films_text)
@@ -45,7 +46,12 @@ def session(tmp_path, kermany, engine):
 
 def put_on_screen(session: ReadingSession, film) -> None:
     session.choose(film)
-    assert session.show(read_image(film.info.path), session.ask())
+    assert session.show(*loaded(film.info.path), session.ask())
+
+
+def loaded(path):
+    record = read_image(path)
+    return record, to_display(record)
 
 
 def recorder(event) -> list:
@@ -79,7 +85,7 @@ def test_a_film_asked_for_but_not_on_screen_takes_no_decision(session):
     with pytest.raises(Refused, match="still opening") as refused:
         session.decide("normal")
     assert not refused.value.banner and stored(session) == {}
-    assert session.show(read_image(b.info.path), generation)
+    assert session.show(*loaded(b.info.path), generation)
     assert session.decide("normal").id == b.id and stored(session) == {b.id: "normal"}
     assert a.id not in stored(session)
 
@@ -88,14 +94,14 @@ def test_a_slower_earlier_read_is_not_shown(session):
     a, b, c = session.films[:3]
     first = session.ask()
     session.ask()  # the reader moved on before the first read ended
-    assert not session.show(read_image(b.info.path), first)
+    assert not session.show(*loaded(b.info.path), first)
     assert Path(session.record.path) == Path(a.info.path) and session.film.id == a.id
 
 
 def test_a_film_opened_from_elsewhere_takes_no_decision_and_no_note(session, tmp_path, kermany):
     other = copy_films(kermany, tmp_path / "elsewhere", 1, start=40)[0]
     notes = recorder(session.note_shown)
-    assert session.show(read_image(other), session.ask())
+    assert session.show(*loaded(other), session.ask())
     assert session.film is None and session.chosen is None and notes == [(None, "")]
     with pytest.raises(Refused, match="not in the worklist") as refused:
         session.decide("pneumonia")
@@ -109,7 +115,7 @@ def test_a_film_opened_from_elsewhere_takes_no_decision_and_no_note(session, tmp
 
 def test_a_worklist_film_opened_from_elsewhere_becomes_the_chosen_one(session):
     c = session.films[2]
-    assert session.show(read_image(c.info.path), session.ask())  # File > Open of a worklist film
+    assert session.show(*loaded(c.info.path), session.ask())  # File > Open of a worklist film
     assert session.chosen == c.id and session.decide("other").id == c.id
 
 

@@ -48,7 +48,7 @@ def test_a_film_opened_from_elsewhere_takes_no_decision_meant_for_the_worklist(q
     first = window.worklist.order()[0]
     other = tmp_path / "elsewhere" / "other.jpeg"
     other.parent.mkdir()
-    shutil.copy(sorted((kermany / "PNEUMONIA").iterdir())[40], other)
+    shutil.copy(sorted((kermany / "PNEUMONIA").iterdir())[-1], other)  # not among the worklist's
     window.open_paths([other])
     shown(qtbot, window, str(other))
     assert window.worklist.current() is None  # no row claims the film on screen
@@ -290,7 +290,7 @@ def test_a_store_that_cannot_be_written_is_said_and_the_reader_stays_on_the_film
     qtbot.keyClick(window.panes[0].view, Qt.Key.Key_2)
     assert "the decision 'pneumonia' was not saved" in window.banner.text() and str(db) in window.banner.text()
     assert on_screen(window) == on and window.worklist.current().info.path == on
-    window.store = None  # the closed handle is not used again
+    window.session.store = None  # the closed handle is not used again
     settle(qtbot, window)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from PySide6.QtWidgets import QFileDialog
 
@@ -10,7 +10,7 @@ from xrayviewer.core.analysis.engine import Analysis, Inference, engine_for
 from xrayviewer.core.analysis.perturbation import FIRST_EVERY
 from xrayviewer.core.analysis.overlay import OverlayStyle
 from xrayviewer.core.analysis.wording import bar_top, percent
-from xrayviewer.gui.panels import AnalysisSettings
+from xrayviewer.core.review.session import AnalysisSettings, PaneState
 from xrayviewer.gui.viewport import Viewport
 
 
@@ -23,17 +23,11 @@ class Shown:
     refine: int | None = None  # None: the map is final
 
 
-@dataclass
-class Pane:
-    """One viewport and what it analyses with."""
+@dataclass(eq=False)
+class Pane(PaneState):
+    """One viewport and its state in the reading session (settings, style, result)."""
 
-    view: Viewport
-    settings: AnalysisSettings
-    style: OverlayStyle = field(default_factory=OverlayStyle)
-    analysis: Analysis | None = None
-    inferences: dict = field(default_factory=dict)  # model -> Inference, for the current film
-    generation: int = 0  # bumps on every change; stale worker results are dropped
-    force: bool = False  # the user asked to see this film's result although the gate refused it
+    view: Viewport | None = None
 
 
 class AnalysisMixin:
@@ -130,8 +124,7 @@ class AnalysisMixin:
         cannot run falls back to 'auto' once: said in the banner and, in orange, beside every result."""
         if provider == self.engine.provider and not self.engine.note:
             return
-        self.engine.close()
-        self.engine = engine_for(provider)
+        self.session.set_engine(engine_for(provider))
         if self.engine.note:
             self.show_error(f"{self.engine.note}: running on 'auto' instead.")
             self.panel.provider.blockSignals(True)
@@ -139,8 +132,6 @@ class AnalysisMixin:
             self.panel.provider.blockSignals(False)
         else:
             self.saved.set_provider(provider)
-        for pane in self.panes:
-            pane.inferences.clear()
         self.analyze_all()
 
     def open_model_file(self) -> None:

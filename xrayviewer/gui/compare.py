@@ -21,7 +21,7 @@ class CompareMixin:
         return replace(first, method="gradcam" if first.method == DEFAULT_METHOD else DEFAULT_METHOD)
 
     def set_active(self, pane: Pane) -> None:
-        self.active = pane
+        self.session.set_active(pane)
         for p in self.panes:
             p.view.active = p is pane and self.panes[1].view.isVisible()
             p.view.update()
@@ -31,6 +31,7 @@ class CompareMixin:
     def set_compare(self, on: bool) -> None:
         second = self.panes[1]
         second.view.setVisible(on)
+        self.session.set_compare(on)
         self.saved.set_compare(on)
         if on:
             half = max(self.views.width() // 2, 200)

@@ -41,7 +41,7 @@ class ExportMixin:
         if pane.view.shown is None or self.record is None:
             self.show_error("Nothing to export: open a film first.")
             return None
-        film, view = self._film_on_screen(), pane.view
+        film, view = self.session.film, pane.view
         return Reading(self.record, pane.analysis, film.decision if film else None, tuple(view.marks),
                        rotation=view.rotation, flipped=view.flipped,
                        colormap=view.style.colormap if view.heatmap_shown() else None)

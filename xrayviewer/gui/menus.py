@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QMessageBox
 
@@ -36,17 +36,22 @@ ABOUT = (
 )
 
 
+def add_action(menu: QMenu, parent: QObject, text: str, slot, shortcut=None, checkable: bool = False) -> QAction:
+    """An action in `menu` that calls `slot` (toggled for a checkable one); its shortcut works in `parent`'s window."""
+    action = QAction(text, parent)
+    if shortcut:
+        action.setShortcut(QKeySequence(shortcut))
+    action.setCheckable(checkable)
+    (action.toggled if checkable else action.triggered).connect(slot)
+    menu.addAction(action)
+    return action
+
+
 class MenusMixin:
     """File, View and Help menus; the slots they call live in the other main-window mixins."""
 
     def _action(self, menu: QMenu, text: str, slot, shortcut=None, checkable: bool = False) -> QAction:
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-        action.setCheckable(checkable)
-        (action.toggled if checkable else action.triggered).connect(slot)
-        menu.addAction(action)
-        return action
+        return add_action(menu, self, text, slot, shortcut, checkable)
 
     def _build_menus(self) -> None:
         file = self.menuBar().addMenu("&File")

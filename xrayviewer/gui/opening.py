@@ -42,25 +42,23 @@ class OpeningMixin:
 
     def open_image(self, path: Path, frame: int = 0) -> None:
         """Read one film in the background (or take it from the decode-ahead cache) and show it in every pane."""
-        self.load_generation += 1
-        generation = self.load_generation
+        generation = self.session.ask()
         self._run(lambda: self.films.get(path, frame), lambda loaded: self._image_loaded(loaded, generation),
                   f"Reading {Path(path).name}...")
 
     def _image_loaded(self, loaded: tuple[ImageRecord, np.ndarray], generation: int | None = None) -> None:
-        if generation is not None and generation != self.load_generation:
+        if not self.session.show(*loaded, generation):
             return  # the reader has moved on to another film meanwhile
-        self.record, self.model_display = loaded
         if self.opening is not None and opened_from(self.opening, Path(self.record.path)):
             self._remember(self.opening)  # Recent holds only what opened: no typos, no missing or unreadable paths
             self.opening = None
         self._frames_changed(self.record)
         self.setWindowTitle(f"{Path(self.record.path).name} - XRay Viewer - research use only")
+        marks = self.session.marks()  # a worklist film's, saved with its review
         for pane in self.panes:
-            pane.inferences.clear()
-            pane.analysis = None
-            pane.force = False
             pane.view.set_record(self.record)
+            if marks:
+                pane.view.set_marks(marks)
         self.panel.show_result(None)
         self.analyze_all()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
@@ -21,6 +20,7 @@ from xrayviewer.core.analysis.cam import DEFAULT_METHOD, METHODS
 from xrayviewer.core.analysis.engine import TARGETS
 from xrayviewer.core.analysis.overlay import COLORMAPS, OverlayStyle, colorbar
 from xrayviewer.core.analysis.session import PROVIDER_NAMES
+from xrayviewer.core.review.session import AnalysisSettings
 from xrayviewer.gui.result_view import ResultView
 from xrayviewer.gui.viewport import to_qimage
 
@@ -42,15 +42,6 @@ METHOD_TEXT = {  # list label (when it differs from the method's own) and toolti
                   "twice). Dashed cyan lines: evidence against the target. The border the model never sees stays "
                   "empty. Class-specific."),
 }
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """What one viewport's analysis uses."""
-
-    model: str = "mobilenetv2"
-    method: str = DEFAULT_METHOD
-    target: str = "pneumonia"
 
 
 def swatch(name: str) -> QIcon:

@@ -32,7 +32,8 @@ class ReadingToolsMixin:
         bar: QToolBar = self.addToolBar("Reading tools")
         bar.setObjectName("film")
         self._bar_action(bar, "Open...", self.open_files_dialog, "Open files (Ctrl+O)")
-        self._bar_action(bar, "Review folder...", self.review_folder_dialog, "Review a folder as a worklist (Ctrl+R)")
+        self._bar_action(bar, "Review folder...", self.review.review_folder_dialog,
+                         "Review a folder as a worklist (Ctrl+R)")
         bar.addSeparator()
         group = QActionGroup(self)
         self.tool_actions: dict[str, QAction] = {}
@@ -115,7 +116,7 @@ class ReadingToolsMixin:
             return
         if self.cine_frames and self.cine_timer.isActive():
             frame = self.cine_frames[number - 1]
-            self.record = frame
+            self.session.show_frame(frame)
             for pane in self.visible_panes():
                 pane.view.show_frame(frame)
             return

@@ -203,7 +203,6 @@ class WorklistView(QWidget):
 
     filmChosen = Signal(object)  # FilmRow
     decisionRequested = Signal(str)  # normal, pneumonia, uncertain, other
-    noteEdited = Signal(str)  # Enter in the note field
     columnsChanged = Signal(list)  # the hidden columns' names
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -245,7 +244,6 @@ class WorklistView(QWidget):
         self.store_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.note = NoteField()
         self.note.setPlaceholderText("Note for this film (N; Enter or Esc: back to the film), kept as you type")
-        self.note.returnPressed.connect(lambda: self.noteEdited.emit(self.note.text()))
         top = QHBoxLayout()
         top.addWidget(self.progress, 1)
         top.addWidget(self.unread_only)

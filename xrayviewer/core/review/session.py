@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from xrayviewer.core.analysis.cam import DEFAULT_METHOD
 from xrayviewer.core.analysis.engine import Analysis, Engine
 from xrayviewer.core.analysis.overlay import OverlayStyle
@@ -73,7 +75,7 @@ class AnalysisSettings:
     target: str = "pneumonia"
 
 
-@dataclass
+@dataclass(eq=False)
 class PaneState:
     """One pane: its analysis settings and overlay style, and the result of its film."""
 
@@ -127,6 +129,7 @@ class ReadingSession:
         self.reader = reader
         self.store: ReviewStore | None = None
         self.record: ImageRecord | None = None  # the film on screen
+        self.display: np.ndarray | None = None  # the film at its default window: what the models see
         self.generation = 0  # bumps on every film asked for; a slower earlier read is not shown
         self.roots: list[Path] = []  # the worklist's folders and files
         self.films: list[FilmRow] = []  # the worklist's films
@@ -206,13 +209,13 @@ class ReadingSession:
         self.generation += 1
         return self.generation
 
-    def show(self, record: ImageRecord, generation: int | None = None) -> bool:
+    def show(self, record: ImageRecord, display: np.ndarray, generation: int | None = None) -> bool:
         """The pixels of `record` are on screen (False, and nothing changes, when a later film was asked for since).
         The worklist film with its path becomes the film decisions, notes and marks go to, whatever was chosen
         before; a film from elsewhere takes none."""
         if generation is not None and generation != self.generation:
             return False
-        self.record = record
+        self.record, self.display = record, display
         for pane in self.panes:
             pane.inferences.clear()
             pane.analysis = None

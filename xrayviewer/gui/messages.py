@@ -1,0 +1,55 @@
+"""Where the window says things: the banner over the views (errors, hidden after 15 s), the status bar's messages and
+the pixel value under the cursor."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QLabel, QStatusBar
+
+from xrayviewer.core.review.session import NotSaved
+
+BANNER_MS = 15000
+
+
+class Messages(QObject):
+    """Given the window's status bar; owns the banner (placed over the views by the window) and the cursor label."""
+
+    errorShown = Signal(str)  # a message in the banner (--screenshot stops at the first)
+
+    def __init__(self, status_bar: QStatusBar) -> None:
+        super().__init__()
+        self.bar = status_bar
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("QLabel { background: #5a2a10; color: white; padding: 6px; }")
+        self.banner.hide()
+        self.cursor_label = QLabel()
+
+    def error(self, message: str) -> None:
+        """Non-modal: the banner, which hides itself, and the status bar."""
+        self.banner.setText(message)
+        self.banner.show()
+        self.bar.showMessage(message, BANNER_MS)
+        QTimer.singleShot(BANNER_MS, self.banner.hide)
+        self.errorShown.emit(message)
+
+    def status(self, message: str, ms: int = 0) -> None:
+        self.bar.showMessage(message, ms)
+
+    def current(self) -> str:
+        return self.bar.currentMessage()
+
+    def clear_wait(self) -> None:
+        """A "Wait: ... still opening" message goes once the film it waited for is on screen."""
+        if self.current().startswith("Wait:"):
+            self.bar.clearMessage()
+
+    def refused(self, refusal: Exception) -> None:
+        """A session's refusal: a lost action or a failed write in the banner, an early one in the status bar."""
+        if isinstance(refusal, NotSaved) or getattr(refusal, "banner", False):
+            self.error(str(refusal))
+        else:
+            self.status(str(refusal), 5000)
+
+    def cursor(self, text: str) -> None:
+        self.cursor_label.setText(text)
