@@ -102,24 +102,27 @@ def test_callers_are_checked_at_association_and_each_refusal_says_why(env, tmp_p
     assert spooled(tmp_path) == []
 
 
-def test_the_association_over_the_limit_is_rejected_and_logged_as_the_limit(env):
+@pytest.mark.parametrize("limit", [None, 2])  # the default, 10, and --max-associations 2
+def test_the_association_over_the_limit_is_rejected_and_logged_as_the_limit(env, limit):
     from pynetdicom import AE
     from pynetdicom.sop_class import Verification
 
     port = free_port()
-    listener = ListenerProcess(env, port, PUSHER_AET, options=("--max-associations", "2", "--timeout", "20"))
+    options = ("--timeout", "20") + (("--max-associations", str(limit)) if limit else ())
+    listener = ListenerProcess(env, port, PUSHER_AET, options=options)
+    limit = limit or 10
     ae = AE(ae_title=PUSHER_AET)
     ae.add_requested_context(Verification)
     ae.acse_timeout = ae.network_timeout = 20
     held = []
     try:
-        held = [ae.associate("127.0.0.1", port, ae_title="XRAYVIEWER") for _ in range(2)]
+        held = [ae.associate("127.0.0.1", port, ae_title="XRAYVIEWER") for _ in range(limit)]
         assert all(a.is_established for a in held)
-        third = ae.associate("127.0.0.1", port, ae_title="XRAYVIEWER")
-        assert third.is_rejected
+        over = ae.associate("127.0.0.1", port, ae_title="XRAYVIEWER")
+        assert over.is_rejected
         line = listener.next()
         assert (line["status"], line["calling_aet"], line["reason"]) == ("rejected", PUSHER_AET,
-                                                                          "association limit (2 open)")
+                                                                          f"association limit ({limit} open)")
         held.pop().release()
         time.sleep(0.5)
         again = ae.associate("127.0.0.1", port, ae_title="XRAYVIEWER")
@@ -207,7 +210,7 @@ def test_truncated_pixel_data_and_invalid_uids_get_failure_statuses_and_nothing_
     try:
         tiny_truncated = native_cr(pixels=bytes(1000))  # 64 x 64 x 2 bytes declared, 1000 held
         assert store(port, tiny_truncated) == 0xC000
-        assert listener.next()["reason"].startswith("the pixel data cannot be decoded (truncated pixel data")
+        assert listener.next()["reason"].startswith("the film cannot be decoded (truncated pixel data")
         assert store(port, truncated_j2k(dicom_data)) == 0xC000
         assert listener.next()["dicom_status"] == "0xC000"
         for keyword, bad in (("SOPInstanceUID", "../../etc/x"), ("StudyInstanceUID", "1." + "2" * 5002),

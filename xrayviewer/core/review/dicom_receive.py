@@ -397,22 +397,19 @@ def _check_and_keep(event, received: Path, folder: Path, free_floor_bytes: int) 
     from xrayviewer.core.reading.reader import read_image
     from xrayviewer.core.review.pacs import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS
 
-    with _CHECKING:
+    with _CHECKING:  # the header alone is parsed here; read_image reads the film once to decode it
         try:
-            ds = parse(received)
+            header = parse(received, headers_only=True)
         except XRayViewerError as exc:
             return Kept(CANNOT_UNDERSTAND, reason=f"the dataset cannot be decoded ({exc.reason})")
-        if "PixelData" not in ds:
-            return Kept(CANNOT_UNDERSTAND, reason="the dataset has no pixel data")
         try:
             read_image(received)
-            _check_stream_ends(ds, received)
+            _check_stream_ends(header, received)
         except XRayViewerError as exc:
-            return Kept(CANNOT_UNDERSTAND, reason=f"the pixel data cannot be decoded ({exc.reason})")
-        problem = invalid_uids(ds, str(event.request.AffectedSOPInstanceUID or ""))
-        if problem:
-            return Kept(DATASET_MISMATCH, reason=problem)
-        del ds
+            return Kept(CANNOT_UNDERSTAND, reason=f"the film cannot be decoded ({exc.reason})")
+    problem = invalid_uids(header, str(event.request.AffectedSOPInstanceUID or ""))
+    if problem:
+        return Kept(DATASET_MISMATCH, reason=problem)
     if shutil.disk_usage(folder).free < free_floor_bytes:
         return Kept(OUT_OF_RESOURCES, reason="the free-disk floor")
     return Kept(SUCCESS, _keep(received, folder))
@@ -436,16 +433,18 @@ _STREAM_ENDS = {"1.2.840.10008.1.2.4.9": b"\xff\xd9", "1.2.840.10008.1.2.4.20": 
                 "1.2.840.10008.1.2.4.8": b"\xff\xd9"}  # JPEG-LS EOI
 
 
-def _check_stream_ends(ds, path: Path) -> None:
+def _check_stream_ends(header, path: Path) -> None:
     """A JPEG or JPEG 2000 frame must end with its end marker: decoders show a cut stream without complaint."""
     from pydicom.encaps import generate_frames
 
     from xrayviewer.core.errors import CorruptFileError
+    from xrayviewer.core.reading.dicom import parse
 
-    ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    ts = str(header.file_meta.get("TransferSyntaxUID", ""))
     marker = next((m for prefix, m in _STREAM_ENDS.items() if ts.startswith(prefix)), None)
     if marker is None:
         return
+    ds = parse(path)  # (compressed: the size of the data received)
     try:
         frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))
     except Exception as exc:  # noqa: BLE001 - pydicom's errors on broken fragment items
