@@ -106,11 +106,13 @@ class PacsQuery(QWidget):
                  f"Retrieving {len(uids)} studies from {node.name}...")
 
     def _retrieved(self, got) -> None:
-        if got.problems:
+        if got.failure is not None:  # the films that came before it are reviewed all the same
+            self.error.emit(f"{got.summary()}. {got.failure}")
+        elif got.problems:
             self.error.emit(f"{len(got.problems)} films were not kept; the first: {got.problems[0]}")
         if got.paths:
             self.retrieved.emit(list(dict.fromkeys(got.paths)))
-        elif not got.problems:
+        elif not got.problems and got.failure is None:
             self.error.emit("The node sent no image for these studies.")
 
 

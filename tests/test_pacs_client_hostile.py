@@ -1,0 +1,391 @@
+"""The PACS client against a hostile PACS written here with pynetdicom (Verification, Study Root FIND/GET/MOVE):
+films of another patient or study, callers injecting films into a C-MOVE, aborts part-way, malformed attributes,
+a node trickling one byte per second or one film at a time. Nothing it sends may enter the cache or the review
+store unchecked, what arrived before a failure is kept and said, and every limit ends where it says.
+
+The hostile node listens on 127.0.0.2 (another loopback address than the client's), ports 47400-47499."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import Tag
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from test_pacs import data_folder, data_home, lines, xrayviewer  # noqa: F401 - data_home: the fixture
+
+from xrayviewer.core.review import pacs
+from xrayviewer.core.review.pacs_nodes import parse_address
+
+HOST, OTHER_HOST = "127.0.0.2", "127.0.0.3"  # the hostile node's address; a caller that is not the node
+PORTS = itertools.count(47400)  # this file's loopback ports (none is used twice in a session)
+pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR")  # (pydicom, reading what this PACS sends)
+STUDY, PATIENT = "1.2.826.0.1.3680043.8.498.28001", "P28"
+
+
+@pytest.fixture(scope="module")
+def chest(dicom_data) -> tuple[Dataset, np.ndarray]:
+    """pydicom-data's chest CR: its header, and its pixels at a quarter of the size (quick to analyse)."""
+    ds = pydicom.dcmread(dicom_data / "RG1_J2KI.dcm")
+    pixels = np.ascontiguousarray(ds.pixel_array[::4, ::4])
+    del ds.PixelData, ds.LossyImageCompression, ds.LossyImageCompressionRatio
+    return ds, pixels
+
+
+def film(chest, study: str = STUDY, patient: str = PATIENT, series: str = "1.2.826.0.1.3680043.8.498.28002",
+         sop_class: str = pydicom.uid.ComputedRadiographyImageStorage) -> Dataset:
+    """A chest CR of `patient` in `study`/`series` with a new SOP Instance UID, uncompressed."""
+    header, pixels = chest
+    ds = copy.deepcopy(header)
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.PatientID = study, series, patient
+    ds.PatientName = f"DOE^{patient}"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.add_new(Tag("PixelData"), "OW", pixels.tobytes())
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = sop_class, ds.SOPInstanceUID
+    return ds
+
+
+def study_answer(study: str = STUDY, patient: str = PATIENT, **values) -> Dataset:
+    answer = Dataset()
+    answer.QueryRetrieveLevel, answer.StudyInstanceUID, answer.PatientID = "STUDY", study, patient
+    answer.PatientName, answer.StudyDate, answer.ModalitiesInStudy = f"DOE^{patient}", "20260101", "CR"
+    for keyword, value in values.items():
+        setattr(answer, keyword, value)
+    return answer
+
+
+def series_answer(series: str = "1.2.826.0.1.3680043.8.498.28002", count: int | None = None) -> Dataset:
+    answer = Dataset()
+    answer.QueryRetrieveLevel, answer.StudyInstanceUID, answer.SeriesInstanceUID = "SERIES", STUDY, series
+    answer.Modality = "CR"
+    if count is not None:
+        answer.NumberOfSeriesRelatedInstances = count
+    return answer
+
+
+def raw(keyword: str, vr: str, value: bytes) -> RawDataElement:
+    """An element as the bytes a PACS sends, whatever its VR allows."""
+    return RawDataElement(Tag(keyword), vr, len(value), value, 0, False, True)
+
+
+class HostilePacs:
+    """A PACS on 127.0.0.2 whose answers each test sets: `studies` and `series` answer C-FIND at each level;
+    `get(event)` and `move(event)` are pynetdicom's C-GET and C-MOVE generators (default: the `films` of the series
+    asked for); a C-MOVE connects from 127.0.0.2 to `destination`, calling `before_move()` first."""
+
+    def __init__(self) -> None:
+        from pynetdicom import AE, evt
+        from pynetdicom.sop_class import (ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation,
+                                          StudyRootQueryRetrieveInformationModelFind,
+                                          StudyRootQueryRetrieveInformationModelGet,
+                                          StudyRootQueryRetrieveInformationModelMove, Verification)
+
+        self.port = next(PORTS)
+        self.studies, self.series = [study_answer()], [series_answer()]
+        self.films: dict[str, list[Dataset]] = {}
+        self.destination: tuple[str, int] | None = None
+        self.before_move = lambda: None
+        self.find, self.get, self.move = self._find, self._get, self._move
+        ae = AE("HOSTILE")
+        ae.dimse_timeout = ae.network_timeout = ae.acse_timeout = 30
+        for context in (Verification, StudyRootQueryRetrieveInformationModelFind,
+                        StudyRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelMove):
+            ae.add_supported_context(context)
+        for storage in (ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation):
+            ae.add_supported_context(storage, ExplicitVRLittleEndian, scu_role=True, scp_role=True)
+            ae.add_requested_context(storage, ExplicitVRLittleEndian)
+        handlers = [(evt.EVT_C_ECHO, lambda event: 0x0000), (evt.EVT_C_FIND, lambda event: self.find(event)),
+                    (evt.EVT_C_GET, lambda event: self.get(event)), (evt.EVT_C_MOVE, lambda event: self.move(event))]
+        self.server = ae.start_server((HOST, self.port), block=False, evt_handlers=handlers)
+
+    @property
+    def node(self):
+        return parse_address(f"HOSTILE@{HOST}:{self.port}")
+
+    def _find(self, event):
+        asked = event.identifier
+        answers = self.studies if asked.QueryRetrieveLevel == "STUDY" else self.series
+        for answer in answers:
+            if asked.get("StudyInstanceUID") in (None, "", answer.get("StudyInstanceUID")):
+                yield 0xFF00, answer
+
+    def _get(self, event):
+        films = self.films.get(event.identifier.SeriesInstanceUID, [])
+        yield len(films)
+        for ds in films:
+            yield 0xFF00, ds
+
+    def _move(self, event):
+        yield (*self.destination, {"bind_address": (HOST, 0)})
+        films = self.films.get(event.identifier.SeriesInstanceUID, [])
+        yield len(films)
+        self.before_move()
+        for ds in films:
+            yield 0xFF00, ds
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def hostile():
+    node = HostilePacs()
+    yield node
+    node.close()
+
+
+def cached(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_a_film_of_another_patient_or_study_is_refused_and_nothing_of_it_is_kept(hostile, chest, tmp_path):
+    good = film(chest)
+    other_patient, other_study = film(chest, patient="EVIL"), film(chest, study="1.2.826.0.1.3680043.8.498.66")
+    hostile.films = {hostile.series[0].SeriesInstanceUID: [other_patient, good, other_study]}
+    got = pacs.get(hostile.node, [STUDY], tmp_path / "cache")
+    assert len(got.paths) == 1 and pydicom.dcmread(got.paths[0]).SOPInstanceUID == good.SOPInstanceUID
+    assert cached(tmp_path / "cache") == [got.paths[0].name]
+    patient_line, study_line = got.problems
+    assert other_patient.SOPInstanceUID in patient_line and "its PatientID 'EVIL' is not the study's ('P28')" in \
+        patient_line and "StudyInstanceUID" not in patient_line
+    assert "its StudyInstanceUID '1.2.826.0.1.3680043.8.498.66' is not the study asked for" in study_line
+    assert got.failure is None and got.summary() == "1 of 3 films retrieved"
+
+
+def test_get_of_a_wrong_patients_film_stores_nothing_and_says_what_differed(hostile, chest, data_home, tmp_path):
+    hostile.films = {hostile.series[0].SeriesInstanceUID: [film(chest, patient="EVIL")]}
+    result = xrayviewer(data_home, "pacs", "get", hostile.node.address, STUDY, "--db", str(tmp_path / "r.sqlite"))
+    assert result.returncode == 1 and lines(result) == [] and "Traceback" not in result.stderr
+    assert "its PatientID 'EVIL' is not the study's ('P28')" in result.stderr
+    assert "0 films retrieved" in result.stderr or "0 of 1 films retrieved" in result.stderr
+    assert cached(data_folder(tmp_path) / "pacs-cache") == []
+    if (tmp_path / "r.sqlite").exists():
+        from xrayviewer.core.review.store import ReviewStore
+
+        with ReviewStore(tmp_path / "r.sqlite") as store:
+            assert store.films() == []
+
+
+def send_as(caller_aet: str, source_host: str, port: int, ds: Dataset) -> str:
+    """Try to C-STORE `ds` to 127.0.0.1:`port` as `caller_aet` from `source_host`: 'rejected', or the status."""
+    from pynetdicom import AE
+
+    ae = AE(caller_aet)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    ae.add_requested_context(ds.SOPClassUID, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title="XRAYVIEWER", bind_address=(source_host, 0))
+    if not assoc.is_established:
+        return "rejected" if assoc.is_rejected else "no association"
+    try:
+        return f"0x{int(assoc.send_c_store(ds).Status):04X}"
+    finally:
+        assoc.release()
+
+
+def connects(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_c_move_listens_only_while_it_lasts_on_one_interface_and_only_for_the_node(hostile, chest, tmp_path):
+    port = next(PORTS)
+    good, wrong = film(chest), film(chest, patient="EVIL")
+    hostile.films = {hostile.series[0].SeriesInstanceUID: [good, wrong]}
+    hostile.destination = ("127.0.0.1", port)
+    seen = {}
+
+    def inject() -> None:
+        seen["other interface"] = connects("127.0.0.4", port)
+        seen["node's title, other host"] = send_as("HOSTILE", OTHER_HOST, port, film(chest))
+        seen["other title, node's host"] = send_as("EVIL", HOST, port, film(chest))
+
+    hostile.before_move = inject
+    assert not connects("127.0.0.1", port)
+    got = pacs.move(hostile.node, [STUDY], tmp_path / "cache", "XRAYVIEWER", port)
+    assert seen == {"other interface": False, "node's title, other host": "rejected",
+                    "other title, node's host": "rejected"}
+    assert [pydicom.dcmread(p).SOPInstanceUID for p in got.paths] == [good.SOPInstanceUID]
+    assert cached(tmp_path / "cache") == [got.paths[0].name]
+    assert any("refused an association from 'HOSTILE' at '127.0.0.3': not the node's host" in p for p in got.problems)
+    assert any("refused an association from 'EVIL' at '127.0.0.2'" in p for p in got.problems)
+    assert any(wrong.SOPInstanceUID in p and "PatientID 'EVIL'" in p for p in got.problems)
+    assert not connects("127.0.0.1", port)  # the receiver is gone with the move
+
+
+def aborting_get(films: list[Dataset], announced: int):
+    def get(event):
+        yield announced
+        for ds in films:
+            yield 0xFF00, ds
+        time.sleep(0.5)
+        event.assoc.abort()
+    return get
+
+
+def test_films_before_an_abort_are_kept_analysed_and_summed_up(hostile, chest, data_home, tmp_path):
+    films = [film(chest) for _ in range(3)]
+    hostile.get = aborting_get(films, 25)
+    got = pacs.get(hostile.node, [STUDY], tmp_path / "cache")
+    assert len(got.paths) == 3 and got.expected == 25
+    assert got.summary() == "3 of 25 films retrieved before the PACS aborted"
+    result = xrayviewer(data_home, "pacs", "get", hostile.node.address, STUDY, "--db", str(tmp_path / "r.sqlite"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "3 of 25 films retrieved before the PACS aborted" in result.stderr
+    rows = lines(result)
+    assert sorted(r["sop_uid"] for r in rows) == sorted(f.SOPInstanceUID for f in films)
+    assert {r["status"] for r in rows} == {"analysed"}
+
+
+class ReadLines:
+    """The JSON lines of a running command, as they come."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process, self.lines = process, queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(json.loads(line)) for line in process.stdout],
+                         daemon=True).start()
+
+    def next(self, timeout: float) -> dict:
+        return self.lines.get(timeout=timeout)
+
+
+def test_find_prints_matches_as_they_arrive_and_keeps_them_when_the_pacs_aborts(hostile, data_home):
+    printed = threading.Event()
+    released_by_the_test = []
+
+    def find(event):
+        for n in range(2):
+            yield 0xFF00, study_answer(f"1.2.826.0.1.3680043.8.498.2801{n}")
+        released_by_the_test.append(printed.wait(60))  # the client must have printed both by now
+        event.assoc.abort()
+
+    hostile.find = find
+    process = subprocess.Popen([sys.executable, "-m", "xrayviewer", "pacs", "find", hostile.node.address],
+                               env=data_home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    output = ReadLines(process)
+    studies = [output.next(60)["StudyInstanceUID"] for _ in range(2)]
+    printed.set()
+    assert process.wait(60) == 1 and released_by_the_test == [True]
+    assert studies == ["1.2.826.0.1.3680043.8.498.28010", "1.2.826.0.1.3680043.8.498.28011"]
+    stderr = process.stderr.read()
+    assert f"{hostile.node}: 2 studies found before the PACS aborted" in stderr and "Traceback" not in stderr
+
+
+def test_malformed_attributes_become_empty_with_a_note_and_the_other_matches_stay(hostile, data_home):
+    bad = study_answer("1.2.826.0.1.3680043.8.498.28020")
+    for keyword, vr, value in (("NumberOfStudyRelatedInstances", "IS", b"notanumber"),
+                               ("StudyDate", "DA", b"20261345"), ("StudyTime", "TM", b"99:99 "),
+                               ("PatientName", "PN", b"DOE^\xe2\x80\xaeEVIL"),
+                               ("ModalitiesInStudy", "CS", b"CR\\cr;rm")):
+        bad[Tag(keyword)] = raw(keyword, vr, value)
+    hostile.studies = [bad, study_answer(NumberOfStudyRelatedInstances=3)]
+    result = xrayviewer(data_home, "pacs", "find", hostile.node.address, timeout=60)
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    first, second = lines(result)
+    assert (first["images"], first["date"], first["time"], first["modalities"]) == (None, "", "", ["CR"])
+    assert "\u202e" not in result.stdout  # JSON escapes it
+    assert (second["StudyInstanceUID"], second["images"], second["date"]) == (STUDY, 3, "20260101")
+    for said in ("NumberOfStudyRelatedInstances 'notanumber' is not an integer: left empty",
+                 "StudyDate '20261345' is not a date (YYYYMMDD): left empty",
+                 "StudyTime '99:99' is not a time (HHMMSS): left empty", "ModalitiesInStudy 'cr;rm' is not a code"):
+        assert said in result.stderr
+    assert f"{hostile.node}: 2 studies" in result.stderr
+    hostile.studies = []
+    nothing = xrayviewer(data_home, "pacs", "find", hostile.node.address)
+    assert nothing.returncode == 0 and nothing.stdout == "" and f"{hostile.node}: 0 studies" in nothing.stderr
+
+
+class Trickle:
+    """A TCP relay to `target`: what the node answers passes at once up to its association answer, then one byte
+    per second."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target, self.port = target, next(PORTS)
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        self.sockets: list[socket.socket] = [self.server]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pass, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._trickle, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pass(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    @staticmethod
+    def _trickle(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            header = source.recv(6, socket.MSG_WAITALL)
+            sink.sendall(header + source.recv(int.from_bytes(header[2:6], "big"), socket.MSG_WAITALL))
+            while data := source.recv(1):
+                sink.sendall(data)
+                time.sleep(1)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for s in self.sockets:
+            s.close()
+
+
+def test_a_node_trickling_one_byte_a_second_ends_at_the_search_limit(hostile, data_home):
+    trickle = Trickle((HOST, hostile.port))
+    try:
+        start = time.monotonic()
+        result = xrayviewer(data_home, "pacs", "find", f"HOSTILE@127.0.0.1:{trickle.port}", "--timeout", "6",
+                            timeout=120)
+        took = time.monotonic() - start
+    finally:
+        trickle.close()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "the search time limit of 6 s was hit (--timeout)" in result.stderr
+    assert "0 studies found before the search time limit of 6 s was hit" in result.stderr
+    assert took < 6 + 10  # the command's start (imports) and the abort, not another time-out
+
+
+def test_a_node_sending_a_film_at_a_time_ends_at_the_retrieve_limit_and_says_its_progress(hostile, chest, data_home,
+                                                                                          tmp_path):
+    def slow_get(event):
+        yield 65535
+        while True:
+            yield 0xFF00, film(chest)
+            time.sleep(2.5)
+
+    hostile.get = slow_get
+    result = xrayviewer(data_home, "pacs", "get", hostile.node.address, STUDY, "--timeout", "8",
+                        "--db", str(tmp_path / "r.sqlite"), timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    rows = lines(result)
+    assert 2 <= len(rows) <= 4 and {r["status"] for r in rows} == {"analysed"}
+    assert f"{len(rows)} of 65535 films retrieved before the retrieve time limit of 8 s was hit" in result.stderr
+    assert "films received" in result.stderr  # progress
