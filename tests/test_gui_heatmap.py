@@ -53,7 +53,7 @@ def test_a_refinement_for_a_film_no_longer_shown_is_dropped(qtbot, window, kerma
     pane = window.panes[0]
     first, second = sorted((kermany / "PNEUMONIA").iterdir())[3:5]
     errors: list[str] = []
-    window.show_error = errors.append
+    window.messages.errorShown.connect(errors.append)
     seen = captions(pane)
     window.open_paths([first])
     qtbot.waitUntil(lambda: any("refining" in c for c in seen), timeout=120_000)

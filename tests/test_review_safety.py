@@ -179,8 +179,7 @@ def test_an_unavailable_provider_falls_back_once_and_later_films_are_analysed(qt
     window, _, _ = review
     order = window.worklist.order()
     errors = []
-    show_error = window.show_error
-    window.show_error = lambda message: (errors.append(message), show_error(message))  # every banner, counted
+    window.messages.errorShown.connect(errors.append)  # every banner, counted
     window.panel.provider.setCurrentText("cuda")
     assert window.engine.provider == "auto" and "CUDA was chosen but is unavailable" in window.engine.note
     assert window.panel.provider.currentText() == "auto"

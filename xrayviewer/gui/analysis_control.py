@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog, QWidget
 
 from xrayviewer.core.analysis.engine import Analysis, Inference, engine_for
 from xrayviewer.core.analysis.perturbation import FIRST_EVERY
 from xrayviewer.core.analysis.overlay import OverlayStyle
 from xrayviewer.core.analysis.wording import bar_top, percent
-from xrayviewer.core.review.session import AnalysisSettings, PaneState
+from xrayviewer.core.review.session import AnalysisSettings, PaneState, ReadingSession
+from xrayviewer.gui.background import Tasks
+from xrayviewer.gui.messages import Messages
+from xrayviewer.gui.panels import ControlPanel
+from xrayviewer.gui.settings import Settings
 from xrayviewer.gui.viewport import Viewport
 
 
@@ -30,11 +36,27 @@ class Pane(PaneState):
     view: Viewport | None = None
 
 
-class AnalysisMixin:
-    """Analyses the film in every visible pane; stale results (film or settings changed) are dropped."""
+class AnalysisPart(QObject):
+    """Analyses the film in every visible pane of the session; stale results (film or settings changed) are dropped.
+
+    Collaborators: the session (film on screen, panes, engine); the control `panel` (settings in, result out);
+    `tasks`; `settings` (what is remembered); `messages`; `last_folder()` for the model file dialog."""
+
+    analysisShown = Signal()  # every pane with a film has its analysis on screen
+
+    def __init__(self, session: ReadingSession, panel: ControlPanel, tasks: Tasks, settings: Settings,
+                 messages: Messages, last_folder: Callable[[], str], parent: QWidget) -> None:
+        super().__init__(parent)
+        self.session, self.panel, self.tasks, self.saved, self.messages = session, panel, tasks, settings, messages
+        self.last_folder, self.dialog_parent = last_folder, parent
+        panel.settingsChanged.connect(self._settings_changed)
+        panel.styleChanged.connect(self._style_changed)
+        panel.providerChanged.connect(self.set_provider)
+        panel.openModelRequested.connect(self.open_model_file)
+        panel.analyseAnywayRequested.connect(self.analyse_anyway)
 
     def visible_panes(self) -> list[Pane]:
-        return [p for p in self.panes if p.view.isVisible() or p is self.panes[0]]
+        return self.session.visible_panes()
 
     def analyze_all(self) -> None:
         for pane in self.visible_panes():
@@ -44,12 +66,13 @@ class AnalysisMixin:
         """Analyse the film in `pane`. An occlusion map comes as a first picture (every other patch: a quarter of the
         inferences) and is completed in a second worker (`_refine`), which reuses those scores and stops as soon as
         the film or the settings change."""
-        if self.record is None or not pane.settings.model:
+        session = self.session
+        if session.record is None or not pane.settings.model:
             return
         pane.generation += 1
-        generation, settings, display, record = pane.generation, pane.settings, self.model_display, self.record
+        generation, settings, display, record = pane.generation, pane.settings, session.display, session.record
         cached, force = pane.inferences.get(settings.model), pane.force
-        engine = self.engine
+        engine = session.engine
 
         def stale() -> bool:
             return pane.generation != generation
@@ -64,9 +87,9 @@ class AnalysisMixin:
                                        final, stale, FIRST_EVERY if staged else 1)
             return Shown(inference, analysis, final if staged else None)
 
-        if pane is self.active:
+        if pane is session.active:
             self.panel.show_busy("Analysing...")
-        self._run(work, lambda r, p=pane, g=generation: self._analysis_done(p, g, r), "Analysing...")
+        self.tasks.run(work, lambda r, p=pane, g=generation: self._analysis_done(p, g, r), "Analysing...")
 
     def _analysis_done(self, pane: Pane, generation: int, shown: Shown) -> None:
         if generation != pane.generation:
@@ -80,7 +103,7 @@ class AnalysisMixin:
 
     def _refine(self, pane: Pane, generation: int, shown: Shown) -> None:
         """The heatmap on its final grid, in the background; dropped unseen if the pane moved on meanwhile."""
-        engine, name, analysis = self.engine, pane.settings.model, shown.analysis
+        engine, name, analysis = self.session.engine, pane.settings.model, shown.analysis
 
         def work() -> Analysis:
             cam = engine.cam(engine.model(name), shown.inference, analysis.method, analysis.target,
@@ -93,56 +116,58 @@ class AnalysisMixin:
                 if all(p.analysis is not None for p in self.visible_panes()):
                     self.analysisShown.emit()
 
-        self._run(work, done, "Refining the heatmap...")
+        self.tasks.run(work, done, "Refining the heatmap...")
 
     def _show(self, pane: Pane, analysis: Analysis, refining: bool = False) -> None:
         pane.analysis = analysis
         cam = analysis.cam
         pane.view.set_heat(None if cam is None else cam.heat, caption_of(analysis, refining), bar_top_of(analysis),
                            None if cam is None else cam.against_heat)
-        if pane is self.active:
+        if pane is self.session.active:
             self.panel.show_result(analysis)
 
     def analyse_anyway(self) -> None:
         """Show the active pane's result although the gate refused the film; it is marked out of scope."""
-        self.active.force = True
-        self.analyze(self.active)
+        self.session.active.force = True
+        self.analyze(self.session.active)
 
     def _settings_changed(self, settings: AnalysisSettings) -> None:
-        self.active.settings = settings
+        self.session.set_settings(self.session.active, settings)
         self.saved.set_analysis(settings.model, settings.method)
-        self.analyze(self.active)
+        self.analyze(self.session.active)
 
     def _style_changed(self, style: OverlayStyle) -> None:
         """Opacity, colormap, threshold, contours: repaint only, the model does not run."""
-        self.active.style = style
-        self.active.view.set_style(style)
+        self.session.set_style(self.session.active, style)
+        self.session.active.view.set_style(style)
         self.saved.set_style(style)
 
     def set_provider(self, provider: str) -> None:
         """Run the models on `provider` from now on; the old engine lets its sessions go. A provider this machine
         cannot run falls back to 'auto' once: said in the banner and, in orange, beside every result."""
-        if provider == self.engine.provider and not self.engine.note:
+        engine = self.session.engine
+        if provider == engine.provider and not engine.note:
             return
-        self.session.set_engine(engine_for(provider))
-        if self.engine.note:
-            self.show_error(f"{self.engine.note}: running on 'auto' instead.")
+        engine = engine_for(provider)
+        self.session.set_engine(engine)
+        if engine.note:
+            self.messages.error(f"{engine.note}: running on 'auto' instead.")
             self.panel.provider.blockSignals(True)
-            self.panel.provider.setCurrentText(self.engine.provider)
+            self.panel.provider.setCurrentText(engine.provider)
             self.panel.provider.blockSignals(False)
         else:
             self.saved.set_provider(provider)
         self.analyze_all()
 
     def open_model_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a contract ONNX model", self._last_folder(),
+        path, _ = QFileDialog.getOpenFileName(self.dialog_parent, "Open a contract ONNX model", self.last_folder(),
                                               "ONNX models (*.onnx)")
         if not path:
             return
         try:
-            self.engine.model(path)  # validates the contract before the model is offered
+            self.session.engine.model(path)  # validates the contract before the model is offered
         except Exception as exc:  # noqa: BLE001 - a bad file is reported, the app stays as it was
-            self.show_error(str(exc))
+            self.messages.error(str(exc))
             return
         self.panel.add_model(path)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from xrayviewer.core.analysis.engine import engine_for
 from xrayviewer.core.reading.film_cache import FilmCache
 from xrayviewer.core.review.session import AnalysisSettings, ReadingSession
-from xrayviewer.gui.analysis_control import AnalysisMixin, Pane, bar_top_of, caption_of
+from xrayviewer.gui.analysis_control import AnalysisPart, Pane, bar_top_of, caption_of
 from xrayviewer.gui.background import Tasks
 from xrayviewer.gui.browser import StudyBrowser
 from xrayviewer.gui.compare import CompareMixin
@@ -51,9 +51,8 @@ from xrayviewer.gui.workers import Worker
 __all__ = ["ABOUT", "SHORTCUTS", "MainWindow", "Pane", "bar_top_of", "caption_of"]
 
 
-class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, AnalysisMixin, CompareMixin, ExportMixin, PacsMixin,
-                 PersistenceMixin, QMainWindow):
-    analysisShown = Signal()  # every pane with a film has its analysis on screen
+class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, CompareMixin, ExportMixin, PacsMixin, PersistenceMixin,
+                 QMainWindow):
 
     def __init__(self, provider: str | None = None, models: list[str] | None = None,
                  db: str | Path | None = None) -> None:
@@ -77,6 +76,11 @@ class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, AnalysisMixin, Com
         panes[1].style = replace(panes[1].style, colormap="inferno")
         self.session = ReadingSession(engine_for(self.saved.provider(provider)), panes, db)
         self.panel = ControlPanel(self.models)
+        self.analysis = AnalysisPart(self.session, self.panel, self.tasks, self.saved, self.messages,
+                                     self._last_folder, self)
+        self.analysisShown = self.analysis.analysisShown  # every pane with a film has its analysis on screen
+        self.analyze, self.analyze_all = self.analysis.analyze, self.analysis.analyze_all
+        self.visible_panes, self._style_changed = self.analysis.visible_panes, self.analysis._style_changed
         self.sync = True
         self._build_views()
         self._build_docks()
@@ -166,12 +170,7 @@ class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, AnalysisMixin, Com
         scroll.setFixedWidth(self.panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         right.setWidget(scroll)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, right)
-        self.panel.settingsChanged.connect(self._settings_changed)
-        self.panel.styleChanged.connect(self._style_changed)
-        self.panel.providerChanged.connect(self.set_provider)
-        self.panel.openModelRequested.connect(self.open_model_file)
         self.panel.cardRequested.connect(self.show_model_card)
-        self.panel.analyseAnywayRequested.connect(self.analyse_anyway)
 
     @property
     def workers(self) -> set[Worker]:
