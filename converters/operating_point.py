@@ -110,12 +110,14 @@ def probabilities(model, films: np.ndarray) -> np.ndarray:
 
 
 def collect(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: int = 1234,
-            limit: int | None = None) -> Scores:
-    """Plain and shifted validation scores of one model; `limit` takes every n-th film for a quick look."""
+            limit: int | None = None, samples: list[dataset.Sample] | None = None) -> Scores:
+    """Plain and shifted validation scores of one model; `limit` takes every n-th film for a quick look.
+    `samples`: the films to use instead of the validation side of `data`'s split (the tests' handful)."""
     from xrayviewer.core.analysis.engine import Engine
 
     model = Engine("cpu").model(model_path)
-    samples = dataset.split_samples(dataset.list_samples(data), seed)["val"]
+    if samples is None:
+        samples = dataset.split_samples(dataset.list_samples(data), seed)["val"]
     if limit:
         samples = samples[::max(1, len(samples) // limit)]
     films, labels = dataset.load_gray(samples, 224)

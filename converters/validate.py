@@ -90,11 +90,13 @@ def cam_figures(engine: Engine, model, films: np.ndarray) -> tuple[list[float], 
 
 
 def validate(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: int = 1234,
-             limit: int | None = None) -> dict:
-    """All figures of the module docstring for one model; `limit` takes every n-th film for a quick look."""
+             limit: int | None = None, samples: list[dataset.Sample] | None = None) -> dict:
+    """All figures of the module docstring for one model; `limit` takes every n-th film for a quick look.
+    `samples`: the films to use instead of the validation side of `data`'s split (the tests' handful)."""
     engine = Engine("cpu")
     model = engine.model(model_path)
-    samples = dataset.split_samples(dataset.list_samples(data), seed)["val"]
+    if samples is None:
+        samples = dataset.split_samples(dataset.list_samples(data), seed)["val"]
     if limit:
         samples = samples[::max(1, len(samples) // limit)]
     films, labels = dataset.load_gray(samples, 224)

@@ -76,9 +76,9 @@ def test_rules_on_random_scores_match_brute_force():
 
 
 @pytest.fixture(scope="module")
-def scores(kermany) -> op.Scores:
+def scores(validation_films) -> op.Scores:
     """A handful of real validation films (plain and through the 13 perturbations), scored by MobileNetV2."""
-    return op.collect("mobilenetv2", kermany, limit=10)
+    return op.collect("mobilenetv2", samples=validation_films, limit=10)
 
 
 def test_rules_on_real_validation_films_pick_what_they_say(scores):

@@ -14,9 +14,8 @@ from xrayviewer.core.analysis.preprocess import blank_border, model_input
 
 
 @pytest.fixture(scope="module")
-def films(kermany):
-    picked = dataset.split_samples(dataset.list_samples(kermany))["val"][:6]
-    return dataset.load_gray(picked, 224)[0]
+def films(validation_films):
+    return dataset.load_gray(validation_films[:6], 224)[0]
 
 
 def test_blank_border_sets_only_the_ring():
@@ -125,11 +124,11 @@ def test_float16_storage_halves_the_file_and_keeps_the_model(films):
     assert 0 < diffs["gradcam_max_abs_diff"] < 0.05  # rounded weights: close, not identical
 
 
-def test_validate_reports_every_figure_for_the_shipped_model(kermany):
+def test_validate_reports_every_figure_for_the_shipped_model(validation_films):
     from converters.validate import validate
 
-    r = validate("mobilenetv2", kermany, limit=24)
-    assert r["plain"]["n"] >= 24 and 0 <= r["plain"]["auc"] <= 1
+    r = validate("mobilenetv2", samples=validation_films, limit=24)
+    assert r["plain"]["n"] >= min(24, len(validation_films)) and 0 <= r["plain"]["auc"] <= 1
     assert r["shifted"]["n"] == 13 * r["plain"]["n"] and len(r["shifted"]["per_kind"]) == 13
     assert all(v >= 0 for k, v in r["shortcut"].items() if k != "unit")
     assert 0 < r["cam_lung_share"]["mean"] < 1 and r["cam_lung_share"]["n"] > 0

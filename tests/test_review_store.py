@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tiny_models import build
 
@@ -25,12 +26,24 @@ def xrayviewer(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def copy_films(kermany: Path, folder: Path, n: int, start: int = 0) -> list[Path]:
-    """`n` real chest films, half normal, half pneumonia."""
+    """`n` real chest films, half normal, half pneumonia. Where `kermany` has fewer (the 16 films kept with the tests),
+    they come round again, each later round shifted sideways by as many pixels as rounds gone and saved anew: every
+    film a picture of its own (its own content hash and model input), as in a real folder."""
+    import cv2
+
     folder.mkdir(parents=True, exist_ok=True)
+    classes = [sorted((kermany / name).iterdir()) for name in ("NORMAL", "PNEUMONIA")]
     out = []
     for i in range(start, start + n):
-        source = sorted((kermany / ("NORMAL", "PNEUMONIA")[i % 2]).iterdir())[i // 2]
-        out.append(Path(shutil.copy(source, folder / f"film{i:03d}{source.suffix}")))
+        films = classes[i % 2]
+        again, index = divmod(i // 2, len(films))
+        target = folder / f"film{i:03d}{films[index].suffix}"
+        if again:
+            gray = np.roll(cv2.imread(str(films[index]), cv2.IMREAD_GRAYSCALE), again, axis=1)
+            cv2.imwrite(str(target), gray, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        else:
+            shutil.copy(films[index], target)
+        out.append(target)
     return out
 
 

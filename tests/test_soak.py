@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import random_actions  # noqa: E402
 import soak  # noqa: E402
-from review import copy_films  # noqa: E402
+from test_review_store import copy_films  # noqa: E402
 
 IN_FLIGHT = 2  # live Worker objects allowed once every worker has ended (the last ones, not yet let go of)
 
