@@ -4,8 +4,9 @@ written here against a real listener process.
 Who calls is checked at association (called AE title, calling AE title, host, the association limit), each
 refusal is one JSON line with its true reason; an oversized dataset aborts its association as it passes --max-mb,
 a PDU announced longer than we accept is refused from its header, a peer that stalls inside a PDU is dropped
-after --timeout, and the listener's peak memory does not move while it happens; truncated pixel data and invalid
-UIDs get failure statuses and nothing is kept. All test data are generated here, small, or written to tmp_path."""
+after --timeout, a command set that never ends is cut at 1 MiB, and the listener's peak memory does not move while
+it happens; truncated pixel data and invalid UIDs get failure statuses and nothing is kept. All test data are
+generated here, small, or written to tmp_path."""
 
 from __future__ import annotations
 
@@ -164,7 +165,7 @@ def test_oversized_senders_are_aborted_as_they_pass_the_limit_and_an_honest_one_
     assert spooled(tmp_path) == [Path(analysed["path"]).name]  # no half-received file left
 
 
-def test_a_pdu_announced_longer_than_we_accept_is_refused_at_its_header_and_a_stall_is_dropped(env):
+def test_a_huge_pdu_a_stall_and_a_command_flood_are_dropped_and_memory_stays_flat(env):
     port = free_port()
     listener = ListenerProcess(env, port, PUSHER_AET, options=("--timeout", "3"))
     try:
@@ -185,9 +186,18 @@ def test_a_pdu_announced_longer_than_we_accept_is_refused_at_its_header_and_a_st
         assert 2 < waited < 10, f"the stalled peer was dropped after {waited:.1f} s (--timeout 3)"
         line = listener.next()
         assert (line["status"], line["reason"]) == ("aborted", "silent for 3 s (the network time-out): dropped")
+        flood = RawPeer(port, PUSHER_AET)  # command fragments that never end: pynetdicom keeps them in memory
+        fragment = struct.pack(">IBB", 2 + 60000, 1, 0x01) + bytes(60000)  # a PDV: context 1, command, not last
+        for _ in range(40):
+            if not flood.send(b"\x04\x00" + struct.pack(">I", len(fragment)) + fragment):
+                break
+        assert flood.seconds_until_closed(10) < 5
+        line = listener.next()
+        assert (line["status"], line["reason"]) == ("aborted", "a command set over 1,048,576 bytes")
         assert peak_rss_mb(pid) - before < 20
         huge.close()
         stalled.close()
+        flood.close()
         assert listener.process.poll() is None
     finally:
         assert listener.stop() == 0

@@ -385,6 +385,7 @@ def _received_file(event, folder: Path) -> Path:
     """The dataset's file: streamed there by a bounded association, else written now from memory."""
     path = getattr(event.request, "_dataset_path", None)
     if path is not None:
+        event.request._dataset_file.close()  # complete: closed before it is read and renamed (Windows needs that)
         return Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".", suffix=".tmp", delete=False) as file:
