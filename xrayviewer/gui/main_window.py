@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QScrollArea,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -34,7 +33,7 @@ from xrayviewer.core.review.session import AnalysisSettings, ReadingSession
 from xrayviewer.gui.analysis_control import AnalysisPart, Pane, bar_top_of, caption_of
 from xrayviewer.gui.background import Tasks
 from xrayviewer.gui.browser import StudyBrowser
-from xrayviewer.gui.compare import CompareMixin
+from xrayviewer.gui.compare import PanesPart, second_settings
 from xrayviewer.gui.export_actions import ExportMixin
 from xrayviewer.gui.menus import ABOUT, SHORTCUTS, MenusMixin
 from xrayviewer.gui.opening import OpeningMixin
@@ -51,8 +50,7 @@ from xrayviewer.gui.workers import Worker
 __all__ = ["ABOUT", "SHORTCUTS", "MainWindow", "Pane", "bar_top_of", "caption_of"]
 
 
-class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, CompareMixin, ExportMixin, PacsMixin, PersistenceMixin,
-                 QMainWindow):
+class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, ExportMixin, PacsMixin, PersistenceMixin, QMainWindow):
 
     def __init__(self, provider: str | None = None, models: list[str] | None = None,
                  db: str | Path | None = None) -> None:
@@ -72,7 +70,7 @@ class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, CompareMixin, Expo
         self.opening: Path | None = None  # what open_paths was last given
         self.films = FilmCache()
         first = AnalysisSettings(model=self.models[0] if self.models else "")
-        panes = [Pane(first, view=ReadingViewport()), Pane(self._second_settings(first), view=ReadingViewport())]
+        panes = [Pane(first, view=ReadingViewport()), Pane(second_settings(first, self.models), view=ReadingViewport())]
         panes[1].style = replace(panes[1].style, colormap="inferno")
         self.session = ReadingSession(engine_for(self.saved.provider(provider)), panes, db)
         self.panel = ControlPanel(self.models)
@@ -81,7 +79,9 @@ class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, CompareMixin, Expo
         self.analysisShown = self.analysis.analysisShown  # every pane with a film has its analysis on screen
         self.analyze, self.analyze_all = self.analysis.analyze, self.analysis.analyze_all
         self.visible_panes, self._style_changed = self.analysis.visible_panes, self.analysis._style_changed
-        self.sync = True
+        self.pane_layout = PanesPart(self.session, self.panel, self.analysis, self.saved)
+        layout = self.pane_layout
+        self.set_active, self.set_compare, self.apply_preset = layout.set_active, layout.set_compare, layout.apply_preset
         self._build_views()
         self._build_docks()
         self.review = ReviewPart(self.session, self.tasks, self.saved, self.films, self.browser,
@@ -135,20 +135,15 @@ class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, CompareMixin, Expo
             self.resizeDocks([self.worklist_dock], [wanted], Qt.Orientation.Horizontal)
 
     def _build_views(self) -> None:
-        self.views = views = QSplitter()
         for pane in self.panes:
-            views.addWidget(pane.view)
-            pane.view.activated.connect(lambda p=pane: self.set_active(p))
-            pane.view.viewChanged.connect(lambda p=pane: self._sync_from(p))
             pane.view.cursorInfo.connect(self.messages.cursor)
             pane.view.marksChanged.connect(lambda p=pane: self.review.save_marks(p.view))
-        self.panes[1].view.hide()
         self.banner = self.messages.banner
         central = QWidget()
         cl = QVBoxLayout(central)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.addWidget(self.banner)
-        cl.addWidget(views, 1)
+        cl.addWidget(self.pane_layout.views, 1)
         self.setCentralWidget(central)
 
     def _build_docks(self) -> None:

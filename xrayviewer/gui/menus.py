@@ -71,7 +71,8 @@ class MenusMixin:
         self._action(file, "Quit", self.close, QKeySequence.StandardKey.Quit)
         view = self.menuBar().addMenu("&View")
         self.compare_action = self._action(view, "Side-by-side comparison", self.set_compare, "Ctrl+D", True)
-        self.sync_action = self._action(view, "Synchronise zoom, pan and window", self.set_sync, None, True)
+        self.sync_action = self._action(view, "Synchronise zoom, pan and window", self.pane_layout.set_sync, None,
+                                        True)
         self.sync_action.setChecked(True)
         view.addAction(self.heatmap_action)  # checkable, follows the panel's "Show" box
         self.heatmap_action.setShortcut(QKeySequence("H"))
