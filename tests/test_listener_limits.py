@@ -21,11 +21,11 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from test_pacs import CHEST_CR, PUSHER_AET, ListenerProcess, free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from pacs_listener import RawPeer, big_cr, native_cr, peak_rss_mb, reset_peak_rss  # noqa: E402
+from pacs_listener import CR_CLASS, RawPeer, big_cr, native_cr, peak_rss_mb, reset_peak_rss  # noqa: E402
 
 ECHOSCU, STORESCU = shutil.which("echoscu"), shutil.which("storescu")
 needs_dcmtk = pytest.mark.skipif(ECHOSCU is None or STORESCU is None,
@@ -255,3 +255,58 @@ def test_a_failed_tls_handshake_is_logged(env, tmp_path):
         assert listener.process.poll() is None
     finally:
         assert listener.stop() == 0
+
+
+def test_a_c_get_requestor_under_bound_keeps_good_films_and_is_aborted_by_an_oversized_one(tmp_path):
+    """dicom_receive's API as a C-GET (pacs get) uses it, against a pynetdicom C-GET SCP written here."""
+    from pynetdicom import AE, evt
+    from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
+
+    from xrayviewer.core.review.dicom_receive import ReceiveLimits, bound, keep_dataset
+
+    films = {"good": native_cr(), "big": native_cr(1024, 2048)}  # 4 MB, over the 1 MB limit below
+
+    def serve(event):
+        ds = films[event.identifier.PatientID]
+        yield 1
+        yield 0xFF00, ds
+
+    scp = AE(ae_title="PACS")
+    scp.add_supported_context(GET)
+    scp.add_supported_context(CR_CLASS, ExplicitVRLittleEndian, scu_role=True, scp_role=True)
+    port = free_port()
+    server = scp.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_GET, serve)])
+    kept, refusals = [], []
+
+    def on_store(event) -> int:
+        kept.append(keep_dataset(event, tmp_path / "got"))
+        return kept[-1].status
+
+    try:
+        for name in films:
+            ae = AE(ae_title=PUSHER_AET)
+            ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = 10
+            ae.add_requested_context(GET)
+            ae.add_requested_context(CR_CLASS, ExplicitVRLittleEndian)
+            role = SCP_SCU_RoleSelectionNegotiation()
+            role.sop_class_uid, role.scu_role, role.scp_role = CR_CLASS, False, True
+            assoc = ae.associate("127.0.0.1", port, ae_title="PACS", ext_neg=[role],
+                                 evt_handlers=[(evt.EVT_C_STORE, on_store)])
+            assert assoc.is_established
+            bound(assoc, tmp_path / "got", ReceiveLimits(1 << 20), refusals.append)
+            query = Dataset()
+            query.QueryRetrieveLevel, query.PatientID = "PATIENT", name
+            answers = [int(status.Status) for status, _ in assoc.send_c_get(query, GET) if "Status" in status]
+            if assoc.is_established:
+                assoc.release()
+            if name == "good":
+                assert answers[-1] == 0 and [k.status for k in kept] == [0]
+            else:
+                assert assoc.is_aborted and len(kept) == 1
+                (refusal,) = refusals
+                assert (refusal.what, refusal.calling_aet) == ("aborted", "PACS")
+                assert refusal.reason.startswith("a dataset over the size limit (1.0 MB)")
+    finally:
+        server.shutdown()
+    assert sorted(p.name for p in (tmp_path / "got").iterdir()) == [kept[0].path.name]  # nothing half-received
