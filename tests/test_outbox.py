@@ -26,8 +26,8 @@ from pydicom.uid import generate_uid
 
 from test_pacs import ORTHANC, PUSHER_AET, ListenerProcess, data_folder
 
-pytestmark = pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not installed (apt-get install orthanc): the "
-                                "outbox tests need a real PACS and skip without one")
+needs_orthanc = pytest.mark.skipif(ORTHANC is None, reason="Orthanc is not installed (apt-get install orthanc): "
+                                   "these tests need a real PACS and skip without one")
 PORTS = range(47600, 47700)
 CHEST_CR = "RG1_UNCI.dcm"  # pydicom-data's chest CR, uncompressed (storescu sends files as they are)
 REFUSED_FILM = "693_UNCI.dcm"  # a CT slice: the gate refuses it
@@ -171,6 +171,7 @@ def test_a_node_that_is_not_one_is_said_before_listening(env):
     assert "no PACS node named 'nonsense'" in result.stderr and "listening on" not in result.stderr
 
 
+@needs_orthanc
 def test_each_film_s_objects_arrive_in_its_study_once_and_a_refused_film_gets_only_its_sr(orthanc, env, dicom_data,
                                                                                           tmp_path):
     port = free_ports(1)[0]
@@ -212,6 +213,7 @@ def test_each_film_s_objects_arrive_in_its_study_once_and_a_refused_film_gets_on
     assert len(orthanc.instances_of(study_of(dicom_data / CHEST_CR))) == len(arrived)
 
 
+@needs_orthanc
 def test_a_pacs_down_and_a_kill_9_lose_nothing_and_send_nothing_twice(orthanc, env, dicom_data, tmp_path):
     film = copy_of(dicom_data / CHEST_CR, tmp_path)
     study = study_of(film)
@@ -257,6 +259,7 @@ def test_a_pacs_down_and_a_kill_9_lose_nothing_and_send_nothing_twice(orthanc, e
     assert sorted(str(ds.SOPInstanceUID) for ds in orthanc.instances_of(study)) == arrived  # nothing added
 
 
+@needs_orthanc
 def test_a_film_analysed_but_not_yet_in_the_outbox_when_killed_is_sent_when_the_pacs_comes_back(orthanc, env,
                                                                                                   dicom_data,
                                                                                                   tmp_path):
@@ -284,3 +287,76 @@ def test_a_film_analysed_but_not_yet_in_the_outbox_when_killed_is_sent_when_the_
         assert listener.stop() == 0
     assert sent["objects"] == queued
     assert sorted(str(ds.SOPInstanceUID) for ds in orthanc.instances_of(study_of(film))) == sorted(queued)
+
+
+class RefusingPacs:
+    """A pynetdicom C-STORE SCP on loopback that answers each object with the status `answer(dataset)` gives, and
+    keeps the SOP Instance UIDs it stored (answered 0x0000)."""
+
+    def __init__(self) -> None:
+        from pynetdicom import AE, evt
+        from pynetdicom.presentation import AllStoragePresentationContexts
+
+        self.port = free_ports(1)[0]
+        self.stored: list[str] = []
+        self.answer = lambda ds: 0x0000
+        ae = AE(ae_title="REFUSER")
+        for context in AllStoragePresentationContexts:
+            ae.add_supported_context(context.abstract_syntax)
+        self.server = ae.start_server(("127.0.0.1", self.port), block=False,
+                                      evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
+
+    def _on_store(self, event) -> int:
+        status = self.answer(event.dataset)
+        if status == 0:
+            self.stored.append(str(event.dataset.SOPInstanceUID))
+        return status
+
+
+def test_an_object_the_pacs_refuses_is_failed_the_others_go_and_it_is_tried_again_at_the_next_start(dicom_data,
+                                                                                                      tmp_path):
+    import queue
+
+    from xrayviewer.core.analysis.engine import Engine
+    from xrayviewer.core.review.outbox import Outbox, export_objects
+    from xrayviewer.core.review.pacs_nodes import parse_address
+    from xrayviewer.core.review.store import ReviewStore
+    from xrayviewer.core.review.worklist import Worklist
+
+    pacs = RefusingPacs()
+    pacs.answer = lambda ds: 0xA900 if ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.30" else 0x0000  # no maps
+    node = parse_address(f"REFUSER@127.0.0.1:{pacs.port}")
+    engine = Engine("cpu")
+    lines: queue.Queue[dict] = queue.Queue()
+
+    def next_line(status: str) -> dict:
+        while True:
+            line = lines.get(timeout=120)
+            if line["status"] == status:
+                return line
+
+    try:
+        with ReviewStore(tmp_path / "review.sqlite") as store:
+            (film,) = [e for e in Worklist(store, engine, ["mobilenetv2"]).run([dicom_data / CHEST_CR])]
+            outbox = Outbox(store, node, export_objects(engine), lines.put)
+            outbox.start()
+            outbox.add(film.film_id)
+            queued = next_line("outbox_queued")["objects"]
+            sr, pm, sc = (next(uid for uid, kind in queued.items() if kind == k) for k in ("SR", "PM", "SC"))
+            failed = next_line("send_failed")
+            assert (failed["object"], failed["kind"]) == (pm, "PM") and "0xA900" in failed["error"]
+            assert next_line("sent")["objects"] == {sc: "SC"}  # the rest of the film goes on
+            outbox.stop()
+            assert pacs.stored == [sr, sc]
+
+            pacs.answer = lambda ds: 0xA700  # out of resources: tried again with back-off, not failed
+            outbox = Outbox(store, node, export_objects(engine), lines.put)
+            outbox.start()
+            deferred = next_line("send_deferred")
+            assert deferred["retry_in_s"] == 2.0 and "0xA700" in deferred["error"]
+            pacs.answer = lambda ds: 0x0000
+            assert next_line("sent")["objects"] == {pm: "PM"}
+            outbox.stop()
+        assert pacs.stored == [sr, sc, pm]  # each once
+    finally:
+        pacs.server.shutdown()

@@ -38,7 +38,7 @@ from xrayviewer.core.review.pacs_nodes import DEFAULT_AET, Node
 from xrayviewer.core.review.store import FilmRow, Mark, ReviewStore, now
 from xrayviewer.core.review.worklist import film_path
 
-BACKOFF_S = 2.0  # the first wait after a failed send; doubled at each failure of the same objects
+BACKOFF_S = 2.0  # the first wait after a failed send; doubled at each failure in a row
 BACKOFF_MAX_S = 300.0  # the longest wait: a node back up is served within five minutes
 TRANSIENT = re.compile(r"status 0xA7[0-9A-F]{2}")  # out of resources: the node may take it later
 REFUSED = re.compile(r"C-STORE of (?P<file>\S+) failed with status (?P<status>0x[0-9A-F]{4})")
@@ -96,9 +96,9 @@ def kind_of(dataset: Dataset) -> str:
     return next((k for prefix, k in KINDS.items() if sop_class.startswith(prefix)), "SR")
 
 
-def backoff(attempts: int) -> float:
-    """Seconds to wait after the `attempts`-th failure in a row."""
-    return min(BACKOFF_S * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S)
+def backoff(failures: int) -> float:
+    """Seconds to wait after the node failed `failures` tries in a row."""
+    return min(BACKOFF_S * 2 ** max(failures - 1, 0), BACKOFF_MAX_S)
 
 
 def export_objects(engine: Engine) -> Derive:
@@ -147,6 +147,7 @@ class Outbox:
         self._films: queue.Queue[int | FilmRow | None] = queue.Queue()
         self._wake, self._stopping = threading.Event(), threading.Event()
         self._resume_at = 0.0  # the node failed: nothing is tried before this (time.time())
+        self._failures = 0  # tries in a row that the node did not take: the back-off's exponent
         self._deriver = threading.Thread(target=self._derive_loop, name="outbox-derive", daemon=True)
         self._sender = threading.Thread(target=self._send_loop, name="outbox-send", daemon=True)
 
@@ -192,11 +193,6 @@ class Outbox:
         if line.get("status") in ("analysed", "unchanged", "moved") and line.get("film_id") is not None:
             self.add(int(line["film_id"]))
 
-    def counts(self) -> dict[str, int]:
-        """How many of this node's objects are pending, sent and failed."""
-        rows = self._query("SELECT state, COUNT(*) FROM objects WHERE node = ? GROUP BY state", (self.node.address,))
-        return {"pending": 0, "sent": 0, "failed": 0, **dict(rows)}
-
     def _catch_up(self, received: Path) -> None:
         (since,) = self._query("SELECT last_film_before FROM nodes WHERE node = ?", (self.node.address,))[0]
         folder = film_path(received)
@@ -240,7 +236,7 @@ class Outbox:
             db.execute("INSERT OR REPLACE INTO derived VALUES (?, ?, ?, NULL, ?)", (self.node.address, key, film_id,
                                                                                       now()))
             queued = {r[0]: r[1] for r in db.execute("SELECT sop_uid, kind FROM objects WHERE node = ? AND "
-                                                     "fingerprint = ? AND state = 'pending'",
+                                                     "fingerprint = ? AND state = 'pending' ORDER BY position",
                                                      (self.node.address, key))}
         for file in set(files) - set(self._pending_files()):
             (self.folder / file).unlink(missing_ok=True)  # already sent under the same UID: nothing to add
@@ -284,7 +280,7 @@ class Outbox:
         self._mark_sent([uid for uid, *_ in group])
         for _, _, file, _, _ in group:
             (self.folder / file).unlink(missing_ok=True)
-        self._resume_at = 0.0
+        self._resume_at, self._failures = 0.0, 0
         self._emit({"status": "sent", "node": self.node.address, "film_id": group[0][4],
                     "objects": {uid: kind for uid, kind, *_ in group},
                     "seconds": round(time.monotonic() - started, 3)})
@@ -305,8 +301,8 @@ class Outbox:
             self._emit({"status": "send_failed", "node": self.node.address, "film_id": film_id, "object": uid,
                         "kind": kind, "error": why})
             return
-        attempts = max(a for *_, a, _ in group) + 1
-        delay = backoff(attempts)
+        self._failures += 1
+        delay = backoff(self._failures)
         self._resume_at = time.time() + delay
         with self._transaction() as db:
             db.executemany("UPDATE objects SET attempts = attempts + 1, error = ? WHERE node = ? AND sop_uid = ?",
@@ -314,7 +310,7 @@ class Outbox:
             db.execute("UPDATE objects SET next_try = MAX(next_try, ?) WHERE node = ? AND state = 'pending'",
                        (self._resume_at, self.node.address))
         self._emit({"status": "send_deferred", "node": self.node.address, "film_id": group[0][4],
-                    "error": why, "attempts": attempts, "retry_in_s": delay})
+                    "error": why, "attempts": max(a for *_, a, _ in group) + 1, "retry_in_s": delay})
 
     def _derive_again(self, key: str) -> None:
         """The objects of a result that are not sent are forgotten, and its film derived again."""
