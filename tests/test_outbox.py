@@ -1,8 +1,10 @@
 """The node sends its results back: `xrayviewer listen --send NODE` against a real Orthanc on loopback ports, films
 pushed with dcmtk's storescu. Each analysed film's objects arrive in the film's own study once; a refused film gets
-only its SR, which says why; a film pushed again adds nothing, even when the outbox was lost and derives it again; a PACS that is down, then a listener killed with
-SIGKILL, lose nothing and send nothing twice; a send the outbox lost track of (killed between the PACS's success
-and its own mark) adds nothing when it is sent again.
+only its SR, which says why; a film pushed again adds nothing, even when the outbox was lost and derives it again; a
+PACS that is down, then a listener killed with SIGKILL, lose nothing and send nothing twice; a send the outbox lost
+track of (killed between the PACS's success and its own mark) adds nothing when it is sent again; a film analysed but
+not yet in the outbox at the kill is found in the review store. Without Orthanc: a PACS (a pynetdicom SCP) that
+refuses one object, then is out of resources.
 
 Orthanc runs on ports of 47600-47699 (this suite's range), started and stopped by PID; it keeps its storage across a
 restart, as a PACS does."""
