@@ -62,7 +62,9 @@ from xrayviewer.core.errors import XRayViewerError
 P_DATA_TF = 0x04
 OTHER_PDU_BYTES = 64 << 10  # an A-ASSOCIATE-RQ proposing 128 contexts of 8 syntaxes is ~30 KB; the rest are tiny
 IN_MEMORY_BYTES = 1 << 20  # a command set, or a dataset pynetdicom keeps in memory (not a C-STORE's)
-DATASET_MISMATCH = 0xA900  # Storage: "Data Set does not match SOP Class" (here: its identifying UIDs are invalid)
+# The C-STORE statuses answered here (PS3.4 B.2.3); pacs.py, which imports this module, names them too.
+SUCCESS, OUT_OF_RESOURCES, SOP_CLASS_REFUSED, CANNOT_UNDERSTAND = 0x0000, 0xA700, 0x0122, 0xC000
+DATASET_MISMATCH = 0xA900  # "Data Set does not match SOP Class" (here: its identifying UIDs are invalid)
 UID_KEYWORDS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID")
 _CHECKING = threading.BoundedSemaphore(1)  # one film read and decoded at a time to check it: one film in memory
 
@@ -367,9 +369,7 @@ class Kept:
 def keep_dataset(event, folder: Path, free_floor_bytes: int = 0) -> Kept:
     """Keep the film of a C-STORE request as `<sha256 prefix>.dcm` in `folder` when it is an image with valid
     UIDs and decodable pixel data and leaves `free_floor_bytes` free; otherwise remove it and say why."""
-    from xrayviewer.core.review.pacs import OUT_OF_RESOURCES, SOP_CLASS_REFUSED, is_image_class  # (pacs uses us)
-
-    if not is_image_class(event.context.abstract_syntax):
+    if "Image Storage" not in UID(event.context.abstract_syntax).name:  # CR, DX, SC, CT...; not reports or states
         return Kept(SOP_CLASS_REFUSED, reason="not an image SOP class")
     received = _received_file(event, folder)
     try:
@@ -396,7 +396,6 @@ def _received_file(event, folder: Path) -> Path:
 def _check_and_keep(event, received: Path, folder: Path, free_floor_bytes: int) -> Kept:
     from xrayviewer.core.reading.dicom import parse
     from xrayviewer.core.reading.reader import read_image
-    from xrayviewer.core.review.pacs import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS
 
     with _CHECKING:  # the header alone is parsed here; read_image reads the film once to decode it
         try:
