@@ -225,8 +225,8 @@ def test_c_move_listens_only_while_it_lasts_on_one_interface_and_only_for_the_no
                     "other title, node's host": "rejected"}
     assert [pydicom.dcmread(p).SOPInstanceUID for p in got.paths] == [good.SOPInstanceUID]
     assert cached(tmp_path / "cache") == [got.paths[0].name]
-    assert any("refused an association from 'HOSTILE' at '127.0.0.3': not the node's host" in p for p in got.problems)
-    assert any("refused an association from 'EVIL' at '127.0.0.2'" in p for p in got.problems)
+    assert any("rejected an association from 'HOSTILE' at '127.0.0.3': not the node's host" in p for p in got.problems)
+    assert any("rejected an association from 'EVIL' at '127.0.0.2': not the node's AE title" in p for p in got.problems)
     assert any(wrong.SOPInstanceUID in p and "PatientID 'EVIL'" in p for p in got.problems)
     assert not connects("127.0.0.1", port)  # the receiver is gone with the move
 
@@ -389,3 +389,34 @@ def test_a_node_sending_a_film_at_a_time_ends_at_the_retrieve_limit_and_says_its
     assert 2 <= len(rows) <= 4 and {r["status"] for r in rows} == {"analysed"}
     assert f"{len(rows)} of 65535 films retrieved before the retrieve time limit of 8 s was hit" in result.stderr
     assert "films received" in result.stderr  # progress
+
+
+# (VmHWM, not ru_maxrss: Linux carries that over from the forking process, this test's, across exec)
+PEAK = ("import sys\nfrom xrayviewer.cli import main\ncode = main(sys.argv[1:])\n"
+        "peak = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+        "print(f'peak RSS {peak} KB', file=sys.stderr)\nsys.exit(code)")
+
+
+def peak_of_get(env: dict[str, str], node: str, *options: str) -> tuple[subprocess.CompletedProcess, float]:
+    """`xrayviewer pacs get` of the study, and its peak resident memory in MB."""
+    result = subprocess.run([sys.executable, "-c", PEAK, "pacs", "get", node, STUDY, *options], env=env,
+                            capture_output=True, text=True, timeout=600)
+    return result, int(result.stderr.rsplit("peak RSS ", 1)[1].split()[0]) / 1024
+
+
+def test_a_film_over_the_size_limit_is_abandoned_as_it_comes_and_memory_stays_bounded(hostile, chest, data_home,
+                                                                                      tmp_path):
+    series = hostile.series[0].SeriesInstanceUID
+    hostile.films = {series: [film(chest, patient="EVIL")]}  # refused too: the same path, nothing analysed
+    small, idle_mb = peak_of_get(data_home, hostile.node.address, "--max-mb", "16")
+    assert small.returncode == 1 and "its PatientID 'EVIL'" in small.stderr, small.stderr
+    large = film(chest)
+    large.Rows, large.Columns = 8000, 10000  # 160 MB of pixels, generated here
+    large.PixelData = np.zeros((8000, 10000), np.uint16).tobytes()
+    hostile.films = {series: [large]}
+    result, peak_mb = peak_of_get(data_home, hostile.node.address, "--max-mb", "16")
+    print(f"peak RSS: {idle_mb:.1f} MB retrieving a small film, {peak_mb:.1f} MB a 160 MB one over --max-mb 16")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "0 films retrieved before a film was refused (a dataset over the size limit (16.0 MB)" in result.stderr
+    assert cached(data_folder(tmp_path) / "pacs-cache") == []  # not even a temporary file
+    assert peak_mb - idle_mb < 40

@@ -23,7 +23,7 @@ PROGRESS_S = 10.0  # a long retrieve says where it is at least this often
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from xrayviewer.core.review.pacs import RETRIEVE_S, SEARCH_S
+    from xrayviewer.core.review.pacs import LIMIT_BYTES, RETRIEVE_S, SEARCH_S
 
     p = command_parser(
         sub, "pacs", "echo, search and retrieve from a PACS node; configure nodes",
@@ -75,6 +75,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     get.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
     get.add_argument("--timeout", type=seconds, default=RETRIEVE_S, metavar="SECONDS",
                      help=f"the longest the whole retrieve may take (default {RETRIEVE_S:g} s)")
+    get.add_argument("--max-mb", type=float, default=LIMIT_BYTES / 2**20,
+                     help="the largest film taken: a larger one is abandoned as it passes the limit, which ends the "
+                     f"retrieve (default {LIMIT_BYTES / 2**20:g} MB, as the listener's)")
     get.add_argument("--move-port", type=int, metavar="PORT",
                      help="retrieve with C-MOVE to this AE title, received on PORT while it lasts (the node must know "
                      "this AE title's host and port); default: C-GET, and C-MOVE on 11112 only when the node offers "
@@ -177,15 +180,18 @@ class Progress:
 
 def retrieve(args: argparse.Namespace, node) -> int:
     from xrayviewer.core.analysis.engine import Engine
+    from xrayviewer.core.errors import XRayViewerError
     from xrayviewer.core.review import pacs
     from xrayviewer.core.review.pacs_nodes import cache_folder
     from xrayviewer.core.review.store import ReviewStore
     from xrayviewer.core.review.worklist import Worklist
 
+    if args.max_mb <= 0:
+        raise XRayViewerError(None, "invalid limit", "--max-mb must be above 0")
     progress = Progress(node, args.timeout)
     try:
         got = pacs.retrieve(node, args.studies, cache_folder(), args.aet, args.move_port, args.timeout, progress,
-                            args.move_bind)
+                            args.move_bind, int(args.max_mb * 2**20))
     finally:
         progress.stop()
     for problem in got.problems:

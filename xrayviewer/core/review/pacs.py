@@ -9,8 +9,9 @@ and send (C-STORE). Only the node given is contacted, and nothing it sends is tr
 - a film a retrieve receives must belong to the study asked for, and to its patient when the search gave one, or it
   is refused and nothing of it is kept; a C-MOVE is received only while it lasts, on the interface that reaches the
   node, and only from that node (its AE title and host);
-- films are written atomically under names made here (the content's hash), never names from the network, and
-  those kept before a failure are returned with it (`Retrieved.failure`).
+- films stream to disk as they come, under the same limits as the listener's (`dicom_receive`: a film over the size
+  limit aborts its association as it passes it), and are kept under names made here (the content's hash), never
+  names from the network; those kept before a failure are returned with it (`Retrieved.failure`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -34,12 +36,17 @@ from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.review.pacs_answers import Answer, is_uid, shown
 from xrayviewer.core.review.pacs_nodes import DEFAULT_AET, Node
 
+if TYPE_CHECKING:  # (imported where used: importing this module stays light)
+    from xrayviewer.core.review.dicom_receive import ReceiveLimits, Refusal
+
 CONNECT_S = 5.0  # TCP connection
 ACSE_S = 10.0  # association request and release
 DIMSE_S = 60.0  # one message (a C-GET's next status comes after each film)
 NETWORK_S = 60.0  # silence on an established association
 SEARCH_S = 300.0  # a whole search, by default (`pacs find --timeout`)
 RETRIEVE_S = 1800.0  # a whole retrieve, by default (`pacs get --timeout`)
+LIMIT_BYTES = 512 << 20  # the largest film a retrieve takes, by default (`pacs get --max-mb`, as the listener's)
+MOVE_ASSOCIATIONS = 2  # associations the node may open at once to deliver a C-MOVE
 STUDY_FIELDS = ("StudyInstanceUID", "PatientName", "PatientID", "StudyDate", "StudyTime", "ModalitiesInStudy",
                 "StudyDescription", "AccessionNumber", "NumberOfStudyRelatedInstances")
 TRANSFER_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.70",
@@ -119,11 +126,16 @@ class Limits:
         return math.inf if self.seconds is None else self.start + self.seconds - time.monotonic()
 
     def associate(self, aet: str, contexts: Iterable = (), ext_neg: list | None = None,
-                  evt_handlers: list | None = None):
-        """An association with the node requesting `contexts`, aborted when the overall limit passes."""
+                  evt_handlers: list | None = None, receive: ReceiveLimits | None = None):
+        """An association with the node requesting `contexts`, aborted when the overall limit passes; with
+        `receive`, one that receives films under those limits."""
         if self.remaining() <= 0:
             raise self.failure(f"{self.what}")
         ae = application_entity(aet, self.remaining())
+        if receive is not None:
+            from xrayviewer.core.review.dicom_receive import configure
+
+            configure(ae, receive)
         for context in contexts:
             ae.add_requested_context(*context) if isinstance(context, tuple) else ae.add_requested_context(context)
         assoc = associate(self.node, ae, ext_neg, evt_handlers)
@@ -369,7 +381,7 @@ def _holds_images(assoc, study_uid: str, series_uid: str, limits: Limits, note: 
 
 def retrieve(node: Node, study_uids: list[str], folder: Path, aet: str = DEFAULT_AET, move_port: int | None = None,
              seconds: float | None = RETRIEVE_S, progress: Callable[[int, int | None], None] | None = None,
-             move_bind: str | None = None, limit_bytes: int | None = None) -> Retrieved:
+             move_bind: str | None = None, limit_bytes: int = LIMIT_BYTES) -> Retrieved:
     """C-GET the studies into `folder`; with `move_port`, or when the node does not offer C-GET, C-MOVE them to
     this AE title instead, received on `move_port` (the node must know this AE title's host and port). All within
     `seconds`; `progress(films kept, films announced)` after each film."""
@@ -393,15 +405,21 @@ MOVE_PORT = 11112
 
 
 class _Receiver:
-    """The C-STORE handler of one retrieve: keeps each film of the series being asked for, refuses any other."""
+    """The C-STORE side of one retrieve: keeps each film of the series being asked for (streamed to disk under
+    `limits`, checked by dicom_receive), refuses any other; `refused` hears of the associations it aborted or
+    rejected."""
 
-    def __init__(self, node: Node, folder: Path, limits: Limits, limit_bytes: int | None,
+    def __init__(self, node: Node, folder: Path, limits: Limits, limit_bytes: int,
                  progress: Callable[[int, int | None], None] | None) -> None:
-        self.node, self.folder, self.limits, self.limit_bytes = node, folder, limits, limit_bytes
+        from xrayviewer.core.review.dicom_receive import ReceiveLimits
+
+        self.node, self.folder, self.limits = node, folder, limits
+        self.receive = ReceiveLimits(limit_bytes)
         self.progress = progress or (lambda kept, expected: None)
         self.out = Retrieved()
         self.asked: Series | None = None  # the series of the C-GET or C-MOVE in flight
         self.announced: dict[str, int | None] = {}  # films per series: the search's count, then the retrieve's
+        self.aborted: str | None = None  # why this workstation aborted an association that was sending films
         self._lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -429,38 +447,63 @@ class _Receiver:
         with self._lock:
             self.out.problems.append(problem)
 
+    def refused(self, refusal: Refusal) -> None:
+        """dicom_receive turned a peer away: a caller that is not the node (rejected), or one over the limits."""
+        if refusal.what == "aborted":
+            self.aborted = self.aborted or refusal.reason
+        self.refuse(f"{refusal.what} an association from {shown(refusal.calling_aet)} at {shown(refusal.host)}: "
+                    f"{refusal.reason}")
+
+    def failed(self, exc: PacsError) -> None:
+        """The retrieve ended early: because this workstation aborted a film's association, or as `exc` says."""
+        self.out.failure = exc if self.aborted is None else PacsError(
+            self.node, f"a film was refused while it came ({self.aborted}), which ended the retrieve",
+            "Give a larger --max-mb if such films are expected.", f"a film was refused ({self.aborted})")
+
     def on_store(self, event) -> int:
+        from xrayviewer.core.review.dicom_receive import Kept, keep_dataset
+
         self.limits.touch()
-        asked = self.asked
-        if asked is None:
-            self.refuse("a film came while none was asked for: refused")
-            return CANNOT_UNDERSTAND
-        why: list[str] = []
-
-        def belongs(film: Dataset) -> bool:
-            why.append(asked.mismatch(film))
-            return not why[-1]
-
-        status, saved = store_event(event, self.folder, self.limit_bytes, check=belongs)
-        if saved is None:
-            sop = shown(event.request.AffectedSOPInstanceUID or "")
-            self.refuse(f"refused film {sop}: {why[-1]}" if why and why[-1] else
-                        f"a film of class {shown(UID(event.context.abstract_syntax).name)} was not kept "
-                        f"(status 0x{status:04X})")
-            return status
+        asked, received = self.asked, getattr(event.request, "_dataset_path", None)  # (streamed by `bound`)
+        sop = shown(event.request.AffectedSOPInstanceUID or "")
+        why = "it came while none was asked for" if asked is None else self._mismatch(asked, received)
+        if why:
+            kept = Kept(CANNOT_UNDERSTAND, reason=why)
+        else:
+            kept = keep_dataset(event, self.folder)
+        if kept.path is None:
+            if received is not None:
+                Path(received).unlink(missing_ok=True)
+            self.refuse(f"refused film {sop}: {kept.reason} (status 0x{kept.status:04X})")
+            return kept.status
         with self._lock:
-            self.out.paths.append(saved)
-            kept = len(self.out.paths)
-        self.progress(kept, self.out.expected)
-        return status
+            self.out.paths.append(kept.path)
+            count = len(self.out.paths)
+        self.progress(count, self.out.expected)
+        return kept.status
+
+    @staticmethod
+    def _mismatch(asked: Series, received: str | None) -> str:
+        """What makes the film received another study's or patient's ('' when nothing does, or when its header
+        cannot be read: dicom_receive refuses that one)."""
+        if received is None:
+            return ""
+        from xrayviewer.core.reading.dicom import parse
+
+        try:
+            return asked.mismatch(parse(Path(received), headers_only=True))
+        except XRayViewerError:
+            return ""
 
 
-def get(node: Node, study_uids: Iterable[str], folder: Path, aet: str = DEFAULT_AET, limit_bytes: int | None = None,
+def get(node: Node, study_uids: Iterable[str], folder: Path, aet: str = DEFAULT_AET, limit_bytes: int = LIMIT_BYTES,
         seconds: float | None = RETRIEVE_S, progress: Callable[[int, int | None], None] | None = None) -> Retrieved:
     """C-GET the image series of each study into `folder` (nothing needs configuring on the PACS)."""
     from pynetdicom import evt
     from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
+
+    from xrayviewer.core.review.dicom_receive import bound
 
     limits = Limits(node, seconds, "retrieve")
     contexts, roles = [GET], []
@@ -470,7 +513,8 @@ def get(node: Node, study_uids: Iterable[str], folder: Path, aet: str = DEFAULT_
         role.sop_class_uid, role.scu_role, role.scp_role = sop_class, False, True
         roles.append(role)
     receiver = _Receiver(node, folder, limits, limit_bytes, progress)
-    assoc = limits.associate(aet, contexts, roles, [(evt.EVT_C_STORE, receiver.on_store)])
+    assoc = limits.associate(aet, contexts, roles, [(evt.EVT_C_STORE, receiver.on_store)], receiver.receive)
+    bound(assoc, folder, receiver.receive, receiver.refused)
     try:
         if not any(c.abstract_syntax == GET for c in assoc.accepted_contexts):
             raise NoGet(node, "it does not offer C-GET")
@@ -486,14 +530,14 @@ def get(node: Node, study_uids: Iterable[str], folder: Path, aet: str = DEFAULT_
                     _check(node, status, f"C-GET of series {series.series_uid}", limits, pending_ok=True)
                 receiver.asked = None
         except PacsError as exc:
-            receiver.out.failure = exc
+            receiver.failed(exc)
     finally:
         receiver.asked = None
         limits.close(assoc)
     return receiver.out
 
 
-def move(node: Node, study_uids: Iterable[str], folder: Path, aet: str, port: int, limit_bytes: int | None = None,
+def move(node: Node, study_uids: Iterable[str], folder: Path, aet: str, port: int, limit_bytes: int = LIMIT_BYTES,
          seconds: float | None = RETRIEVE_S, progress: Callable[[int, int | None], None] | None = None,
          bind: str | None = None) -> Retrieved:
     """C-MOVE the image series of each study to this AE title, received on `port` of `bind` (default: the interface
@@ -517,7 +561,7 @@ def move(node: Node, study_uids: Iterable[str], folder: Path, aet: str, port: in
                     _check(node, status, f"C-MOVE of series {series.series_uid} to {aet}", limits, pending_ok=True)
                 receiver.asked = None
         except PacsError as exc:
-            receiver.out.failure = exc
+            receiver.failed(exc)
         finally:
             receiver.asked = None
             server.shutdown()
@@ -529,35 +573,30 @@ def move(node: Node, study_uids: Iterable[str], folder: Path, aet: str, port: in
 
 
 def _receiving_server(node: Node, aet: str, host: str, port: int, receiver: _Receiver):
-    """A C-STORE SCP on `host`:`port` for the node alone: another AE title or host is rejected at association."""
+    """A bounded C-STORE SCP on `host`:`port` for the node alone: another AE title or host is rejected at
+    association."""
     from pynetdicom import evt
     from pynetdicom.presentation import AllStoragePresentationContexts
+
+    from xrayviewer.core.review.dicom_receive import start_server
 
     try:
         hosts = {info[4][0] for info in socket.getaddrinfo(node.host, None)}
     except OSError:
         hosts = {node.host}
 
-    def requested(event) -> None:
-        requestor = event.assoc.requestor
-        if requestor.address not in hosts:  # (its AE title is in the request: the association is not made yet)
-            receiver.refuse(f"refused an association from {shown(requestor.primitive.calling_ae_title.strip())} at "
-                            f"{shown(requestor.address)}: not the node's host")
-            event.assoc.acse.send_reject(0x01, 0x01, 0x03)  # rejected permanent: calling AE not recognised
-            event.assoc.kill()  # (as pynetdicom does after its own rejections: the rejection is sent first)
-
-    def rejected(event) -> None:
-        requestor = event.assoc.requestor
-        receiver.refuse(f"refused an association from {shown(str(requestor.ae_title).strip())} at "
-                        f"{shown(requestor.address)}: not the node's AE title")
+    def admit(calling: str, address: str) -> str | None:
+        if calling != node.aet:
+            return f"not the node's AE title ({node.aet})"
+        return None if address in hosts else f"not the node's host ({node.host})"
 
     ae = application_entity(aet)
-    ae.require_calling_aet, ae.require_called_aet = [node.aet], True
     for context in AllStoragePresentationContexts:  # what is not an image is declined film by film
         ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
-    handlers = [(evt.EVT_C_STORE, receiver.on_store), (evt.EVT_REQUESTED, requested), (evt.EVT_REJECTED, rejected)]
     try:
-        return ae.start_server((host, port), block=False, evt_handlers=handlers)
+        return start_server(ae, (host, port), receiver.folder, receiver.receive,
+                            [(evt.EVT_C_STORE, receiver.on_store)], on_refusal=receiver.refused, admit=admit,
+                            max_associations=MOVE_ASSOCIATIONS)
     except OSError as exc:
         raise PacsError(node, f"cannot receive a C-MOVE on {host or 'port'}:{port}: {exc.strerror or exc}",
                         "Stop the listener using that port, or give another.") from None
@@ -577,39 +616,6 @@ def send(node: Node, paths: Iterable[Path], aet: str = DEFAULT_AET) -> None:
             _check(node, assoc.send_c_store(ds), f"C-STORE of {path.name}")
     finally:
         assoc.release()
-
-
-def store_event(event, folder: Path, limit_bytes: int | None = None, free_floor_bytes: int = 0,
-                check: Callable[[Dataset], bool] | None = None) -> tuple[int, Path | None]:
-    """Keep the film of a C-STORE request (an SCP's or a C-GET's): the status to answer and the file written.
-
-    Refuses what is not an image (SOP Class not supported), over `limit_bytes`, what would leave less than
-    `free_floor_bytes` free (out of resources), what cannot be decoded and what `check` refuses (cannot
-    understand)."""
-    if not is_image_class(event.context.abstract_syntax):
-        return SOP_CLASS_REFUSED, None
-    size = len(event.request.DataSet.getbuffer())
-    if limit_bytes is not None and size > limit_bytes:
-        return OUT_OF_RESOURCES, None
-    try:
-        dataset = event.dataset
-        dataset.file_meta = event.file_meta
-        if not (dataset.SOPInstanceUID and "PixelData" in dataset):
-            return CANNOT_UNDERSTAND, None
-        if check is not None and not check(dataset):
-            return CANNOT_UNDERSTAND, None
-        encoded = event.encoded_dataset()
-    except Exception:  # noqa: BLE001 - a malformed dataset is refused, never the end of the association
-        return CANNOT_UNDERSTAND, None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        import shutil
-
-        if shutil.disk_usage(folder).free - len(encoded) < free_floor_bytes:
-            return OUT_OF_RESOURCES, None
-        return SUCCESS, write_atomically(folder, encoded)
-    except OSError:
-        return OUT_OF_RESOURCES, None
 
 
 def write_atomically(folder: Path, encoded: bytes) -> Path:
