@@ -14,7 +14,7 @@ listener's 'aborted' lines), and how long the stalled and the huge-PDU peers sta
 Prints one JSON object.
 
     PYTHONPATH=. python benchmarks/pacs_listener.py [--films 40] [--film PATH] [--provider cpu] [--oversized 10]
-        [--oversized-mb 256] [--max-mb 16] [--timeout 5]
+        [--oversized-mb 64] [--max-mb 16] [--timeout 5]
 
 Needs dcmtk (`apt-get install dcmtk`) for the oversized senders. The helpers below (RawPeer, native_cr, big_cr,
 peak RSS) are used by tests/test_listener_limits.py too.
@@ -314,7 +314,7 @@ def main() -> None:
     parser.add_argument("--film", type=Path, help="the DICOM film sent (default: pydicom-data's RG1_J2KI chest CR)")
     parser.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
     parser.add_argument("--oversized", type=int, default=10, help="oversized senders at once")
-    parser.add_argument("--oversized-mb", type=int, default=256)
+    parser.add_argument("--oversized-mb", type=int, default=64)
     parser.add_argument("--max-mb", type=float, default=16)
     parser.add_argument("--timeout", type=float, default=5, help="the listener's --timeout")
     args = parser.parse_args()
