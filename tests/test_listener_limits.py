@@ -165,7 +165,7 @@ def test_oversized_senders_are_aborted_as_they_pass_the_limit_and_an_honest_one_
     assert spooled(tmp_path) == [Path(analysed["path"]).name]  # no half-received file left
 
 
-def test_a_huge_pdu_a_stall_and_a_command_flood_are_dropped_and_memory_stays_flat(env):
+def test_a_huge_pdu_a_stall_an_unknown_pdu_and_a_command_flood_are_dropped_and_memory_stays_flat(env):
     port = free_port()
     listener = ListenerProcess(env, port, PUSHER_AET, options=("--timeout", "3"))
     try:
@@ -186,6 +186,12 @@ def test_a_huge_pdu_a_stall_and_a_command_flood_are_dropped_and_memory_stays_fla
         assert 2 < waited < 10, f"the stalled peer was dropped after {waited:.1f} s (--timeout 3)"
         line = listener.next()
         assert (line["status"], line["reason"]) == ("aborted", "silent for 3 s (the network time-out): dropped")
+        unknown = RawPeer(port, PUSHER_AET)  # a PDU type DICOM does not have, and more bytes after it
+        unknown.send(b"\x99\x00" + struct.pack(">I", 100) + bytes(100))
+        assert unknown.seconds_until_closed(10) < 2
+        line = listener.next()
+        assert (line["status"], line["reason"]) == ("aborted", "an unrecognised PDU (type 0x99)")
+        unknown.close()
         flood = RawPeer(port, PUSHER_AET)  # command fragments that never end: pynetdicom keeps them in memory
         fragment = struct.pack(">IBB", 2 + 60000, 1, 0x01) + bytes(60000)  # a PDV: context 1, command, not last
         for _ in range(40):

@@ -150,6 +150,9 @@ class _BoundedSocket(AssociationSocket):
             raise
         if nr_bytes == 6 and data:
             self._pdu_type = data[0]
+            if not 0x01 <= data[0] <= 0x07:  # A-ASSOCIATE-RQ ... A-ABORT: pynetdicom would abort, then read on
+                guard.refuse(f"an unrecognised PDU (type 0x{data[0]:02X})", 0x02, 0x01)
+                raise ConnectionAbortedError(guard.reason)
         return data
 
 
