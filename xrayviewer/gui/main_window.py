@@ -36,11 +36,11 @@ from xrayviewer.gui.browser import StudyBrowser
 from xrayviewer.gui.compare import PanesPart, second_settings
 from xrayviewer.gui.export_actions import ExportMixin
 from xrayviewer.gui.menus import ABOUT, SHORTCUTS, MenusMixin
-from xrayviewer.gui.opening import OpeningMixin
+from xrayviewer.gui.opening import OpeningPart
 from xrayviewer.gui.pacs_dock import PacsMixin
 from xrayviewer.gui.panels import ControlPanel
 from xrayviewer.gui.persistence import PersistenceMixin
-from xrayviewer.gui.reading_tools import ReadingToolsMixin
+from xrayviewer.gui.reading_tools import ReadingToolbar
 from xrayviewer.gui.reading_view import ReadingViewport
 from xrayviewer.gui.messages import Messages
 from xrayviewer.gui.review_mode import ReviewPart
@@ -50,7 +50,7 @@ from xrayviewer.gui.workers import Worker
 __all__ = ["ABOUT", "SHORTCUTS", "MainWindow", "Pane", "bar_top_of", "caption_of"]
 
 
-class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, ExportMixin, PacsMixin, PersistenceMixin, QMainWindow):
+class MainWindow(MenusMixin, ExportMixin, PacsMixin, PersistenceMixin, QMainWindow):
 
     def __init__(self, provider: str | None = None, models: list[str] | None = None,
                  db: str | Path | None = None) -> None:
@@ -67,7 +67,6 @@ class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, ExportMixin, PacsM
         self.show_error, self.errorShown = self.messages.error, self.messages.errorShown
         self.tasks = Tasks(self.show_error)
         self._run, self.cancel_work = self.tasks.run, self.tasks.cancel
-        self.opening: Path | None = None  # what open_paths was last given
         self.films = FilmCache()
         first = AnalysisSettings(model=self.models[0] if self.models else "")
         panes = [Pane(first, view=ReadingViewport()), Pane(second_settings(first, self.models), view=ReadingViewport())]
@@ -75,7 +74,7 @@ class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, ExportMixin, PacsM
         self.session = ReadingSession(engine_for(self.saved.provider(provider)), panes, db)
         self.panel = ControlPanel(self.models)
         self.analysis = AnalysisPart(self.session, self.panel, self.tasks, self.saved, self.messages,
-                                     self._last_folder, self)
+                                     self.saved.last_folder, self)
         self.analysisShown = self.analysis.analysisShown  # every pane with a film has its analysis on screen
         self.analyze, self.analyze_all = self.analysis.analyze, self.analysis.analyze_all
         self.visible_panes, self._style_changed = self.analysis.visible_panes, self.analysis._style_changed
@@ -84,14 +83,22 @@ class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, ExportMixin, PacsM
         self.set_active, self.set_compare, self.apply_preset = layout.set_active, layout.set_compare, layout.apply_preset
         self._build_views()
         self._build_docks()
+        self.opening = OpeningPart(self.session, self.browser, self.films, self.tasks, self.analysis, self.panel,
+                                   self._remember, self.saved.last_folder, self.setWindowTitle, self.messages, self)
+        self.open_paths, self.open_image, self.open_demo = self.opening.open_paths, self.opening.open_image, \
+            self.opening.open_demo
         self.review = ReviewPart(self.session, self.tasks, self.saved, self.films, self.browser,
-                                 lambda path: self.open_image(path), self.show_worklist_dock, self._last_folder,
+                                 self.opening.open_image, self.show_worklist_dock, self.saved.last_folder,
                                  self.messages, self)
         self.worklist, self.review_paths, self.decide = self.review.worklist, self.review.review_paths, \
             self.review.decide
         self._build_worklist_dock()
         self._build_status()
-        self._build_toolbar()
+        self.toolbar = ReadingToolbar(self.session, self.opening, self.tasks, self.panel,
+                                      self.review.review_folder_dialog, self.export_view, self.export_dicom)
+        self.addToolBar(self.toolbar)
+        self.set_tool, self.frame, self.cine_action = self.toolbar.set_tool, self.toolbar.frame, \
+            self.toolbar.cine_action
         self._build_menus()
         self.review.build_menu(self.menuBar().addMenu("&Review"))
         self._restore_settings()
@@ -113,6 +120,14 @@ class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, ExportMixin, PacsM
     active = property(lambda self: self.session.active)
     load_generation = property(lambda self: self.session.generation)
     _ahead = property(lambda self: self.review._ahead)
+    cine_frames = property(lambda self: self.toolbar.cine_frames)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        self.opening.drop(event)
 
     def _build_worklist_dock(self) -> None:
         self.worklist_dock = QDockWidget("Worklist", self)
@@ -148,9 +163,6 @@ class MainWindow(MenusMixin, ReadingToolsMixin, OpeningMixin, ExportMixin, PacsM
 
     def _build_docks(self) -> None:
         self.browser = StudyBrowser()
-        self.browser.instanceChosen.connect(self.open_image)
-        self.browser.firstInstance.connect(self.open_image)  # each scan opens its first film
-        self.browser.error.connect(self.show_error)
         left = QDockWidget("Study", self)
         left.setObjectName("study")
         left.setWidget(self.browser)

@@ -55,8 +55,8 @@ class MenusMixin:
 
     def _build_menus(self) -> None:
         file = self.menuBar().addMenu("&File")
-        self._action(file, "Open files...", self.open_files_dialog, QKeySequence.StandardKey.Open)
-        self._action(file, "Open folder or DICOMDIR...", self.open_folder_dialog, "Ctrl+Shift+O")
+        self._action(file, "Open files...", self.opening.open_files_dialog, QKeySequence.StandardKey.Open)
+        self._action(file, "Open folder or DICOMDIR...", self.opening.open_folder_dialog, "Ctrl+Shift+O")
         self._action(file, "Open demo study", self.open_demo)
         self.recent_menu = file.addMenu("Recent")
         file.addSeparator()
@@ -74,8 +74,8 @@ class MenusMixin:
         self.sync_action = self._action(view, "Synchronise zoom, pan and window", self.pane_layout.set_sync, None,
                                         True)
         self.sync_action.setChecked(True)
-        view.addAction(self.heatmap_action)  # checkable, follows the panel's "Show" box
-        self.heatmap_action.setShortcut(QKeySequence("H"))
+        view.addAction(self.toolbar.heatmap_action)  # checkable, follows the panel's "Show" box
+        self.toolbar.heatmap_action.setShortcut(QKeySequence("H"))
         presets = view.addMenu("Window presets")
         for name in ("File default", "Full range", "Auto (0.5-99.5 %)", "Soft (2-98 %)"):
             self._action(presets, name, lambda _=False, n=name: self.apply_preset(n))
