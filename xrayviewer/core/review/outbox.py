@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
 from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.errors import XRayViewerError
@@ -42,7 +43,7 @@ BACKOFF_S = 2.0  # the first wait after a failed send; doubled at each failure i
 BACKOFF_MAX_S = 300.0  # the longest wait: a node back up is served within five minutes
 TRANSIENT = re.compile(r"status 0xA7[0-9A-F]{2}")  # out of resources: the node may take it later
 REFUSED = re.compile(r"C-STORE of (?P<file>\S+) failed with status (?P<status>0x[0-9A-F]{4})")
-KINDS = {"1.2.840.10008.5.1.4.1.1.30": "PM", "1.2.840.10008.5.1.4.1.1.7": "SC"}  # else by SOP class: SR
+KINDS = {"Parametric Map": "PM", "Secondary Capture": "SC"}  # words of the SOP class's name; else SR
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
     node TEXT NOT NULL,
@@ -92,8 +93,8 @@ def fingerprint(film: FilmRow, marks: list[Mark]) -> str:
 
 def kind_of(dataset: Dataset) -> str:
     """SR, PM (Parametric Map) or SC, from the SOP class."""
-    sop_class = str(dataset.SOPClassUID)
-    return next((k for prefix, k in KINDS.items() if sop_class.startswith(prefix)), "SR")
+    name = UID(str(dataset.SOPClassUID)).name
+    return next((kind for words, kind in KINDS.items() if words in name), "SR")
 
 
 def backoff(failures: int) -> float:
