@@ -165,7 +165,7 @@ def test_a_film_of_another_patient_or_study_is_refused_and_nothing_of_it_is_kept
     assert other_patient.SOPInstanceUID in patient_line and "its PatientID 'EVIL' is not the study's ('P28')" in \
         patient_line and "StudyInstanceUID" not in patient_line
     assert "its StudyInstanceUID '1.2.826.0.1.3680043.8.498.66' is not the study asked for" in study_line
-    assert got.failure is None and got.summary() == "1 of 3 films retrieved"
+    assert got.failure is None and got.summary() == "1 of 3 films retrieved, 2 refused"
 
 
 def test_get_of_a_wrong_patients_film_stores_nothing_and_says_what_differed(hostile, chest, data_home, tmp_path):
@@ -173,7 +173,7 @@ def test_get_of_a_wrong_patients_film_stores_nothing_and_says_what_differed(host
     result = xrayviewer(data_home, "pacs", "get", hostile.node.address, STUDY, "--db", str(tmp_path / "r.sqlite"))
     assert result.returncode == 1 and lines(result) == [] and "Traceback" not in result.stderr
     assert "its PatientID 'EVIL' is not the study's ('P28')" in result.stderr
-    assert "0 films retrieved" in result.stderr or "0 of 1 films retrieved" in result.stderr
+    assert f"{hostile.node}: 0 of 1 films retrieved, 1 refused into" in result.stderr
     assert cached(data_folder(tmp_path) / "pacs-cache") == []
     if (tmp_path / "r.sqlite").exists():
         from xrayviewer.core.review.store import ReviewStore
@@ -228,6 +228,7 @@ def test_c_move_listens_only_while_it_lasts_on_one_interface_and_only_for_the_no
     assert any("rejected an association from 'HOSTILE' at '127.0.0.3': not the node's host" in p for p in got.problems)
     assert any("rejected an association from 'EVIL' at '127.0.0.2': not the node's AE title" in p for p in got.problems)
     assert any(wrong.SOPInstanceUID in p and "PatientID 'EVIL'" in p for p in got.problems)
+    assert got.failure is None and got.summary() == "1 of 2 films retrieved, 1 refused"
     assert not connects("127.0.0.1", port)  # the receiver is gone with the move
 
 
@@ -253,6 +254,29 @@ def test_films_before_an_abort_are_kept_analysed_and_summed_up(hostile, chest, d
     rows = lines(result)
     assert sorted(r["sop_uid"] for r in rows) == sorted(f.SOPInstanceUID for f in films)
     assert {r["status"] for r in rows} == {"analysed"}
+
+
+def test_a_c_move_cut_short_keeps_what_came_and_closes_its_port(hostile, chest, tmp_path):
+    port = next(PORTS)
+    films = [film(chest) for _ in range(2)]
+    hostile.destination = ("127.0.0.1", port)
+
+    def move(event, stall: bool):
+        yield (*hostile.destination, {"bind_address": (HOST, 0)})
+        yield 10
+        for ds in films:
+            yield 0xFF00, ds
+        if stall:
+            time.sleep(30)  # past the client's limit: it hangs up
+        event.assoc.abort()
+
+    hostile.move = lambda event: move(event, stall=False)
+    got = pacs.move(hostile.node, [STUDY], tmp_path / "aborted", "XRAYVIEWER", port)
+    assert len(got.paths) == 2 and got.summary() == "2 of 10 films retrieved before the PACS aborted"
+    hostile.move = lambda event: move(event, stall=True)
+    got = pacs.move(hostile.node, [STUDY], tmp_path / "stalled", "XRAYVIEWER", port, seconds=5)
+    assert got.summary() == "2 of 10 films retrieved before the retrieve time limit of 5 s was hit"
+    assert "(--timeout)" in str(got.failure) and not connects("127.0.0.1", port)
 
 
 class ReadLines:

@@ -61,9 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         actions, "get", "retrieve studies (C-GET) into the cache and analyse them",
         "Retrieve the image series of studies (C-GET; C-MOVE with --move-port) into the cache in the user's data "
         "folder, analyse each film into the review store and print the `worklist` JSON lines. Every film must "
-        "belong to the study asked for and its patient, or it is refused and not kept. A retrieve that fails or "
-        "passes --timeout keeps the films that came: they are analysed and listed, and a summary says how many "
-        "of how many came (exit 1). Progress goes to stderr.",
+        "belong to the study asked for and its patient, or it is refused and not kept (exit 1). A retrieve that "
+        "fails or passes --timeout keeps the films that came: they are analysed and listed, and a summary says how "
+        "many of how many came (exit 1). Progress goes to stderr.",
         "  xrayviewer pacs get main 1.2.840.113619.2.55.3.1234\n"
         "  xrayviewer pacs get main 1.2.3.4 1.2.3.5 --model mobilenetv2 --model xception --db study.db\n"
         "  xrayviewer pacs get main 1.2.3.4 --move-port 11112 --timeout 3600")
@@ -205,7 +205,7 @@ def retrieve(args: argparse.Namespace, node) -> int:
         for event in worklist.run_items([(path, None) for path in dict.fromkeys(got.paths)]):
             errors += event.status == "error"
             print(json.dumps(event.as_dict()), flush=True)
-    return 1 if errors or not got.paths or got.failure is not None else 0
+    return 1 if errors or not got.paths or got.failure is not None or got.refused else 0
 
 
 def nodes(change: list[str]) -> int:

@@ -321,13 +321,15 @@ class Retrieved:
     problems: list[str] = field(default_factory=list)
     expected: int | None = None
     failure: PacsError | None = None
+    refused: int = 0  # films refused (each has its line in `problems`)
 
     def summary(self) -> str:
-        """'3 of 25 films retrieved before the PACS aborted', '1 film retrieved'..."""
+        """'3 of 25 films retrieved before the PACS aborted', '1 of 2 films retrieved, 1 refused'..."""
         count = len(self.paths)
-        films = f"{count} of {self.expected} films" if self.expected is not None else \
+        films = f"{count} of {self.expected} films" if self.expected is not None and self.expected >= count else \
             f"{count} film{'' if count == 1 else 's'}"
-        return f"{films} retrieved" + (f" before {self.failure.cause}" if self.failure else "")
+        refused = f", {self.refused} refused" if self.refused else ""
+        return f"{films} retrieved{refused}" + (f" before {self.failure.cause}" if self.failure else "")
 
 
 def image_series(node: Node, study_uids: Iterable[str], aet: str = DEFAULT_AET, limits: Limits | None = None,
@@ -427,6 +429,25 @@ class _Receiver:
         self.announced = {s.series_uid: s.count for s in series}
         self._count()
 
+    def follow(self, series: Series, responses: Iterable, what: str) -> None:
+        """Take the films of `series` while its C-GET/C-MOVE `responses` come. A failure the node reports after
+        films were refused here is a note (it failed them: we did), not the end of the retrieve."""
+        self.asked, refused = series, self.out.refused
+        try:
+            for status, _ in responses:
+                self.limits.touch()
+                answered = status is not None and "Status" in status
+                if answered:
+                    self.counted(series, status)
+                try:
+                    _check(self.node, status, what, self.limits, pending_ok=True)
+                except PacsError as exc:
+                    if not answered or self.out.refused == refused:
+                        raise
+                    self.refuse(f"{what}: {exc.cause}, having had {self.out.refused - refused} of its films refused")
+        finally:
+            self.asked = None
+
     def counted(self, series: Series, status: Dataset) -> None:
         """Take the films a C-GET/C-MOVE response announces for `series` (done + remaining)."""
         try:
@@ -474,6 +495,8 @@ class _Receiver:
         if kept.path is None:
             if received is not None:
                 Path(received).unlink(missing_ok=True)
+            with self._lock:
+                self.out.refused += 1
             self.refuse(f"refused film {sop}: {kept.reason} (status 0x{kept.status:04X})")
             return kept.status
         with self._lock:
@@ -522,17 +545,11 @@ def get(node: Node, study_uids: Iterable[str], folder: Path, aet: str = DEFAULT_
         receiver.plan(series_list)
         try:
             for series in series_list:
-                receiver.asked = series
-                for status, _ in assoc.send_c_get(series.identifier(), GET):
-                    limits.touch()
-                    if status is not None and "Status" in status:
-                        receiver.counted(series, status)
-                    _check(node, status, f"C-GET of series {series.series_uid}", limits, pending_ok=True)
-                receiver.asked = None
+                receiver.follow(series, assoc.send_c_get(series.identifier(), GET),
+                                f"C-GET of series {series.series_uid}")
         except PacsError as exc:
             receiver.failed(exc)
     finally:
-        receiver.asked = None
         limits.close(assoc)
     return receiver.out
 
@@ -553,17 +570,11 @@ def move(node: Node, study_uids: Iterable[str], folder: Path, aet: str, port: in
         server = _receiving_server(node, aet, bind or assoc.dul.socket.socket.getsockname()[0], port, receiver)
         try:
             for series in series_list:
-                receiver.asked = series
-                for status, _ in assoc.send_c_move(series.identifier(), aet, MOVE):
-                    limits.touch()
-                    if status is not None and "Status" in status:
-                        receiver.counted(series, status)
-                    _check(node, status, f"C-MOVE of series {series.series_uid} to {aet}", limits, pending_ok=True)
-                receiver.asked = None
+                receiver.follow(series, assoc.send_c_move(series.identifier(), aet, MOVE),
+                                f"C-MOVE of series {series.series_uid} to {aet}")
         except PacsError as exc:
             receiver.failed(exc)
         finally:
-            receiver.asked = None
             server.shutdown()
             for association in server.active_associations:
                 association.abort()
