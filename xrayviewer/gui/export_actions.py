@@ -6,17 +6,31 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QStandardPaths, Qt
+from PySide6.QtCore import QObject, QStandardPaths, Qt
 from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QTextBrowser, QVBoxLayout, QWidget
 
 from xrayviewer.core.analysis.overlay import save_png
 from xrayviewer.core.review.report_image import Reading, reading_picture
+from xrayviewer.core.review.session import ReadingSession
+from xrayviewer.gui.background import Tasks
+from xrayviewer.gui.browser import StudyBrowser
 from xrayviewer.gui.card_dialog import ModelCardDialog
+from xrayviewer.gui.messages import Messages
+from xrayviewer.gui.settings import Settings
 from xrayviewer.gui.workers import Worker
 
 
-class ExportMixin:
-    """Saves what the reader sees; shows the film's tags and the model's card."""
+class ExportActions(QObject):
+    """Saves what the reader sees; shows the film's tags and the model's card.
+
+    Collaborators: the session (the film on screen, the active pane, the engine), `tasks`, `settings` (the export
+    folder), the study `browser` (the films of the study) and `messages`; dialogs open over `parent`."""
+
+    def __init__(self, session: ReadingSession, tasks: Tasks, settings: Settings, browser: StudyBrowser,
+                 messages: Messages, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.session, self.tasks, self.saved, self.browser = session, tasks, settings, browser
+        self.messages, self.dialog_parent = messages, parent
 
     def export_folder(self) -> str:
         """Where exports go: the last export folder, else XRay Viewer in the user's documents (never the package)."""
@@ -32,44 +46,45 @@ class ExportMixin:
         from xrayviewer.core.review.dicom_export import identified
         from xrayviewer.gui.identity_dialog import ask_identity
 
-        identity = ask_identity(reading.record, self)
+        identity = ask_identity(reading.record, self.dialog_parent)
         return None if identity is None else identified(reading, identity)
 
     def reading(self) -> Reading | None:
         """The film on screen with the active pane's result, the reader's decision and the marks."""
-        pane = self.active
-        if pane.view.shown is None or self.record is None:
-            self.show_error("Nothing to export: open a film first.")
+        pane, record = self.session.active, self.session.record
+        if pane.view.shown is None or record is None:
+            self.messages.error("Nothing to export: open a film first.")
             return None
         film, view = self.session.film, pane.view
-        return Reading(self.record, pane.analysis, film.decision if film else None, tuple(view.marks),
+        return Reading(record, pane.analysis, film.decision if film else None, tuple(view.marks),
                        rotation=view.rotation, flipped=view.flipped,
                        colormap=view.style.colormap if view.heatmap_shown() else None)
 
     def export_view(self) -> None:
-        reading, view = self.reading(), self.active.view.shown
+        reading, view = self.reading(), self.session.active.view.shown
         if reading is None:
             return
         Path(self.export_folder()).mkdir(parents=True, exist_ok=True)
-        name = f"{Path(self.record.path).stem}.overlay.png"
-        path, _ = QFileDialog.getSaveFileName(self, "Export view", str(Path(self.export_folder()) / name),
+        name = f"{Path(reading.record.path).stem}.overlay.png"
+        path, _ = QFileDialog.getSaveFileName(self.dialog_parent, "Export view", str(Path(self.export_folder()) / name),
                                               "PNG (*.png)")
         if path:
             self.saved.set_export_folder(str(Path(path).parent))
-            self._run(lambda: save_png(path, reading_picture(view, reading)),
-                      lambda _: self.statusBar().showMessage(f"Saved {path}", 8000), "Exporting PNG...")
+            self.tasks.run(lambda: save_png(path, reading_picture(view, reading)),
+                           lambda _: self.messages.status(f"Saved {path}", 8000), "Exporting PNG...")
 
     def export_dicom(self) -> None:
         """A Secondary Capture of the exported view and an SR of the result, decision and measurements."""
-        reading, view = self.dicom_reading(), self.active.view.shown
+        reading, view = self.dicom_reading(), self.session.active.view.shown
         if reading is None:
             return
         Path(self.export_folder()).mkdir(parents=True, exist_ok=True)
-        folder = QFileDialog.getExistingDirectory(self, "Export DICOM SC and SR to", self.export_folder())
+        folder = QFileDialog.getExistingDirectory(self.dialog_parent, "Export DICOM SC and SR to",
+                                                  self.export_folder())
         if not folder:
             return
         self.saved.set_export_folder(folder)
-        engine, model = self.engine, self.active.settings.model
+        engine, model = self.session.engine, self.session.active.settings.model
 
         def work():
             from xrayviewer.core.review.dicom_export import export_dicom
@@ -77,8 +92,8 @@ class ExportMixin:
             full = with_model_hash(reading, engine, model)
             return export_dicom(full, reading_picture(view, full), Path(folder))
 
-        self._run(work, lambda out: self.statusBar().showMessage(f"Saved {out.sc.name} and {out.sr.name} in "
-                                                                 f"{folder}", 10000), "Exporting DICOM...")
+        self.tasks.run(work, lambda out: self.messages.status(f"Saved {out.sc.name} and {out.sr.name} in {folder}",
+                                                              10000), "Exporting DICOM...")
 
     def send_to_pacs(self) -> None:
         """The SC and SR of the view, as `export_dicom` writes them, stored on a configured PACS node."""
@@ -87,18 +102,18 @@ class ExportMixin:
         try:
             nodes = load_nodes()
         except Exception as exc:  # noqa: BLE001 - an unreadable settings file is reported
-            self.show_error(str(exc))
+            self.messages.error(str(exc))
             return
         if not nodes:
-            self.show_error("No PACS node is configured: add one in File > PACS nodes.")
+            self.messages.error("No PACS node is configured: add one in File > PACS nodes.")
             return
-        name, chosen = QInputDialog.getItem(self, "Send to PACS", "Store the SC and SR on", list(nodes), 0, False)
+        name, chosen = QInputDialog.getItem(self.dialog_parent, "Send to PACS", "Store the SC and SR on", list(nodes), 0, False)
         if not chosen:
             return
-        reading, view = self.dicom_reading(), self.active.view.shown
+        reading, view = self.dicom_reading(), self.session.active.view.shown
         if reading is None:
             return
-        node, engine, model = nodes[name], self.engine, self.active.settings.model
+        node, engine, model = nodes[name], self.session.engine, self.session.active.settings.model
 
         def work():
             import tempfile
@@ -114,51 +129,53 @@ class ExportMixin:
                 send(node, [out.sc, out.sr])
             return node
 
-        self._run(work, lambda sent: self.statusBar().showMessage(f"Sent the SC and SR to {sent}", 10000),
-                  f"Sending to {node.name}...")
+        self.tasks.run(work, lambda sent: self.messages.status(f"Sent the SC and SR to {sent}", 10000),
+                       f"Sending to {node.name}...")
 
     def export_study(self) -> None:
         from xrayviewer.core.review import export  # with pydicom: loaded on first use, not before the window shows
 
         instances = self.browser.instance_paths()
         if not instances:
-            self.show_error("No study is open.")
+            self.messages.error("No study is open.")
             return
-        folder = QFileDialog.getExistingDirectory(self, "Export overlays to", self.export_folder())
+        folder = QFileDialog.getExistingDirectory(self.dialog_parent, "Export overlays to", self.export_folder())
         if not folder:
             return
-        settings, style, engine = self.active.settings, self.active.style, self.engine
+        active = self.session.active
+        settings, style, engine = active.settings, active.style, self.session.engine
 
         def work(worker: Worker) -> export.ExportSummary:
             return export.export_study(instances, Path(folder), engine, settings.model, settings.method,
                                        settings.target, style, worker.report_progress, lambda: worker.cancelled)
 
         def done(summary: export.ExportSummary) -> None:
-            self.statusBar().showMessage(f"Exported {summary.written} overlays to {folder}", 8000)
+            self.messages.status(f"Exported {summary.written} overlays to {folder}", 8000)
             if summary.failed:
-                self.show_error(f"{len(summary.failed)} of {len(instances)} films could not be exported; the first: "
+                self.messages.error(f"{len(summary.failed)} of {len(instances)} films could not be exported; the first: "
                                 f"{summary.failed[0]}")
 
-        self._run(work, done, "Exporting overlays...", pass_worker=True)
+        self.tasks.run(work, done, "Exporting overlays...", pass_worker=True)
 
     def show_tags(self) -> None:
         from xrayviewer.core.review import export  # with pydicom: loaded on first use, not before the window shows
 
-        if self.record is None:
+        record = self.session.record
+        if record is None:
             return
-        self._show_one(TagsDialog(f"Tags - {Path(self.record.path).name}", export.tag_dump(self.record), self))
+        self._show_one(TagsDialog(f"Tags - {Path(record.path).name}", export.tag_dump(record), self.dialog_parent))
 
     def show_model_card(self) -> None:
         try:
-            card = self.engine.model(self.active.settings.model).card.data
+            card = self.session.engine.model(self.session.active.settings.model).card.data
         except Exception as exc:  # noqa: BLE001
-            self.show_error(str(exc))
+            self.messages.error(str(exc))
             return
-        self._show_one(ModelCardDialog(card, self))
+        self._show_one(ModelCardDialog(card, self.dialog_parent))
 
     def _show_one(self, dialog: QDialog) -> None:
         """Show `dialog` in place of an open one of its kind: a day of looking at tags leaves one window."""
-        for old in self.findChildren(type(dialog)):
+        for old in self.dialog_parent.findChildren(type(dialog)):
             if old is not dialog:
                 old.close()
         dialog.show()

@@ -34,7 +34,7 @@ from xrayviewer.gui.analysis_control import AnalysisPart, Pane, bar_top_of, capt
 from xrayviewer.gui.background import Tasks
 from xrayviewer.gui.browser import StudyBrowser
 from xrayviewer.gui.compare import PanesPart, second_settings
-from xrayviewer.gui.export_actions import ExportMixin
+from xrayviewer.gui.export_actions import ExportActions
 from xrayviewer.gui.menus import ABOUT, SHORTCUTS, MenusMixin
 from xrayviewer.gui.opening import OpeningPart
 from xrayviewer.gui.pacs_dock import PacsMixin
@@ -50,7 +50,7 @@ from xrayviewer.gui.workers import Worker
 __all__ = ["ABOUT", "SHORTCUTS", "MainWindow", "Pane", "bar_top_of", "caption_of"]
 
 
-class MainWindow(MenusMixin, ExportMixin, PacsMixin, PersistenceMixin, QMainWindow):
+class MainWindow(MenusMixin, PacsMixin, PersistenceMixin, QMainWindow):
 
     def __init__(self, provider: str | None = None, models: list[str] | None = None,
                  db: str | Path | None = None) -> None:
@@ -94,8 +94,14 @@ class MainWindow(MenusMixin, ExportMixin, PacsMixin, PersistenceMixin, QMainWind
             self.review.decide
         self._build_worklist_dock()
         self._build_status()
+        self.exports = exports = ExportActions(self.session, self.tasks, self.saved, self.browser, self.messages, self)
+        self.export_view, self.export_dicom, self.export_study = exports.export_view, exports.export_dicom, \
+            exports.export_study
+        self.send_to_pacs, self.reading, self.show_tags = exports.send_to_pacs, exports.reading, exports.show_tags
+        self.panel.cardRequested.connect(exports.show_model_card)
+        self.show_model_card = exports.show_model_card
         self.toolbar = ReadingToolbar(self.session, self.opening, self.tasks, self.panel,
-                                      self.review.review_folder_dialog, self.export_view, self.export_dicom)
+                                      self.review.review_folder_dialog, exports.export_view, exports.export_dicom)
         self.addToolBar(self.toolbar)
         self.set_tool, self.frame, self.cine_action = self.toolbar.set_tool, self.toolbar.frame, \
             self.toolbar.cine_action
@@ -177,7 +183,6 @@ class MainWindow(MenusMixin, ExportMixin, PacsMixin, PersistenceMixin, QMainWind
         scroll.setFixedWidth(self.panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         right.setWidget(scroll)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, right)
-        self.panel.cardRequested.connect(self.show_model_card)
 
     @property
     def workers(self) -> set[Worker]:
