@@ -122,6 +122,32 @@ def augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def augment_v3(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Recipe v3: v2 with stronger acquisition shift: contrast 0.3-1.35, gamma 0.6-1.6, noise sd 2-14, blur sd <= 1.5.
+
+    Meant for models whose card normalises the intensity (percentile stretch): the stretch undoes most of a
+    contrast change, so what the model must learn is the coarser quantisation and the amplified noise of faint
+    films, and the gamma, blur and noise that no linear stretch removes.
+    """
+    out = _affine(gray, rng)
+    out = _levels(out, float(np.exp(rng.uniform(np.log(0.3), np.log(1.35)))), rng.uniform(-30, 30),
+                  float(np.exp(rng.uniform(np.log(0.6), np.log(1.6)))) if rng.random() < 0.7 else 1.0)
+    r = rng.random()
+    if r < 0.3:
+        out = _blur(out, rng.uniform(0.3, 1.5))
+    elif r < 0.45:
+        out = _sharpen(out, rng.uniform(0.3, 1.5))
+    if rng.random() < 0.4:
+        out = _noise(out, rng.uniform(2, 14), rng)
+    if rng.random() < 0.3:
+        out = _jpeg(out, int(rng.integers(25, 95)))
+    if rng.random() < 0.25:
+        out = _marker(out, rng, corner=rng.random() < 0.5)
+    if rng.random() < 0.5:
+        out = _erase(out, rng, at_corner=rng.random() < 0.5)
+    return out
+
+
 def _corner_block(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = gray.copy()
     size = gray.shape[0]
@@ -157,11 +183,24 @@ PERTURBATIONS: dict[str, Perturb] = {
 }
 
 
-def shifted(images: np.ndarray, seed: int = 7, kinds: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Every film through every perturbation in `kinds` (default: all), seeded per film: kind -> `[N, H, W]`."""
+# issue 25's acquisition shifts (the exposure goals: false positives, sensitivity and refusals against clean films)
+EXPOSURE_SHIFTS: dict[str, Perturb] = {
+    "contrast_0.5": lambda g, r: _levels(g, 0.5, 0, 1.0),
+    "contrast_0.3": lambda g, r: _levels(g, 0.3, 0, 1.0),
+    "gamma_0.7": lambda g, r: _levels(g, 1.0, 0, 0.7),
+    "gamma_1.5": lambda g, r: _levels(g, 1.0, 0, 1.5),
+    "noise_12": lambda g, r: _noise(g, 12, r),
+    "blur_1.5": lambda g, r: _blur(g, 1.5),
+}
+
+
+def shifted(images: np.ndarray, seed: int = 7, kinds: list[str] | None = None,
+            table: dict[str, Perturb] = PERTURBATIONS) -> dict[str, np.ndarray]:
+    """Every film through every perturbation of `table` in `kinds` (default: all), seeded per film:
+    kind -> `[N, H, W]`."""
     out = {}
-    for kind in kinds or list(PERTURBATIONS):
-        fn = PERTURBATIONS[kind]
+    for kind in kinds or list(table):
+        fn = table[kind]
         out[kind] = np.stack([fn(g, np.random.default_rng([seed, i])) for i, g in enumerate(images)])
     return out
 

@@ -27,7 +27,7 @@ from converters.validate import update_card, validate, write_card
 from xrayviewer.core.analysis.cam import CamInput, GradCAM
 from xrayviewer.core.analysis.contract import validate_session
 from xrayviewer.core.analysis.metrics import binary_figures
-from xrayviewer.core.analysis.preprocess import blank_border
+from xrayviewer.core.analysis.preprocess import model_gray
 
 CONVERTER_VERSION = "1"
 PROB_TOLERANCE = 1e-4
@@ -263,9 +263,10 @@ def main(argv: list[str] | None = None) -> int:
 
     recipe = json.loads(args.recipe.read_text()) if args.recipe else {}
     border = float(recipe.get("border", 0.0))
+    intensity = recipe.get("intensity")  # recipe v3: the percentile stretch (preprocess.model_gray)
     parts = dataset.split_samples(dataset.list_samples(args.data), args.seed)
     val_films, val_y = dataset.load_gray(parts["val"], size[0])
-    val_gray = blank_border(val_films, border)
+    val_gray = model_gray(val_films, border, intensity)
     pick = np.random.default_rng(0).choice(len(val_y), args.verify_films, replace=False)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     figures = verify(session, model, split, to_input(val_gray[pick]))
@@ -276,13 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     val_scores = score(session, to_input(val_gray))
-    moved = {k: score(session, to_input(blank_border(v, border))) for k, v in shifted(val_films).items()}
+    moved = {k: score(session, to_input(model_gray(v, border, intensity))) for k, v in shifted(val_films).items()}
     threshold_entry = operating_point.card_threshold(operating_point.Scores(val_y, val_scores, moved))
     threshold = threshold_entry["value"]
     test_gray, test_y = dataset.load_gray(parts["test"], size[0])
-    test_gray = blank_border(test_gray, border)
+    test_gray = model_gray(test_gray, border, intensity)
     test_scores = score(session, to_input(test_gray))
-    train_gray = blank_border(dataset.load_gray(parts["train"], size[0])[0], border)
+    train_gray = model_gray(dataset.load_gray(parts["train"], size[0])[0], border, intensity)
     pixels = ood.add_pixel_vector(proto, size)
     ood.add_output(proto, pixels, ["N", "P"])
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -314,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
             "scale": SCALING["scale"],
             "offset": SCALING["offset"],
             "formula": "x = pixel * scale + offset",
+            **({"intensity": intensity,
+                "intensity_rule": "after the resize and before the border is blanked, the gray levels between the "
+                                  "given percentiles of the interior (inside the border ring) are stretched "
+                                  "linearly to 0-255, clipped and rounded"} if intensity else {}),
         },
         "cam_layer": split.cam_layer,
         "threshold": threshold_entry,

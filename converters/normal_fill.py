@@ -19,14 +19,20 @@ import cv2
 import numpy as np
 
 from converters import dataset
+from xrayviewer.core.analysis.preprocess import percentile_stretch
 
 
-def mean_normal(data: Path = dataset.DEFAULT_DATA, seed: int = 1234, size: int = 224) -> np.ndarray | None:
-    """uint8 gray [size, size]: the pixel mean of the training split's NORMAL films (None when it has none)."""
+def mean_normal(data: Path = dataset.DEFAULT_DATA, seed: int = 1234, size: int = 224, border: float = 0.0,
+                intensity: dict | None = None) -> np.ndarray | None:
+    """uint8 gray [size, size]: the pixel mean of the training split's NORMAL films (None when it has none), each
+    film intensity-normalised first when the card says so (`intensity`, measured inside `border`)."""
     samples = [s for s in dataset.split_samples(dataset.list_samples(data), seed)["train"] if s.label == 0]
     if not samples:
         return None
     films, _ = dataset.load_gray(samples, size)
+    if intensity:
+        low, high = intensity.get("percentiles", (1.0, 99.0))
+        films = np.stack([percentile_stretch(f, border, low, high) for f in films])
     return np.clip(np.rint(films.astype(np.float64).mean(axis=0)), 0, 255).astype(np.uint8)
 
 
@@ -43,8 +49,9 @@ def write_fill(path: Path, data: Path = dataset.DEFAULT_DATA, seed: int = 1234) 
     from converters.validate import update_card_keys
     from xrayviewer.core.analysis.session import open_model
 
-    h, w = open_model(path, "cpu").card.input_size
-    fill = mean_normal(data, seed, h)
+    card = open_model(path, "cpu").card
+    h, w = card.input_size
+    fill = mean_normal(data, seed, h, card.border, card.intensity)
     if fill is None:
         return 0
     text = encoded(fill if (h, w) == fill.shape else cv2.resize(fill, (w, h), interpolation=cv2.INTER_AREA))

@@ -1,6 +1,8 @@
-"""Training recipe v2 for the shipped pneumonia classifiers (Keras 3, any backend).
+"""Training recipes v2 and v3 for the shipped pneumonia classifiers (Keras 3, any backend).
 
     python -m converters.train --arch mobilenetv2 --size 224 --epochs 18 --out runs/mnv2-v2
+    python -m converters.train --recipe v3 --arch mobilenetv2 --epochs 3 --lr 5e-4 --warmup 0.2 \
+        --init-onnx mobilenetv2-v2.onnx --out runs/mnv2-v3     # fine-tunes the v2 file (models/README.md)
 
 Runs with the TensorFlow backend on a CPU and with JAX or PyTorch on a GPU
 (`KERAS_BACKEND=jax`, see `converters/gpu_train.py`). Chooses the epoch by the AUC on the
@@ -8,7 +10,9 @@ Runs with the TensorFlow backend on a CPU and with JAX or PyTorch on a GPU
 fits a temperature on validation and folds it into the last layer. Writes `best.keras` (chosen
 epoch), `final.keras` (calibrated: export this one), a resumable backup, `history.csv` and
 `recipe.json` (everything the model card records). Ablation switches: `--border 0`,
-`--augment v1`, `--label-smoothing 0`, `--no-ema`, `--weight-decay 0`.
+`--augment v1`, `--label-smoothing 0`, `--no-ema`, `--weight-decay 0`. Recipe v3 (`--recipe v3`) is v2 with
+the percentile stretch of the film's interior before the model (card `preprocessing.intensity`) and the
+stronger acquisition-shift augmentation `--augment v3`.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ import cv2
 import numpy as np
 
 from converters import dataset
-from converters.augment import augment, shifted_round_robin
+from converters.augment import augment, augment_v3, shifted_round_robin
 from xrayviewer.core.analysis.metrics import binary_figures, pick_threshold, roc_auc
-from xrayviewer.core.analysis.preprocess import blank_border
+from xrayviewer.core.analysis.preprocess import model_gray
 
-RECIPE_VERSION = "2"
+PERCENTILE_STRETCH = {"method": "percentile-stretch", "percentiles": [1.0, 99.0]}
+INTENSITY = {"none": None, "percentile-stretch": PERCENTILE_STRETCH}
+# recipe -> the options it sets (explicit options on the command line still win)
+RECIPES = {"v2": {"augment": "v2", "intensity": "none"}, "v3": {"augment": "v3", "intensity": "percentile-stretch"}}
 BN_MOMENTUM = 0.9
 SCALING = {"scale": 1 / 127.5, "offset": -1.0}  # x * scale + offset: uint8 -> [-1, 1]
 DEFAULT_BORDER = 0.09  # 20 px of 224: outside the lung boxes (x 25-200, y 30-190), over markers and corners
@@ -59,9 +66,10 @@ def build_model(arch: str, size: int, imagenet_weights: str | None = None, dropo
     )
 
 
-def to_input(gray: np.ndarray, border: float = 0.0) -> np.ndarray:
-    """uint8 gray `[N, H, W]` -> float32 `[N, H, W, 3]`: border blanked, then scaled as the model card says."""
-    x = blank_border(gray, border).astype(np.float32) * SCALING["scale"] + SCALING["offset"]
+def to_input(gray: np.ndarray, border: float = 0.0, intensity: dict | None = None) -> np.ndarray:
+    """uint8 gray `[N, H, W]` -> float32 `[N, H, W, 3]`: intensity normalised and border blanked as the app does
+    (`preprocess.model_gray`), then scaled as the model card says."""
+    x = model_gray(gray, border, intensity).astype(np.float32) * SCALING["scale"] + SCALING["offset"]
     return np.repeat(x[..., None], 3, axis=-1)
 
 
@@ -77,11 +85,11 @@ def augment_v1(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-AUGMENTATIONS = {"v1": augment_v1, "v2": augment}
+AUGMENTATIONS = {"v1": augment_v1, "v2": augment, "v3": augment_v3}
 
 
 def make_sequence(images: np.ndarray, labels: np.ndarray, batch: int, border: float, seed: int, aug: str,
-                  workers: int = 1):
+                  workers: int = 1, intensity: dict | None = None):
     """Shuffled, augmented training batches (uint8 films in memory, augmented afresh every epoch).
 
     Each batch draws from its own generator seeded by (seed, epoch, batch), so the stream is the
@@ -103,7 +111,7 @@ def make_sequence(images: np.ndarray, labels: np.ndarray, batch: int, border: fl
         def __getitem__(self, i: int):
             rng = np.random.default_rng([seed, self.epoch, i])
             idx = self.order[i * batch:(i + 1) * batch]
-            return to_input(np.stack([fn(g, rng) for g in images[idx]]), border), labels[idx, None]
+            return to_input(np.stack([fn(g, rng) for g in images[idx]]), border, intensity), labels[idx, None]
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -140,7 +148,8 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-z))
 
 
-def recalibrate_bn(model, films: np.ndarray, border: float, batch: int = 32, batches: int = 32) -> None:
+def recalibrate_bn(model, films: np.ndarray, border: float, batch: int = 32, batches: int = 32,
+                   intensity: dict | None = None) -> None:
     """Recompute the BatchNorm moving statistics for the weights now in `model` from training films.
 
     Keras averages only the trainable weights in its EMA; the moving statistics still describe the
@@ -149,10 +158,11 @@ def recalibrate_bn(model, films: np.ndarray, border: float, batch: int = 32, bat
     """
     rng = np.random.default_rng(0)
     for _ in range(batches):
-        model(to_input(films[rng.choice(len(films), batch, replace=False)], border), training=True)
+        model(to_input(films[rng.choice(len(films), batch, replace=False)], border, intensity), training=True)
 
 
-def make_validation(x_val: np.ndarray, y_val: np.ndarray, border: float, x_train: np.ndarray | None = None):
+def make_validation(x_val: np.ndarray, y_val: np.ndarray, border: float, x_train: np.ndarray | None = None,
+                    intensity: dict | None = None):
     """Callback: plain and shifted validation AUC each epoch, logged for the checkpoint.
 
     With `x_train`, the EMA weights (swapped in before this callback) first get their own BatchNorm
@@ -160,8 +170,8 @@ def make_validation(x_val: np.ndarray, y_val: np.ndarray, border: float, x_train
     """
     import keras
 
-    plain = to_input(x_val, border)
-    moved = to_input(shifted_round_robin(x_val), border)
+    plain = to_input(x_val, border, intensity)
+    moved = to_input(shifted_round_robin(x_val), border, intensity)
 
     class Validation(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -171,7 +181,7 @@ def make_validation(x_val: np.ndarray, y_val: np.ndarray, border: float, x_train
             if logs is None:
                 return
             if x_train is not None:
-                recalibrate_bn(self.model, x_train, border)
+                recalibrate_bn(self.model, x_train, border, intensity=intensity)
             lv, ls = self.logits(plain), self.logits(moved)
             logs["val_auc"] = roc_auc(y_val, lv)
             logs["val_shift_auc"] = roc_auc(y_val, ls)
@@ -182,9 +192,10 @@ def make_validation(x_val: np.ndarray, y_val: np.ndarray, border: float, x_train
     return Validation()
 
 
-def calibrate(model, x_val: np.ndarray, y_val: np.ndarray, border: float) -> tuple[float, np.ndarray]:
+def calibrate(model, x_val: np.ndarray, y_val: np.ndarray, border: float,
+              intensity: dict | None = None) -> tuple[float, np.ndarray]:
     """Fit the temperature on validation and fold it into the Dense layer; returns (T, calibrated scores)."""
-    logits = logit_function(model)(to_input(x_val, border))
+    logits = logit_function(model)(to_input(x_val, border, intensity))
     t = fit_temperature(y_val, logits)
     dense = model.layers[-1]
     kernel, bias = dense.get_weights()
@@ -231,13 +242,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--border", type=float, default=DEFAULT_BORDER, help="fraction of each side blanked")
-    p.add_argument("--augment", choices=sorted(AUGMENTATIONS), default="v2")
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="v2", help="sets --augment and --intensity")
+    p.add_argument("--augment", choices=sorted(AUGMENTATIONS), help="default: the recipe's")
+    p.add_argument("--intensity", choices=sorted(INTENSITY), help="normalisation before the model (default: the "
+                   "recipe's; percentile-stretch: the interior's 1st-99th percentiles to 0-255)")
     p.add_argument("--no-ema", action="store_true", help="no exponential moving average of the weights")
     p.add_argument("--seed", type=int, default=1234, help="initialisation and augmentation stream")
     p.add_argument("--split-seed", type=int, default=1234, help="patient-level train/val/test split")
     p.add_argument("--workers", type=int, default=1, help="threads that augment batches ahead (GPU: 8 or more)")
     p.add_argument("--imagenet-weights", help="optional .h5/.weights.h5 of the base, include_top=False")
+    p.add_argument("--init-onnx", type=Path, help="start from the weights of this exported MobileNetV2 file "
+                   "(converters.onnx_init) and fine-tune")
     args = p.parse_args(argv)
+    for key, value in RECIPES[args.recipe].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    intensity = INTENSITY[args.intensity]
 
     import keras
 
@@ -251,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"train {len(y_train)} val {len(y_val)} class_weight {class_weight}", flush=True)
 
     model = build_model(args.arch, args.size, args.imagenet_weights, args.dropout)
+    if args.init_onnx:
+        from converters.onnx_init import load_onnx_weights
+
+        pick = np.random.default_rng(args.seed).choice(len(x_train), 512, replace=False)
+        load_onnx_weights(model, args.init_onnx, to_input(x_train[pick], args.border, intensity))
     per_epoch = math.ceil(len(y_train) / args.batch)
     warmup = int(per_epoch * args.warmup)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -265,24 +290,24 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [
-        make_validation(x_val, y_val, args.border, None if args.no_ema else x_train),
+        make_validation(x_val, y_val, args.border, None if args.no_ema else x_train, intensity),
         keras.callbacks.ModelCheckpoint(str(args.out / "best.keras"), monitor="val_shift_auc", mode="max",
                                         save_best_only=True),
         keras.callbacks.CSVLogger(str(args.out / "history.csv"), append=True),
     ]
     start = time.time()
     model.fit(make_sequence(x_train, y_train, args.batch, args.border, args.seed, args.augment,
-                            args.workers),
+                            args.workers, intensity),
               epochs=args.epochs, class_weight=class_weight, callbacks=callbacks, verbose=2)
     seconds = round(time.time() - start)
 
     best = keras.saving.load_model(args.out / "best.keras", compile=False)
-    temperature, scores = calibrate(best, x_val, y_val, args.border)
+    temperature, scores = calibrate(best, x_val, y_val, args.border, intensity)
     best.save(args.out / "final.keras")
     threshold = pick_threshold(y_val, scores)
     history = (args.out / "history.csv").read_text().splitlines()
     recipe = {
-        "recipe_version": RECIPE_VERSION,
+        "recipe_version": args.recipe[1:],
         "architecture": args.arch,
         "input_size": args.size,
         "seed": args.seed,
@@ -291,14 +316,16 @@ def main(argv: list[str] | None = None) -> int:
         "epochs_run": len(history) - 1,
         "train_seconds": seconds,
         "hardware": hardware(),
+        "init": args.init_onnx.name if args.init_onnx else "random (weights=None)",
         "border": args.border,
+        "intensity": intensity,
         "temperature": round(temperature, 4),
         "hyper": {"batch": args.batch, "optimizer": "AdamW", "lr": args.lr, "weight_decay": args.weight_decay,
                   "schedule": f"linear warm-up {args.warmup} epoch(s), cosine to 1 %",
                   "label_smoothing": args.label_smoothing, "dropout": args.dropout,
                   "ema": None if args.no_ema else 0.995, "class_weight": class_weight, "bn_momentum": BN_MOMENTUM,
                   "augmentation": args.augment + ": " + AUGMENTATIONS[args.augment].__doc__.splitlines()[0],
-                  "border": args.border, "selection": "epoch with the best shifted-validation AUC"},
+                  "border": args.border, "intensity": args.intensity, "selection": "epoch with the best shifted-validation AUC"},
         "threshold_rule": "highest threshold with validation sensitivity >= 0.95 (calibrated probability)",
         "validation": binary_figures(y_val, scores, threshold),
     }

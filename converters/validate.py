@@ -1,6 +1,7 @@
 """The validation that chooses between recipes: plain, shifted, and shortcut figures of an ONNX model.
 
     python -m converters.validate models/mobilenetv2-pneumonia.onnx [--json OUT]
+    python -m converters.validate mobilenetv2 /work/train-runs/mnv2-v3/v3.onnx --exposure   # issue 25's goals
 
 Runs the shipped engine (the app's preprocessing, border and CAM) on the patient-level validation
 films (224 x 224) and prints one JSON object:
@@ -18,6 +19,14 @@ films (224 x 224) and prints one JSON object:
 - `cam_lung_share`: share of the Grad-CAM (pneumonia target) mass inside the two lung boxes
   (x 25-105 and 120-200, y 30-190 of the 224-px frame, 51 % of its area) on validation
   pneumonia films.
+
+`--exposure` prints instead, for each model given and each of issue 25's acquisition shifts
+(`converters.augment.EXPOSURE_SHIFTS`: contrast 50 % and 30 %, gamma 0.7 and 1.5, noise sd 12, blur
+sd 1.5) on the validation films only: the share of normal films called pneumonia (false-positive
+rate) and of pneumonia films called pneumonia (sensitivity) at the card's threshold, their change
+against the clean films, the share the app's gate refuses (every shipped check, the detector and the
+model's own OOD gate, as the engine runs it), the AUC, and whether the issue's goals hold (false
+positives up by <= 0.10, sensitivity down by <= 0.05, <= 10 % refused except at 30 % contrast).
 """
 
 from __future__ import annotations
@@ -30,9 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from converters import dataset
-from converters.augment import shifted
+from converters.augment import EXPOSURE_SHIFTS, shifted
 from xrayviewer.core.analysis.engine import Engine
-from xrayviewer.core.analysis.metrics import binary_figures
+from xrayviewer.core.analysis.findings import Subject
+from xrayviewer.core.analysis.metrics import binary_figures, roc_auc
 
 LUNG_BOXES = ((25, 105, 30, 190), (120, 200, 30, 190))  # (x0, x1, y0, y1) in the 224-px frame
 RING = 20
@@ -141,6 +151,51 @@ def validate(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: in
     return result
 
 
+FPR_RISE, SENSITIVITY_DROP, REFUSED = 0.10, 0.05, 0.10  # issue 25's exposure goals
+REFUSAL_EXEMPT = ("contrast_0.3",)  # a film this faint may be refused as unreadable
+
+
+def called_and_refused(engine: Engine, model, films: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per film: the probability, whether the model calls it pneumonia at its threshold, and whether the engine's
+    gate refuses it (the same checks and the same OOD score as an analysis in the app)."""
+    p, refused = [], []
+    for i in range(0, len(films), BATCH):
+        batch = list(films[i:i + BATCH])
+        for display, inference in zip(batch, engine.infer(model, batch)):
+            p.append(inference.probability)
+            refused.append(bool(engine.gate(Subject(display, None, model.card, inference.ood_score)).refused))
+    p = np.array(p)
+    return p, p >= model.card.threshold, np.array(refused)
+
+
+def exposure(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: int = 1234,
+             limit: int | None = None) -> dict:
+    """Issue 25's exposure figures of one model on the validation films (module docstring, `--exposure`)."""
+    engine = Engine("cpu")
+    model = engine.model(model_path)
+    samples = dataset.split_samples(dataset.list_samples(data), seed)["val"]
+    if limit:
+        samples = samples[::max(1, len(samples) // limit)]
+    films, labels = dataset.load_gray(samples, 224)
+    normal, pneumonia = labels == 0, labels == 1
+    rows, clean = {}, None
+    for kind, moved in {"clean": films, **shifted(films, table=EXPOSURE_SHIFTS)}.items():
+        p, called, refused = called_and_refused(engine, model, moved)
+        row = {"fpr": round(float(called[normal].mean()), 3), "sensitivity": round(float(called[pneumonia].mean()), 3),
+               "refused": round(float(refused.mean()), 3), "auc": round(roc_auc(labels, p), 4)}
+        if clean is None:
+            clean = row
+        else:
+            row["fpr_rise"] = round(row["fpr"] - clean["fpr"], 3)
+            row["sensitivity_drop"] = round(clean["sensitivity"] - row["sensitivity"], 3)
+            row["goals_met"] = bool(row["fpr_rise"] <= FPR_RISE and row["sensitivity_drop"] <= SENSITIVITY_DROP
+                                    and (kind in REFUSAL_EXEMPT or row["refused"] <= REFUSED))
+        rows[kind] = row
+    return {"model": str(model_path), "threshold": model.card.threshold, "films": len(labels),
+            "normal": int(normal.sum()), "pneumonia": int(pneumonia.sum()), "shifts": rows,
+            "all_goals_met": all(r.get("goals_met", True) for r in rows.values())}
+
+
 CARD_FIGURES = ("shifted", "shortcut", "lung_reliance", "cam_lung_share", "cam_reference")
 
 
@@ -186,16 +241,23 @@ def emit(result: dict, path: Path | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="ONNX model file or shipped model name")
+    p.add_argument("model", nargs="+", help="ONNX model file or shipped model name (several with --exposure)")
     p.add_argument("--data", type=Path, default=dataset.DEFAULT_DATA)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--json", type=Path, help="also write the result here")
     p.add_argument("--write-card", action="store_true",
                    help="also store these figures in the model file's card (a file path, not a shipped name)")
+    p.add_argument("--exposure", action="store_true", help="only issue 25's exposure figures, for every model")
+    p.add_argument("--limit", type=int, help="about this many validation films (every n-th), for a quick look")
     args = p.parse_args(argv)
-    result = validate(args.model, args.data, args.seed)
+    if args.exposure:
+        emit({"exposure": [exposure(m, args.data, args.seed, args.limit) for m in args.model]}, args.json)
+        return 0
+    if len(args.model) > 1:
+        p.error("one model at a time (several only with --exposure)")
+    result = validate(args.model[0], args.data, args.seed, args.limit)
     if args.write_card:
-        update_card(Path(args.model), result)
+        update_card(Path(args.model[0]), result)
     emit(result, args.json)
     return 0
 

@@ -141,7 +141,8 @@ def test_a_chest_detector_plugs_in_as_one_more_check(tmp_path):
     assert refusal.code == "detector" and refusal.score < refusal.limit == 0.5
     assert str(refusal).startswith("not recognised as a frontal chest radiograph: detector score")
     assert detector(Subject(bright)) == []
-    made_film_checks = [c for c in checks.IMAGE if c is not checks.detail]  # made squares have no fine detail
+    # made squares have no fine detail, and the dark one spans few gray levels
+    made_film_checks = [c for c in checks.IMAGE if c not in (checks.detail, checks.faint)]
     engine = Engine("cpu", Gate([*made_film_checks, detector]))  # callers do not change
     model = engine.model(build(tmp_path / "tiny.onnx"))
     assert [r.code for r in engine.analyze(model, dark).refused] == ["detector"]

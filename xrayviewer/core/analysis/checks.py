@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from xrayviewer.core.analysis.findings import Finding, Note, Refusal, Subject, compared, places
+from xrayviewer.core.analysis.preprocess import interior_range
 from xrayviewer.core.reading.display import to_gray
 
 RADIOGRAPHY = {"CR", "DX", "DR", "RG"}  # computed / digital radiography, digitised film
@@ -34,6 +35,7 @@ QUALITY_SIZE = 224  # the film is judged as the shipped models see it: resized w
 QUALITY_MARGIN = 20  # px of that frame left out on each side (the models' blanked border, markers, edges)
 DETAIL_SIGMA = 1.0  # px: fine detail = what a Gaussian blur of this width takes away
 DETAIL_LIMIT = 0.9  # gray levels (standard deviation of the fine detail); see quality_measures
+FAINT_LIMIT = 40.0  # gray levels from the 1st to the 99th percentile; see `faint`
 TRAINING_AGES = (1.0, 6.0)  # years, [from, to): children aged 1-5
 POPULATION = "outside the training population (children aged 1-5)"
 AGE_UNITS = {"D": 365.25, "W": 365.25 / 7, "M": 12.0, "Y": 1.0}
@@ -128,6 +130,28 @@ def quality_measures(display: np.ndarray) -> tuple[float, float]:
     return float(fine.std()), float(g[inner, inner].std())
 
 
+def dynamic_range(display: np.ndarray) -> float:
+    """Gray levels from the 1st to the 99th percentile of the film at 224 x 224 without its outer 20 px (as
+    `quality_measures` sees it): how much of the 8-bit range the film's interior uses."""
+    g = cv2.resize(to_gray(display), (QUALITY_SIZE, QUALITY_SIZE), interpolation=cv2.INTER_AREA)
+    lo, hi = interior_range(g, QUALITY_MARGIN / QUALITY_SIZE)
+    return hi - lo
+
+
+def faint(subject: Subject) -> list[Finding]:
+    """A film too faint to read: its interior spans fewer gray levels than `FAINT_LIMIT`, two thirds of the
+    faintest training film's range (61 of 4,190 films; median 168) and under the faintest validation film's (42).
+    Validation films flattened to 50 % of their contrast span 21-120 (median 84), to 30 % 13-72 (median 50): the
+    faintest of those are refused here rather than called. (A uniform image is the `flat` check's.)"""
+    spread = dynamic_range(subject.display)
+    if spread >= FAINT_LIMIT or flat(subject):
+        return []
+    return [Refusal("faint", f"too faint to read: the film spans {compared(spread, '<', FAINT_LIMIT)} gray levels "
+                    "(1st to 99th percentile; every training film spans 61 or more). Under- or over-exposed, or "
+                    "windowed too wide: check the window / level, or open the original film", score=round(spread, 1),
+                    limit=FAINT_LIMIT)]
+
+
 def detail(subject: Subject) -> list[Finding]:
     """A film too blurred or too flat for the model to read: less fine detail than any chest film it was
     validated on, by a margin. (A uniform image is the `flat` check's.)"""
@@ -200,4 +224,4 @@ def reading(subject: Subject) -> list[Finding]:
 
 
 HEADER = (reading, modality, body_part, view_position, frames)
-IMAGE = (colour, aspect, flat, detail)
+IMAGE = (colour, aspect, flat, faint, detail)

@@ -67,6 +67,19 @@ class Fields:
         return None
 
 
+def _percentiles(value: dict) -> bool:
+    low, high = value.get("percentiles", (1, 99))
+    return 0 <= low < high <= 100
+
+
+# The intensity normalisations the app knows (preprocess.model_gray); a card naming another is refused, not misread.
+INTENSITY_METHODS = ("percentile-stretch",)
+INTENSITY = Fields({
+    "method": (lambda v: v in INTENSITY_METHODS, True),
+    "percentiles": (lambda v: isinstance(v, list) and len(v) == 2 and all(finite_number(p) for p in v), False),
+})
+
+
 def probability_value(value: Any) -> bool:
     return finite_number(value) and 0 <= value <= 1
 
@@ -81,9 +94,11 @@ CARD_TYPES: dict[str, tuple[Check | Fields, str]] = {
     "positive_class": (_text, "the name of the class the probability is of"),
     "input_size": (_size, f"[rows, columns]: two whole numbers from 1 to {MAX_INPUT_SIDE}"),
     "preprocessing": (Fields({"scale": (lambda v: finite_number(v) and v != 0, True), "offset": (finite_number, True),
-                              "border": (lambda v: finite_number(v) and 0 <= v < 0.5, False)}),
+                              "border": (lambda v: finite_number(v) and 0 <= v < 0.5, False),
+                              "intensity": (lambda v: INTENSITY.bad(v) is None and _percentiles(v), False)}),
                       ('an object {"scale": a non-zero number, "offset": a number, "border": (optional) a number '
-                       "from 0 to 0.5}")),
+                       'from 0 to 0.5, "intensity": (optional) {"method": "percentile-stretch", "percentiles": '
+                       "[low, high] from 0 to 100}}")),
     "cam_layer": (_text, "the name of the CAM layer"),
     "threshold": (Fields({"value": (probability_value, True), "rule": (lambda v: isinstance(v, str), False)}),
                   'an object {"value": a probability from 0 to 1, "rule": (optional) text}'),
@@ -168,6 +183,12 @@ class ModelCard:
     def border(self) -> float:
         """Fraction of each side blanked around the resized film (0 for models without one)."""
         return float(self.data["preprocessing"].get("border", 0.0))
+
+    @property
+    def intensity(self) -> dict | None:
+        """The card's intensity normalisation (`preprocessing.intensity`), None for models trained without one."""
+        value = self.data["preprocessing"].get("intensity")
+        return dict(value) if value else None
 
     @property
     def threshold(self) -> float:
