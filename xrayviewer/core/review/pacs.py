@@ -487,7 +487,7 @@ class _Receiver:
         self.limits.touch()
         asked, received = self.asked, getattr(event.request, "_dataset_path", None)  # (streamed by `bound`)
         sop = shown(event.request.AffectedSOPInstanceUID or "")
-        why = "it came while none was asked for" if asked is None else self._mismatch(asked, received)
+        why = "it came while none was asked for" if asked is None else self._mismatch(asked, event, received)
         if why:
             kept = Kept(CANNOT_UNDERSTAND, reason=why)
         else:
@@ -506,17 +506,17 @@ class _Receiver:
         return kept.status
 
     @staticmethod
-    def _mismatch(asked: Series, received: str | None) -> str:
-        """What makes the film received another study's or patient's ('' when nothing does, or when its header
-        cannot be read: dicom_receive refuses that one)."""
-        if received is None:
-            return ""
+    def _mismatch(asked: Series, event, received: str | None) -> str:
+        """What makes the film received another study's or patient's, or keeps that from being known ('' when
+        nothing does). Read from the streamed file's header (a dataset not streamed is a small one, in memory)."""
         from xrayviewer.core.reading.dicom import parse
 
         try:
-            return asked.mismatch(parse(Path(received), headers_only=True))
-        except XRayViewerError:
-            return ""
+            header = parse(Path(received), headers_only=True) if received is not None else event.dataset
+            return asked.mismatch(header)
+        except Exception as exc:  # noqa: BLE001 - whatever the bytes: refused, never kept unchecked
+            why = exc.reason if isinstance(exc, XRayViewerError) else type(exc).__name__
+            return f"its header cannot be read ({why})"
 
 
 def get(node: Node, study_uids: Iterable[str], folder: Path, aet: str = DEFAULT_AET, limit_bytes: int = LIMIT_BYTES,
