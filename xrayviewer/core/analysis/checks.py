@@ -148,8 +148,8 @@ def faint(subject: Subject) -> list[Finding]:
         return []
     return [Refusal("faint", f"too faint to read: the film spans {compared(spread, '<', FAINT_LIMIT)} gray levels "
                     "(1st to 99th percentile; every training film spans 61 or more). Under- or over-exposed, or "
-                    "windowed too wide: check the window / level, or open the original film", score=round(spread, 1),
-                    limit=FAINT_LIMIT)]
+                    "windowed too wide: check the window / level, or open the original film",
+                    score=round(spread, places(spread, '<', FAINT_LIMIT, 1)), limit=FAINT_LIMIT)]
 
 
 def detail(subject: Subject) -> list[Finding]:
