@@ -444,3 +444,14 @@ def test_a_film_over_the_size_limit_is_abandoned_as_it_comes_and_memory_stays_bo
     assert "0 films retrieved before a film was refused (a dataset over the size limit (16.0 MB)" in result.stderr
     assert cached(data_folder(tmp_path) / "pacs-cache") == []  # not even a temporary file
     assert peak_mb - idle_mb < 40
+
+
+@pytest.mark.parametrize("action", ["echo", "find", "get", "nodes"])
+def test_each_pacs_action_has_a_description_and_examples(action, capsys):
+    from xrayviewer.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["pacs", action, "--help"])
+    shown_help = capsys.readouterr().out
+    description = shown_help.split("\n\n")[1]
+    assert len(description) > 80 and "examples:\n  xrayviewer pacs" in shown_help

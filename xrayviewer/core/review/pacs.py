@@ -576,8 +576,8 @@ def move(node: Node, study_uids: Iterable[str], folder: Path, aet: str, port: in
             receiver.failed(exc)
         finally:
             server.shutdown()
-            for association in server.active_associations:
-                association.abort()
+            for association in server.active_associations:  # (one still delivering, perhaps a byte at a time)
+                hang_up(association)
     finally:
         limits.close(assoc)
     return receiver.out
