@@ -7,7 +7,6 @@ The hostile node listens on 127.0.0.2 (another loopback address than the client'
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import queue
@@ -22,61 +21,27 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 from test_pacs import data_folder, data_home, lines, xrayviewer  # noqa: F401 - data_home: the fixture
 
 from xrayviewer.core.review import pacs
 from xrayviewer.core.review.pacs_nodes import parse_address
 
-HOST, OTHER_HOST = "127.0.0.2", "127.0.0.3"  # the hostile node's address; a caller that is not the node
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from pacs_client import HOST, STUDY, HostilePacs, film, peak_of_get, study_answer  # noqa: E402
+from pacs_client import chest as chest_of  # noqa: E402
+
+OTHER_HOST = "127.0.0.3"  # a caller that is not the node (which is on 127.0.0.2)
 PORTS = itertools.count(47400)  # this file's loopback ports (none is used twice in a session)
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR")  # (pydicom, reading what this PACS sends)
-STUDY, PATIENT = "1.2.826.0.1.3680043.8.498.28001", "P28"
 
 
 @pytest.fixture(scope="module")
 def chest(dicom_data) -> tuple[Dataset, np.ndarray]:
     """pydicom-data's chest CR: its header, and its pixels at a quarter of the size (quick to analyse)."""
-    ds = pydicom.dcmread(dicom_data / "RG1_J2KI.dcm")
-    pixels = np.ascontiguousarray(ds.pixel_array[::4, ::4])
-    del ds.PixelData, ds.LossyImageCompression, ds.LossyImageCompressionRatio
-    return ds, pixels
-
-
-def film(chest, study: str = STUDY, patient: str = PATIENT, series: str = "1.2.826.0.1.3680043.8.498.28002",
-         sop_class: str = pydicom.uid.ComputedRadiographyImageStorage) -> Dataset:
-    """A chest CR of `patient` in `study`/`series` with a new SOP Instance UID, uncompressed."""
-    header, pixels = chest
-    ds = copy.deepcopy(header)
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, generate_uid()
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.PatientID = study, series, patient
-    ds.PatientName = f"DOE^{patient}"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.add_new(Tag("PixelData"), "OW", pixels.tobytes())
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = sop_class, ds.SOPInstanceUID
-    return ds
-
-
-def study_answer(study: str = STUDY, patient: str = PATIENT, **values) -> Dataset:
-    answer = Dataset()
-    answer.QueryRetrieveLevel, answer.StudyInstanceUID, answer.PatientID = "STUDY", study, patient
-    answer.PatientName, answer.StudyDate, answer.ModalitiesInStudy = f"DOE^{patient}", "20260101", "CR"
-    for keyword, value in values.items():
-        setattr(answer, keyword, value)
-    return answer
-
-
-def series_answer(series: str = "1.2.826.0.1.3680043.8.498.28002", count: int | None = None) -> Dataset:
-    answer = Dataset()
-    answer.QueryRetrieveLevel, answer.StudyInstanceUID, answer.SeriesInstanceUID = "SERIES", STUDY, series
-    answer.Modality = "CR"
-    if count is not None:
-        answer.NumberOfSeriesRelatedInstances = count
-    return answer
+    return chest_of(dicom_data)
 
 
 def raw(keyword: str, vr: str, value: bytes) -> RawDataElement:
@@ -84,68 +49,15 @@ def raw(keyword: str, vr: str, value: bytes) -> RawDataElement:
     return RawDataElement(Tag(keyword), vr, len(value), value, 0, False, True)
 
 
-class HostilePacs:
-    """A PACS on 127.0.0.2 whose answers each test sets: `studies` and `series` answer C-FIND at each level;
-    `get(event)` and `move(event)` are pynetdicom's C-GET and C-MOVE generators (default: the `films` of the series
-    asked for); a C-MOVE connects from 127.0.0.2 to `destination`, calling `before_move()` first."""
-
-    def __init__(self) -> None:
-        from pynetdicom import AE, evt
-        from pynetdicom.sop_class import (ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation,
-                                          StudyRootQueryRetrieveInformationModelFind,
-                                          StudyRootQueryRetrieveInformationModelGet,
-                                          StudyRootQueryRetrieveInformationModelMove, Verification)
-
-        self.port = next(PORTS)
-        self.studies, self.series = [study_answer()], [series_answer()]
-        self.films: dict[str, list[Dataset]] = {}
-        self.destination: tuple[str, int] | None = None
-        self.before_move = lambda: None
-        self.find, self.get, self.move = self._find, self._get, self._move
-        ae = AE("HOSTILE")
-        ae.dimse_timeout = ae.network_timeout = ae.acse_timeout = 30
-        for context in (Verification, StudyRootQueryRetrieveInformationModelFind,
-                        StudyRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelMove):
-            ae.add_supported_context(context)
-        for storage in (ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation):
-            ae.add_supported_context(storage, ExplicitVRLittleEndian, scu_role=True, scp_role=True)
-            ae.add_requested_context(storage, ExplicitVRLittleEndian)
-        handlers = [(evt.EVT_C_ECHO, lambda event: 0x0000), (evt.EVT_C_FIND, lambda event: self.find(event)),
-                    (evt.EVT_C_GET, lambda event: self.get(event)), (evt.EVT_C_MOVE, lambda event: self.move(event))]
-        self.server = ae.start_server((HOST, self.port), block=False, evt_handlers=handlers)
-
+class Hostile(HostilePacs):
     @property
     def node(self):
-        return parse_address(f"HOSTILE@{HOST}:{self.port}")
-
-    def _find(self, event):
-        asked = event.identifier
-        answers = self.studies if asked.QueryRetrieveLevel == "STUDY" else self.series
-        for answer in answers:
-            if asked.get("StudyInstanceUID") in (None, "", answer.get("StudyInstanceUID")):
-                yield 0xFF00, answer
-
-    def _get(self, event):
-        films = self.films.get(event.identifier.SeriesInstanceUID, [])
-        yield len(films)
-        for ds in films:
-            yield 0xFF00, ds
-
-    def _move(self, event):
-        yield (*self.destination, {"bind_address": (HOST, 0)})
-        films = self.films.get(event.identifier.SeriesInstanceUID, [])
-        yield len(films)
-        self.before_move()
-        for ds in films:
-            yield 0xFF00, ds
-
-    def close(self) -> None:
-        self.server.shutdown()
+        return parse_address(self.address)
 
 
 @pytest.fixture
 def hostile():
-    node = HostilePacs()
+    node = Hostile(next(PORTS))
     yield node
     node.close()
 
@@ -416,28 +328,13 @@ def test_a_node_sending_a_film_at_a_time_ends_at_the_retrieve_limit_and_says_its
 
 
 # (VmHWM, not ru_maxrss: Linux carries that over from the forking process, this test's, across exec)
-PEAK = ("import sys\nfrom xrayviewer.cli import main\ncode = main(sys.argv[1:])\n"
-        "peak = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
-        "print(f'peak RSS {peak} KB', file=sys.stderr)\nsys.exit(code)")
-
-
-def peak_of_get(env: dict[str, str], node: str, *options: str) -> tuple[subprocess.CompletedProcess, float]:
-    """`xrayviewer pacs get` of the study, and its peak resident memory in MB."""
-    result = subprocess.run([sys.executable, "-c", PEAK, "pacs", "get", node, STUDY, *options], env=env,
-                            capture_output=True, text=True, timeout=600)
-    return result, int(result.stderr.rsplit("peak RSS ", 1)[1].split()[0]) / 1024
-
-
 def test_a_film_over_the_size_limit_is_abandoned_as_it_comes_and_memory_stays_bounded(hostile, chest, data_home,
                                                                                       tmp_path):
     series = hostile.series[0].SeriesInstanceUID
     hostile.films = {series: [film(chest, patient="EVIL")]}  # refused too: the same path, nothing analysed
     small, idle_mb = peak_of_get(data_home, hostile.node.address, "--max-mb", "16")
     assert small.returncode == 1 and "its PatientID 'EVIL'" in small.stderr, small.stderr
-    large = film(chest)
-    large.Rows, large.Columns = 8000, 10000  # 160 MB of pixels, generated here
-    large.PixelData = np.zeros((8000, 10000), np.uint16).tobytes()
-    hostile.films = {series: [large]}
+    hostile.films = {series: [film(chest, pixels=np.zeros((8000, 10000), np.uint16))]}  # 160 MB, made here
     result, peak_mb = peak_of_get(data_home, hostile.node.address, "--max-mb", "16")
     print(f"peak RSS: {idle_mb:.1f} MB retrieving a small film, {peak_mb:.1f} MB a 160 MB one over --max-mb 16")
     assert result.returncode == 1 and "Traceback" not in result.stderr
