@@ -25,8 +25,8 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from pydicom.dataset import Dataset
@@ -36,7 +36,7 @@ from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.review.pacs import PacsError, send, write_atomically
 from xrayviewer.core.review.pacs_nodes import DEFAULT_AET, Node
-from xrayviewer.core.review.store import FilmRow, Mark, ReviewStore, now
+from xrayviewer.core.review.store import FilmRow, Mark, ReviewStore, locked_transaction, now
 from xrayviewer.core.review.worklist import film_path
 
 BACKOFF_S = 2.0  # the first wait after a failed send; doubled at each failure in a row
@@ -333,16 +333,8 @@ class Outbox:
         return [r[0] for r in self._query("SELECT file FROM objects WHERE state != 'sent'")]
 
     # ----- the database -----
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return locked_transaction(self.db, self._lock)
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:

@@ -15,7 +15,7 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -199,6 +199,19 @@ class FilmRow:
         return max(values, default=-1.0)
 
 
+@contextmanager
+def locked_transaction(db: sqlite3.Connection, lock: threading.Lock) -> Iterator[sqlite3.Connection]:
+    """One write transaction on `db` (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error) under `lock`."""
+    with lock:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
 class ReviewStore:
     """A thread-safe handle on one review database; open with `ReviewStore(path)`, close when done."""
 
@@ -230,16 +243,8 @@ class ReviewStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return locked_transaction(self.db, self._lock)
 
     def _query(self, sql: str, args: tuple = ()) -> list[dict]:
         with self._lock:
