@@ -20,6 +20,8 @@ from xrayviewer.commands.worklist import add_db_option
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from xrayviewer.core.review.pacs import LIMIT_BYTES
+
     p = command_parser(
         sub, "listen", "receive films from a PACS (C-STORE SCP) and analyse each; one JSON line each",
         "Listen for films pushed by a PACS or a modality. Only the allowed callers are served (checked when they "
@@ -40,8 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", action="append", metavar="NAME",
                    help="shipped model name or .onnx path; repeat for several (default: mobilenetv2)")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
-    p.add_argument("--max-mb", type=float, default=512,
-                   help="the largest dataset accepted: a larger one aborts its association (default 512 MB)")
+    p.add_argument("--max-mb", type=float, default=LIMIT_BYTES / 2**20,
+                   help="the largest dataset accepted: a larger one aborts its association "
+                   f"(default {LIMIT_BYTES / 2**20:g} MB)")
     p.add_argument("--free-gb", type=float, default=1, help="disk space the spool folder leaves free (default 1 GB)")
     p.add_argument("--max-associations", type=int, default=10, metavar="N",
                    help="associations served at once; the next caller is rejected, 'local limit exceeded' (default 10)")

@@ -24,12 +24,11 @@ from pathlib import Path
 from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.review.dicom_receive import ReceiveLimits, Refusal, keep_dataset, start_server
-from xrayviewer.core.review.pacs import NETWORK_S, SUCCESS, TRANSFER_SYNTAXES, application_entity
+from xrayviewer.core.review.pacs import LIMIT_BYTES, NETWORK_S, SUCCESS, TRANSFER_SYNTAXES, application_entity
 from xrayviewer.core.review.pacs_nodes import AET_CHARS, data_folder
 from xrayviewer.core.review.store import ReviewStore
 from xrayviewer.core.review.worklist import Worklist, film_path
 
-LIMIT_BYTES = 512 << 20  # one dataset: a large CR is ~30 MB uncompressed
 FREE_FLOOR_BYTES = 1 << 30  # what the spool folder's disk keeps free
 MAX_ASSOCIATIONS = 10
 # Films analysed together: each is held decoded until its batch is done, so a burst that outruns the analysis costs
