@@ -18,8 +18,8 @@ more than --backlog workers are in flight the run waits for them (two cores cann
 stops, and a queue of analyses is not a leak).
 
 Measured: resident memory (soak.rss_mb, no gc.collect) about every 5 s and at the end after gc.collect(); every
-message the window shows in its error banner (show_error, counted by a subclass that only counts and calls the
-real method) by text; every Python exception raised inside a Qt slot (sys.excepthook, which PySide calls for
+message the window shows in its error banner (counted through the window's Messages.errorShown signal) by
+text; every Python exception raised inside a Qt slot (sys.excepthook, which PySide calls for
 them) or a virtual method such as keyPressEvent or paintEvent (PySide 6.11 raises those in the Python code that
 called into Qt: the action or the event processing after it, where they are caught) and every worker error that
 is an unexpected Python exception ("TypeError: ..." in the banner); after the run and its workers have ended, the
@@ -52,13 +52,13 @@ PROVIDER_BANNER = re.compile(r"provider|unavailable|not available", re.IGNORECAS
 
 
 def observed_window_class(banners: Counter):
-    """MainWindow whose show_error also counts each message in `banners` (and then does what it always does)."""
+    """MainWindow whose banner messages (Messages.errorShown, once the window is built) are counted in `banners`."""
     from xrayviewer.gui.main_window import MainWindow
 
     class ObservedWindow(MainWindow):
-        def show_error(self, message: str) -> None:
-            banners[message] += 1
-            super().show_error(message)
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.messages.errorShown.connect(lambda message: banners.update([message]))
 
     return ObservedWindow
 

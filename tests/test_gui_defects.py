@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 from test_gui_review import on_screen, open_window, settle
 from test_review_store import copy_films
 
@@ -154,4 +155,30 @@ def test_the_worklist_elides_names_at_the_end_and_counts_one_film(qtbot, tmp_pat
     assert window.statusBar().currentMessage() in ("Worklist ready: 1 film", "")
     window.decide("normal")
     assert "all 1 film reviewed" in window.statusBar().currentMessage()
+    settle(qtbot, window)
+
+
+def test_retrieved_films_replace_the_worklist_only_when_the_reader_says_so(qtbot, tmp_path, kermany, monkeypatch):
+    folder = tmp_path / "today"
+    copy_films(kermany, folder, 2)
+    retrieved = copy_films(kermany, tmp_path / "cache", 1, start=10)
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 2, timeout=60_000)
+    asked: list[str] = []
+
+    def answer(reply):
+        def question(parent, title, text, *args):
+            asked.append(text)
+            return reply
+        return question
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    window.pacs.review_retrieved([str(p) for p in retrieved])
+    assert "Replace the worklist (2 films, 2 unread) with the 1 film retrieved?" in asked[0]
+    assert window.session.roots == [folder] and "the worklist stays" in window.statusBar().currentMessage()
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    window.pacs.review_retrieved([str(p) for p in retrieved])
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 1, timeout=60_000)
+    assert [f.info.path for f in window.worklist.table.films] == [str(retrieved[0])]
     settle(qtbot, window)

@@ -197,7 +197,7 @@ def test_an_unavailable_provider_falls_back_once_and_later_films_are_analysed(qt
 
 def test_confirmations_stay_and_the_store_says_where_it_is(qtbot, review):
     window, db, _ = review
-    window.cursor_label_text("(120, 88)  value 143")  # the pixel under the cursor on this film
+    window.messages.cursor("(120, 88)  value 143")  # the pixel under the cursor on this film
     qtbot.keyClick(window.panes[0].view, Qt.Key.Key_2)
     settle(qtbot, window)  # the next film's reading and analysis end: the confirmation stays
     assert window.cursor_label.text() == ""  # no stale pixel value from the film before

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton
+from shiboken6 import isValid
 
 from xrayviewer.gui.workers import Worker, start
 
@@ -15,8 +16,8 @@ class Tasks(QObject):
     `report_error`. Owns the busy text, the progress bar and the Cancel button that the window places in its status
     bar."""
 
-    def __init__(self, report_error: Callable[[str], None]) -> None:
-        super().__init__()
+    def __init__(self, report_error: Callable[[str], None], parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self.report_error = report_error
         self.workers: set[Worker] = set()
         self.busy_label = QLabel()  # what the work in flight is doing
@@ -33,13 +34,13 @@ class Tasks(QObject):
             on_progress: Callable[[int, int], None] | None = None) -> Worker:
         """`fn()` (or `fn(worker)` with `pass_worker`, which can then report progress and be cancelled)."""
         worker = Worker(fn, pass_worker=pass_worker)
-        worker.signals.result.connect(on_result)
-        worker.signals.error.connect(self.report_error)
+        worker.signals.result.connect(self._while_alive(on_result))
+        worker.signals.error.connect(self._while_alive(self.report_error))
         if on_error is not None:
-            worker.signals.error.connect(on_error)
+            worker.signals.error.connect(self._while_alive(on_error))
         worker.signals.progress.connect(self._progress)
         if on_progress is not None:
-            worker.signals.progress.connect(on_progress)
+            worker.signals.progress.connect(self._while_alive(on_progress))
         worker.signals.finished.connect(self._finished)
         self.workers.add(worker)
         self.progress.setRange(0, 0)
@@ -48,6 +49,11 @@ class Tasks(QObject):
         self.busy_label.setText(busy)  # beside the progress bar: the status message keeps its confirmation
         self.busy_label.show()
         return start(worker)
+
+    def _while_alive(self, callback: Callable) -> Callable:
+        """`callback`, called only while this object (and the window it belongs to) still exists: a result that
+        arrives after the window closed is dropped, not drawn on deleted widgets."""
+        return lambda *args: callback(*args) if isValid(self) else None
 
     def _progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)

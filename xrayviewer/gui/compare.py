@@ -31,8 +31,8 @@ class PanesPart(QObject):
     pane's analysis when it appears), `settings` (compare is remembered)."""
 
     def __init__(self, session: ReadingSession, panel: ControlPanel, analysis: AnalysisPart,
-                 settings: Settings) -> None:
-        super().__init__()
+                 settings: Settings, parent: QObject) -> None:
+        super().__init__(parent)  # Qt owns it: Python's collector never deletes it from a worker thread
         self.session, self.panel, self.analysis, self.saved = session, panel, analysis, settings
         self.sync = True
         self.views = QSplitter()

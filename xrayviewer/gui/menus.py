@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu, QMessageBox
+from PySide6.QtWidgets import QMenu, QMenuBar, QMessageBox, QWidget
 
 from xrayviewer import __version__
+
+if TYPE_CHECKING:  # the parts import add_action from here
+    from xrayviewer.core.review.session import ReadingSession
+    from xrayviewer.gui.compare import PanesPart
+    from xrayviewer.gui.export_actions import ExportActions
+    from xrayviewer.gui.opening import OpeningPart
+    from xrayviewer.gui.pacs_dock import PacsPart
+    from xrayviewer.gui.reading_tools import ReadingToolbar
+    from xrayviewer.gui.review_mode import ReviewPart
 
 SHORTCUTS = [
     ("Left drag", "window / level (horizontal: width, vertical: level)"),
@@ -47,48 +59,52 @@ def add_action(menu: QMenu, parent: QObject, text: str, slot, shortcut=None, che
     return action
 
 
-class MenusMixin:
-    """File, View and Help menus; the slots they call live in the other main-window mixins."""
+class Menus:
+    """File, View, Review and Help menus, built from the parts whose actions they offer (each part keeps its slots);
+    `compare_action` and `sync_action` are the View menu's checkable actions."""
 
-    def _action(self, menu: QMenu, text: str, slot, shortcut=None, checkable: bool = False) -> QAction:
-        return add_action(menu, self, text, slot, shortcut, checkable)
+    def __init__(self, bar: QMenuBar, parent: QWidget, session: ReadingSession, opening: OpeningPart,
+                 exports: ExportActions, pacs: PacsPart, panes: PanesPart, toolbar: ReadingToolbar,
+                 review: ReviewPart, recent_menu: QMenu, close: Callable[[], object]) -> None:
+        self.parent = parent
 
-    def _build_menus(self) -> None:
-        file = self.menuBar().addMenu("&File")
-        self._action(file, "Open files...", self.opening.open_files_dialog, QKeySequence.StandardKey.Open)
-        self._action(file, "Open folder or DICOMDIR...", self.opening.open_folder_dialog, "Ctrl+Shift+O")
-        self._action(file, "Open demo study", self.open_demo)
-        self.recent_menu = file.addMenu("Recent")
+        def action(menu: QMenu, text: str, slot, shortcut=None, checkable: bool = False) -> QAction:
+            return add_action(menu, parent, text, slot, shortcut, checkable)
+
+        file = bar.addMenu("&File")
+        action(file, "Open files...", opening.open_files_dialog, QKeySequence.StandardKey.Open)
+        action(file, "Open folder or DICOMDIR...", opening.open_folder_dialog, "Ctrl+Shift+O")
+        action(file, "Open demo study", opening.open_demo)
+        file.addMenu(recent_menu)
         file.addSeparator()
-        self._action(file, "Export view as PNG...", self.export_view, "Ctrl+E")
-        self._action(file, "Export DICOM (Secondary Capture and SR)...", self.export_dicom, "Ctrl+Shift+E")
-        self._action(file, "Export overlays of the study...", self.export_study)
-        self._action(file, "Send to PACS (SC and SR)...", self.send_to_pacs)
+        action(file, "Export view as PNG...", exports.export_view, "Ctrl+E")
+        action(file, "Export DICOM (Secondary Capture and SR)...", exports.export_dicom, "Ctrl+Shift+E")
+        action(file, "Export overlays of the study...", exports.export_study)
+        action(file, "Send to PACS (SC and SR)...", exports.send_to_pacs)
         file.addSeparator()
-        self._action(file, "PACS query...", self.show_pacs_dock, "Ctrl+Shift+P")
-        self._action(file, "PACS nodes...", self.show_pacs_nodes)
+        action(file, "PACS query...", pacs.show_dock, "Ctrl+Shift+P")
+        action(file, "PACS nodes...", pacs.show_nodes)
         file.addSeparator()
-        self._action(file, "Quit", self.close, QKeySequence.StandardKey.Quit)
-        view = self.menuBar().addMenu("&View")
-        self.compare_action = self._action(view, "Side-by-side comparison", self.set_compare, "Ctrl+D", True)
-        self.sync_action = self._action(view, "Synchronise zoom, pan and window", self.pane_layout.set_sync, None,
-                                        True)
+        action(file, "Quit", close, QKeySequence.StandardKey.Quit)
+        view = bar.addMenu("&View")
+        self.compare_action = action(view, "Side-by-side comparison", panes.set_compare, "Ctrl+D", True)
+        self.sync_action = action(view, "Synchronise zoom, pan and window", panes.set_sync, None, True)
         self.sync_action.setChecked(True)
-        view.addAction(self.toolbar.heatmap_action)  # checkable, follows the panel's "Show" box
-        self.toolbar.heatmap_action.setShortcut(QKeySequence("H"))
+        view.addAction(toolbar.heatmap_action)  # checkable, follows the panel's "Show" box
+        toolbar.heatmap_action.setShortcut(QKeySequence("H"))
         presets = view.addMenu("Window presets")
         for name in ("File default", "Full range", "Auto (0.5-99.5 %)", "Soft (2-98 %)"):
-            self._action(presets, name, lambda _=False, n=name: self.apply_preset(n))
-        self._action(view, "Actual pixels (1:1)", lambda: self.active.view.one_to_one(), "Ctrl+1")
-        self._action(view, "DICOM tags...", self.show_tags, "Ctrl+T")
-        help_menu = self.menuBar().addMenu("&Help")
-        self._action(help_menu, "Shortcuts", self.show_shortcuts, "F1")
-        self._action(help_menu, "About", lambda: QMessageBox.about(self, "About XRay Viewer", ABOUT))
-        self._refresh_recent()
+            action(presets, name, lambda _=False, n=name: panes.apply_preset(n))
+        action(view, "Actual pixels (1:1)", lambda: session.active.view.one_to_one(), "Ctrl+1")
+        action(view, "DICOM tags...", exports.show_tags, "Ctrl+T")
+        help_menu = bar.addMenu("&Help")
+        action(help_menu, "Shortcuts", self.show_shortcuts, "F1")
+        action(help_menu, "About", lambda: QMessageBox.about(parent, "About XRay Viewer", ABOUT))
+        review.build_menu(bar.addMenu("&Review"))  # after Help, where it has always been
 
     def show_shortcuts(self) -> None:
         rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
-        box = QMessageBox(self)
+        box = QMessageBox(self.parent)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.setWindowTitle("Shortcuts")
         box.setText(f"<table cellpadding=3>{rows}</table>")

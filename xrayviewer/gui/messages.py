@@ -17,7 +17,7 @@ class Messages(QObject):
     errorShown = Signal(str)  # a message in the banner (--screenshot stops at the first)
 
     def __init__(self, status_bar: QStatusBar) -> None:
-        super().__init__()
+        super().__init__(status_bar)  # Qt owns it: Python's collector never deletes it from a worker thread
         self.bar = status_bar
         self.banner = QLabel()
         self.banner.setWordWrap(True)

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFormLayout, QHBoxLayout, QLineEdit, QPushButton,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                               QMessageBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.review.pacs_nodes import cache_folder, load_nodes
+from xrayviewer.core.review.session import ReadingSession, films_text
+from xrayviewer.gui.background import Tasks
+from xrayviewer.gui.docks import Docks
+from xrayviewer.gui.messages import Messages
 from xrayviewer.gui.pacs_nodes_dialog import PacsNodesDialog
 
 COLUMNS = (("patient", "Patient"), ("patient_id", "ID"), ("date", "Date"), ("modalities", "Modalities"),
@@ -45,12 +49,14 @@ class PacsQuery(QWidget):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.doubleClicked.connect(self.retrieve)
+        self.found = QLabel()  # how many studies the last search found
         buttons = QHBoxLayout()
         buttons.addWidget(self.search_button)
         buttons.addWidget(self.retrieve_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addWidget(self.found)
         layout.addWidget(self.table, 1)
         self.reload_nodes()
 
@@ -81,16 +87,22 @@ class PacsQuery(QWidget):
             return
         query = pacs.study_query(self.patient.text().strip(), self.patient_id.text().strip(),
                                  self.dates.text().strip(), self.modality.text().strip(), self.accession.text().strip())
-        self.run(lambda: pacs.find(node, query), self.show_studies, f"Searching {node.name}...")
+        self.show_studies([])  # the last search's rows and highlighted row go, whatever this one finds or fails
+        self.found.setText(f"Searching {node.name}...")
+        self.run(lambda: pacs.find(node, query), self.show_studies, f"Searching {node.name}...",
+                 on_error=lambda _: self.found.setText(f"The search of {node.name} failed"))
 
     def show_studies(self, studies: list[dict]) -> None:
         self.studies = studies
+        self.table.clearSelection()
         self.table.setRowCount(len(studies))
+        self.found.setText("1 study" if len(studies) == 1 else f"{len(studies)} studies")
         for row, study in enumerate(studies):
             for column, (key, _) in enumerate(COLUMNS):
                 value = study.get(key)
                 text = ", ".join(value) if isinstance(value, list) else "" if value is None else str(value)
                 self.table.setItem(row, column, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()  # "Descripti..." told nothing
 
     def retrieve(self) -> None:
         from xrayviewer.core.review import pacs
@@ -116,28 +128,46 @@ class PacsQuery(QWidget):
             self.error.emit("The node sent no image for these studies.")
 
 
-class PacsMixin:
-    """The main window's PACS query dock and nodes dialog (made on first use)."""
+class PacsPart(QObject):
+    """The PACS query dock and the nodes dialog, made on first use. Collaborators: the session (is there a worklist
+    to replace), `tasks`, `review_paths(paths)` (retrieved films become the worklist), `messages`, `docks`; dialogs
+    open over `parent`."""
 
-    def show_pacs_dock(self) -> None:
-        if getattr(self, "pacs_dock", None) is None:
-            self.pacs_query = PacsQuery(lambda fn, done, busy: self._run(fn, done, busy))
-            self.pacs_query.retrieved.connect(self.review_paths)
-            self.pacs_query.error.connect(self.show_error)
-            self.pacs_dock = QDockWidget("PACS", self)
-            self.pacs_dock.setObjectName("pacs")
-            self.pacs_dock.setWidget(self.pacs_query)
-            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.pacs_dock)
-            study = self.findChild(QDockWidget, "study")
-            if study is not None:  # a tab beside the study browser: the whole height for the search's results
-                self.tabifyDockWidget(study, self.pacs_dock)
-        self.pacs_dock.show()
-        self.pacs_dock.raise_()
+    def __init__(self, session: ReadingSession, tasks: Tasks, review_paths: Callable[[list], None],
+                 messages: Messages, docks: Docks, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.session, self.tasks, self.review_paths, self.messages, self.docks = session, tasks, review_paths, \
+            messages, docks
+        self.dialog_parent = parent
+        self.query: PacsQuery | None = None
+        self.dock: QDockWidget | None = None
+        self.nodes_dialog: PacsNodesDialog | None = None
 
-    def show_pacs_nodes(self) -> None:
-        if getattr(self, "pacs_nodes_dialog", None) is None:
-            self.pacs_nodes_dialog = PacsNodesDialog(self)
-            self.pacs_nodes_dialog.nodesChanged.connect(
-                lambda: self.pacs_query.reload_nodes() if getattr(self, "pacs_query", None) else None)
-        self.pacs_nodes_dialog.refresh()
-        self.pacs_nodes_dialog.show()
+    def show_dock(self) -> None:
+        if self.dock is None:
+            self.query = PacsQuery(self.tasks.run)
+            self.query.retrieved.connect(self.review_retrieved)
+            self.query.error.connect(self.messages.error)
+            self.dock = self.docks.add("PACS", "pacs", self.query)
+        self.dock.show()
+        self.dock.raise_()
+
+    def review_retrieved(self, paths: list) -> None:
+        """The retrieved films become the worklist; the day's worklist is replaced only when the reader says so
+        (the films stay in the cache either way)."""
+        if self.session.films:
+            answer = QMessageBox.question(
+                self.dialog_parent, "Retrieve and review",
+                f"Replace the worklist ({films_text(len(self.session.films))}, {self.session.unread()} unread) with "
+                f"the {films_text(len(paths))} retrieved?")
+            if answer != QMessageBox.StandardButton.Yes:
+                self.messages.status(f"{films_text(len(paths))} retrieved into the cache; the worklist stays", 10000)
+                return
+        self.review_paths(paths)
+
+    def show_nodes(self) -> None:
+        if self.nodes_dialog is None:
+            self.nodes_dialog = PacsNodesDialog(self.dialog_parent)
+            self.nodes_dialog.nodesChanged.connect(lambda: self.query.reload_nodes() if self.query else None)
+        self.nodes_dialog.refresh()
+        self.nodes_dialog.show()

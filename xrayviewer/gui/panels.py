@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from xrayviewer.core.analysis.cam import DEFAULT_METHOD, METHODS
+from xrayviewer.core.analysis.cam import METHODS
 from xrayviewer.core.analysis.engine import TARGETS
 from xrayviewer.core.analysis.overlay import COLORMAPS, OverlayStyle, colorbar
 from xrayviewer.core.analysis.session import PROVIDER_NAMES

@@ -23,17 +23,18 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
 from xrayviewer.core.reading.film_cache import FilmCache
-from xrayviewer.core.review.session import NotSaved, ReadingSession, Refused
+from xrayviewer.core.review.session import NotSaved, ReadingSession, Refused, films_text
 from xrayviewer.core.review.store import FilmRow
 from xrayviewer.core.review.worklist import Worklist
 from xrayviewer.gui.background import Tasks
 from xrayviewer.gui.browser import StudyBrowser
+from xrayviewer.gui.docks import Docks
 from xrayviewer.gui.menus import add_action
 from xrayviewer.gui.messages import Messages
 from xrayviewer.gui.review_notes import NotesPart
 from xrayviewer.gui.settings import Settings
 from xrayviewer.gui.workers import Worker, start
-from xrayviewer.gui.worklist_view import DECISION_KEYS, HIDDEN_BY_DEFAULT, WorklistView, films_text
+from xrayviewer.gui.worklist_view import DECISION_KEYS, HIDDEN_BY_DEFAULT, WorklistView
 
 COLUMNS_KEY = "worklist_hidden_columns"
 REFRESH_S = 0.5  # while the worklist fills, rows are refreshed at most this often
@@ -43,15 +44,15 @@ class ReviewPart(QObject):
     """The worklist view of the session's worklist, the review menu and keys, decisions and the decode-ahead.
 
     Collaborators: the session; `tasks` (background work); `settings` (the reader's name); `open_film(path)` puts a
-    film on screen; `films` (the decode-ahead cache); `browser` (Down/Up without a worklist); `show_dock()` brings the
-    worklist dock to the front; `last_folder()` for the dialog; `messages`."""
+    film on screen; `films` (the decode-ahead cache); `browser` (Down/Up without a worklist); `docks` (the worklist's
+    dock, beside the study browser's); `last_folder()` for the dialog; `messages`."""
 
     def __init__(self, session: ReadingSession, tasks: Tasks, settings: Settings, films: FilmCache,
-                 browser: StudyBrowser, open_film: Callable[[Path], None], show_dock: Callable[[], None],
+                 browser: StudyBrowser, open_film: Callable[[Path], None], docks: Docks,
                  last_folder: Callable[[], str], messages: Messages, parent: QWidget) -> None:
         super().__init__(parent)
         self.session, self.tasks, self.saved, self.films, self.browser = session, tasks, settings, films, browser
-        self.open_film, self.show_dock, self.last_folder, self.messages = open_film, show_dock, last_folder, messages
+        self.open_film, self.docks, self.last_folder, self.messages = open_film, docks, last_folder, messages
         self.dialog_parent = parent
         self._resumed = False  # the worklist has put its first film on screen
         self._last_refresh = 0.0
@@ -59,6 +60,7 @@ class ReviewPart(QObject):
         self.worklist = WorklistView()
         self.worklist.show_store(session.db_path)
         self.worklist.setMinimumWidth(300)
+        self.dock = docks.add("Worklist", "worklist", self.worklist)
         self.worklist.filmChosen.connect(self.show_worklist_film)
         self.worklist.decisionRequested.connect(self.decide)
         self.worklist.columnsChanged.connect(lambda names: self._set_state(COLUMNS_KEY, json.dumps(names)))
@@ -120,6 +122,10 @@ class ReviewPart(QObject):
         self.session.resume(roots)
         self._resume()
         return True
+
+    def show_dock(self) -> None:
+        """The worklist in front, wide enough for its shown columns."""
+        self.docks.bring_forward(self.dock, self.worklist.columns_width())
 
     def review_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.dialog_parent, "Review a folder of films", self.last_folder())

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from xrayviewer.core.analysis.wording import percent
 from xrayviewer.core.reading.readable import age_sex, dicom_date, person_name
+from xrayviewer.core.review.session import primary_result
 from xrayviewer.core.review.store import FilmRow
 
 COLUMNS = ("Review", "AI", "Patient", "ID", "Age/Sex", "Accession", "Study date", "View", "Result")
@@ -38,16 +39,6 @@ WIDTHS = {"Review": 76, "AI": 92, "Patient": 100, "ID": 64, "Age/Sex": 62, "Acce
 AI_COLUMN = COLUMNS.index("AI")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 DECISION_KEYS = (("1", "normal"), ("2", "pneumonia"), ("3", "uncertain"), ("4", "other"))
-
-
-def films_text(count: int) -> str:
-    """'1 film', '2 films'."""
-    return f"{count} film" if count == 1 else f"{count} films"
-
-
-def primary_result(film: FilmRow, model: str):
-    """The result of `model` for the film, else of any model it has, else None."""
-    return film.results.get(model) or next(iter(film.results.values()), None)
 
 
 def result_text(film: FilmRow, model: str) -> str:
@@ -209,11 +200,15 @@ class WorklistView(QWidget):
         super().__init__(parent)
         self.table = WorklistModel()
         self.proxy = UnreadFilter()
+        self.table.setParent(self)  # Qt owns them with the view: never deleted from a worker thread's collection
+        self.proxy.setParent(self)
         self.proxy.setSourceModel(self.table)
         self.proxy.setSortRole(SORT_ROLE)
         self.view = QTableView()
         self.view.setModel(self.proxy)
-        self.view.setItemDelegateForColumn(AI_COLUMN, ProbabilityDelegate(self.table, self.proxy))
+        delegate = ProbabilityDelegate(self.table, self.proxy)
+        delegate.setParent(self.view)
+        self.view.setItemDelegateForColumn(AI_COLUMN, delegate)
         self.view.setSortingEnabled(True)
         self.view.sortByColumn(AI_COLUMN, Qt.SortOrder.DescendingOrder)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
