@@ -17,7 +17,8 @@ import pytest
 from tiny_models import build
 
 from xrayviewer.core.review import report as review_report
-from xrayviewer.core.review.store import DB_ENV, FilmInfo, Mark, ModelResult, ReviewStore, default_db_path
+from xrayviewer.core.review.store import (DB_ENV, SCHEMA_VERSION, FilmInfo, Mark, ModelResult, ReviewStore,
+                                          default_db_path)
 
 
 def xrayviewer(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -190,10 +191,11 @@ def test_a_store_of_schema_1_opens_with_its_decisions_and_gains_the_new_columns(
         (film,) = store.films()
         assert film.info.patient_id == "P1" and film.info.accession == "" and film.info.patient_sex == ""
         assert film.decision.decision == "pneumonia" and film.decision.note == "old note"
-        assert store.state("schema_version") == "2"
+        assert store.state("schema_version") == str(SCHEMA_VERSION) == "3"
         store.set_draft(film.id, "draft")
         assert store.withdraw(film.id).decision == "pneumonia"
         assert store.film(film.id).decision is None and store.draft(film.id) == "draft"
+        assert [(e.reader, e.action) for e in store.events(film.id)] == [("Dr A", "withdraw")]
 
 
 def test_report_help_says_where_the_store_lives():

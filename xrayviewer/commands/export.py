@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     with ReviewStore(args.db) as store:
         known = store.film_by_path(path)
         if known is None:
-            raise XRayViewerError(path, "not in the review store", f"{store.path} has no such film",
+            raise XRayViewerError(path, "not in the review store", f"{store.name} has no such film",
                                   f"Analyse it first: xrayviewer worklist {args.film}")
         row = store.film(known[0])
         marks = tuple(store.marks(row.id))

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         listener.start()
         print(f"listening on port {listener.port} as {args.aet} for "
               f"{', '.join(c.aet + (f'@{c.host}' if c.host else '') for c in allowed)}; films into "
-              f"{settings.folder}, results into {store.path}", file=log, flush=True)
+              f"{settings.folder}, results into {store.name}", file=log, flush=True)
         try:
             while not stop.wait(0.5):
                 pass

@@ -1,4 +1,4 @@
-"""`xrayviewer report [--db FILE] [--csv OUT | --json OUT]`: the review store as a table and a summary.
+"""`xrayviewer report [--db FILE|URL] [--csv OUT | --json OUT]`: the review store as a table and a summary.
 
 One row per film (AI results, the reader's decision, agreement); the summary (counts, agreement, confusion of
 reader vs AI per model) is printed as one JSON line, and is part of the --json file.
@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.db is not None and not args.db.is_file():
+    if isinstance(args.db, Path) and not args.db.is_file():
         raise XRayViewerError(args.db, "no such review database", "the file does not exist",
                               "Run `xrayviewer worklist PATH --db FILE` first, or give the right file.")
     with ReviewStore(args.db) as store:

@@ -1,4 +1,4 @@
-"""`xrayviewer worklist PATH... [--db FILE] [--model NAME]...`: analyse every film not yet in the review store.
+"""`xrayviewer worklist PATH... [--db FILE|URL] [--model NAME]...`: analyse every film not yet in the review store.
 
 Prints one JSON line per film (status analysed, unchanged, moved or error). Resumable: killed half-way, a
 re-run analyses only what is missing; new files are added, unchanged ones skipped by size, time and hash.
@@ -10,17 +10,19 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from xrayviewer.commands import command_parser, exit_status, note_skipped
 from xrayviewer.core.analysis.engine import Engine
-from xrayviewer.core.review.store import DB_ENV, ReviewStore, default_db_path
+from xrayviewer.core.review.store import DB_ENV, ReviewStore, default_db_path, location
 from xrayviewer.core.review.worklist import Worklist
 
 
 def add_db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", type=Path, help=f"review database (default: ${DB_ENV}, else review.sqlite in the user's "
-                   f"data folder: {default_db_path()} here); the viewer's review mode uses the same one")
+    p.add_argument("--db", type=location, metavar="FILE|URL",
+                   help=f"review database: a SQLite file, or a department's shared PostgreSQL database as "
+                   f"postgresql://USER@HOST[:PORT]/DB[?sslmode=...] (password from PGPASSFILE, a service file or the "
+                   f"URL; never printed) (default: ${DB_ENV}, else review.sqlite in the user's data folder: "
+                   f"{default_db_path()} here); the viewer's review mode uses the same one")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(status analysed, unchanged, moved or error). Resumable: a re-run analyses only what is missing; files "
         "unchanged by size, time and hash are skipped.",
         "  xrayviewer worklist studies/\n  xrayviewer worklist studies/ --model mobilenetv2 --model xception\n"
-        "  xrayviewer worklist /data/films --db study.db")
+        "  xrayviewer worklist /data/films --db study.db\n"
+        "  xrayviewer worklist /data/films --db postgresql://reading@dbhost/department")
     p.add_argument("paths", nargs="+", metavar="PATH")
     add_db_option(p)
     p.add_argument("--model", action="append", metavar="NAME",
@@ -50,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
         for event in worklist.run(args.paths, skipped=note_skipped):
             errors += event.status == "error"
             print(json.dumps(event.as_dict()), flush=True)
-        print(f"{store.path}: {len(store.films())} films", file=sys.stderr)
+        print(f"{store.name}: {len(store.films())} films", file=sys.stderr)
     return exit_status(args.paths, errors)

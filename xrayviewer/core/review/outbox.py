@@ -128,7 +128,7 @@ class Outbox:
     def __init__(self, store: ReviewStore, node: Node, derive: Derive, report: Callable[[dict], None],
                  aet: str = DEFAULT_AET, folder: Path | None = None) -> None:
         self.store, self.node, self.derive, self.report, self.aet = store, node, derive, report, aet
-        self.folder = folder or outbox_folder(store.path)
+        self.folder = folder or outbox_folder(store.local_path)
         self._lock = threading.RLock()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)

@@ -214,10 +214,14 @@ class Worklist:
         return all(have.get(card) == digest for card, digest in wanted.items())
 
     def _is_store_file(self, path: Path) -> bool:
+        if self.store.path is None:  # a database server's store
+            return False
         db = self.store.path.resolve()
         return path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
 
     def _check_not_among(self, paths: list[str | Path]) -> None:
+        if self.store.path is None:
+            return
         db = self.store.path.resolve()
         for raw in paths:
             folder = Path(raw).resolve()
