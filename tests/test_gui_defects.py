@@ -182,3 +182,26 @@ def test_retrieved_films_replace_the_worklist_only_when_the_reader_says_so(qtbot
     qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 1, timeout=60_000)
     assert [f.info.path for f in window.worklist.table.films] == [str(retrieved[0])]
     settle(qtbot, window)
+
+
+def test_the_worklists_report_is_exported_from_the_viewer(qtbot, tmp_path, kermany):
+    """The day's report could only be written by `xrayviewer report` on the command line."""
+    import csv
+
+    folder = tmp_path / "today"
+    copy_films(kermany, folder, 3)
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "store" / "review.sqlite")
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 3, timeout=60_000)
+    film = window.worklist.current()
+    qtbot.waitUntil(lambda: window.film is not None and window.film.id == film.id, timeout=30_000)
+    window.decide("pneumonia")
+    window.review.export_report(tmp_path / "report.csv")
+    with open(tmp_path / "report.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert sorted(r["path"] for r in table) == sorted(str(p) for p in folder.iterdir())
+    assert [r["decision"] for r in table if r["path"] == film.info.path] == ["pneumonia"]
+    assert "3 films, 1 reviewed" in window.statusBar().currentMessage()
+    window.review.export_report(tmp_path / "missing" / "report.csv")
+    assert "missing/report.csv: the report was not written" in window.banner.text()
+    settle(qtbot, window)

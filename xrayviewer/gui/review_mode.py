@@ -91,6 +91,8 @@ class ReviewPart(QObject):
         add_action(menu, parent, "Undo the last decision", self.undo_decision, QKeySequence.StandardKey.Undo)
         add_action(menu, parent, "Note...", self.notes.edit_note, "N")
         add_action(menu, parent, "Set reader name...", self.ask_reader_name)
+        menu.addSeparator()
+        add_action(menu, parent, "Export the worklist's report (CSV)...", self.export_report_dialog)
 
     # ----- the store and the worklist -----
     def open_store(self):
@@ -297,6 +299,29 @@ class ReviewPart(QObject):
             self.session.load_note(film)
         name = Path(film.info.path).name if film else f"film {film_id}"
         self.messages.status(f"{name}: '{withdrawn.decision}' withdrawn; decide again", 6000)
+
+    def export_report_dialog(self) -> None:
+        if not self.session.films:
+            self.messages.error("No worklist to report: Review > Review folder... first.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self.dialog_parent, "Export the worklist's report",
+                                              str(Path(self.last_folder()) / "worklist-report.csv"), "CSV (*.csv)")
+        if path:
+            self.export_report(Path(path))
+
+    def export_report(self, path: Path) -> None:
+        """The worklist's films, one row each (patient, study, each model's result, the decision, note, reader and
+        time), as `xrayviewer report --csv` writes them."""
+        from xrayviewer.core.review.report import rows, summary, to_csv
+
+        films = self.session.films
+        try:
+            path.write_text(to_csv(rows(films)), encoding="utf-8")
+        except OSError as exc:
+            self.messages.error(f"{path}: the report was not written: {exc.strerror or exc}")
+            return
+        done = summary(films)
+        self.messages.status(f"Saved {path}: {films_text(done['films'])}, {done['reviewed']} reviewed", 10000)
 
     def reader_name(self) -> str:
         name = self.saved.reader()
