@@ -13,7 +13,8 @@ from xrayviewer import __version__
 from xrayviewer.offline import keep_http_clients_out
 
 # modules of xrayviewer.commands, imported when used
-COMMANDS = ("info", "analyze", "evaluate", "bench", "worklist", "report", "pacs", "listen", "export")
+COMMANDS = ("info", "analyze", "evaluate", "bench", "worklist", "report", "pacs", "listen", "export", "review",
+            "store")
 SIGPIPE_EXIT = 141  # what a shell reports for a program that the closed end of a pipe stopped (128 + SIGPIPE)
 SIGINT_EXIT = 130  # what a shell reports for a program that Ctrl-C stopped (128 + SIGINT)
 VIEWER_EPILOG = """examples:
