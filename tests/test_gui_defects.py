@@ -205,3 +205,24 @@ def test_the_worklists_report_is_exported_from_the_viewer(qtbot, tmp_path, kerma
     window.review.export_report(tmp_path / "missing" / "report.csv")
     assert "missing/report.csv: the report was not written" in window.banner.text()
     settle(qtbot, window)
+
+
+def test_a_decision_without_a_reader_name_never_names_the_login(qtbot, tmp_path, kermany):
+    """The exported picture said 'by root' and the SR's observer was 'root^': the login stood in for the reader."""
+    from xrayviewer.gui.settings import Settings
+
+    Settings().set_reader("")
+    folder = tmp_path / "today"
+    copy_films(kermany, folder, 2)
+    db = tmp_path / "store" / "review.sqlite"
+    window = open_window(qtbot, "mobilenetv2", db)
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 2, timeout=60_000)
+    window.worklist.move("first")  # a film with another after it: the status bar keeps the confirmation
+    first = window.worklist.order()[0]
+    qtbot.waitUntil(lambda: window.film is not None and window.film.id == first.id, timeout=30_000)
+    window.decide("normal")
+    assert "normal saved without a reader name" in window.statusBar().currentMessage()
+    with ReviewStore(db) as store:
+        assert store.film(first.id).decision.reader == ""
+    settle(qtbot, window)

@@ -74,6 +74,7 @@ def test_decisions_persist_across_a_restart_and_the_reader_resumes(qtbot, review
     order = window.worklist.order()
     view = window.panes[0].view
     qtbot.waitUntil(lambda: window.panes[0].analysis is not None, timeout=20_000)
+    qtbot.keyClicks(window.worklist.reader, "Dr Ada")  # asked once, kept in the settings
     qtbot.keyClick(view, Qt.Key.Key_2)  # pneumonia, and on to the next film
     qtbot.waitUntil(lambda: on_screen(window) == order[1].info.path, timeout=20_000)
     window.worklist.note.setText("small effusion?")
@@ -85,14 +86,14 @@ def test_decisions_persist_across_a_restart_and_the_reader_resumes(qtbot, review
     with ReviewStore(db) as store:
         stored = {f.id: f.decision for f in store.films()}
     first = stored[order[0].id]
-    assert first.decision == "pneumonia" and first.reader
+    assert first.decision == "pneumonia" and first.reader == "Dr Ada"
     assert next(iter(first.ai_shown.values()))["probability"] == pytest.approx(
         next(iter(order[0].results.values())).probability, abs=1e-4)
     assert stored[order[1].id].decision == "uncertain" and stored[order[1].id].note == "small effusion?"
 
     again = open_window(qtbot, model, db)  # a restart: new window, same store
     qtbot.waitUntil(lambda: on_screen(again) == order[2].info.path, timeout=20_000)  # where the reader left off
-    assert again.worklist.progress.text() == "2 of 6 reviewed"
+    assert again.worklist.progress.text() == "2 of 6 reviewed" and again.worklist.reader.text() == "Dr Ada"
     assert [f.decision.decision if f.decision else None for f in again.worklist.order()][:2] == [
         "pneumonia", "uncertain"]
     settle(qtbot, window, again)

@@ -12,7 +12,6 @@ calls. The note field's part lives in review_notes.py.
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from collections.abc import Callable
@@ -66,7 +65,9 @@ class ReviewPart(QObject):
         self.worklist.columnsChanged.connect(lambda names: self._set_state(COLUMNS_KEY, json.dumps(names)))
         self.notes = NotesPart(session, self.worklist.note, self.worklist.film, messages)
         self.decision_actions: list[QAction] = []
-        session.reader = self.reader_name
+        self.worklist.reader.setText(settings.reader())
+        self.worklist.reader.textEdited.connect(settings.set_reader)
+        session.reader = settings.reader
         session.films_changed.connect(self._films_changed)
         session.film_shown.connect(self._film_shown)
 
@@ -281,7 +282,8 @@ class ReviewPart(QObject):
         except (Refused, NotSaved) as refusal:
             self.messages.refused(refusal)
             return
-        self.messages.status(f"{Path(film.info.path).name}: {decision} saved (Ctrl+Z: undo)", 6000)
+        unnamed = "" if self.saved.reader() else " without a reader name: type yours under the decision buttons"
+        self.messages.status(f"{Path(film.info.path).name}: {decision} saved{unnamed} (Ctrl+Z: undo)", 6000)
         if following is not None:
             self.worklist.select(following.id)
         else:
@@ -323,19 +325,11 @@ class ReviewPart(QObject):
         done = summary(films)
         self.messages.status(f"Saved {path}: {films_text(done['films'])}, {done['reviewed']} reviewed", 10000)
 
-    def reader_name(self) -> str:
-        name = self.saved.reader()
-        if not name:
-            try:
-                name = getpass.getuser()
-            except Exception:  # noqa: BLE001 - no login name on this system
-                name = ""
-        return name
-
     def ask_reader_name(self) -> None:
         from PySide6.QtWidgets import QInputDialog
 
         name, ok = QInputDialog.getText(self.dialog_parent, "Reader", "Name saved with each decision:",
-                                        text=self.reader_name())
+                                        text=self.saved.reader())
         if ok:
             self.saved.set_reader(name)
+            self.worklist.reader.setText(self.saved.reader())

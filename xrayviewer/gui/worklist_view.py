@@ -237,6 +237,10 @@ class WorklistView(QWidget):
         self.store_label = QLabel()
         self.store_label.setStyleSheet("color: #a0a0a0;")
         self.store_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.reader = QLineEdit()  # asked once: kept in the settings, saved with each decision
+        self.reader.setPlaceholderText("Your name, saved with each decision (asked once, kept)")
+        self.reader.setToolTip("The reader named in the store, the exported picture and the DICOM SR; never the "
+                               "computer's login")
         self.note = NoteField()
         self.note.setPlaceholderText("Note for this film (N; Enter or Esc: back to the film), kept as you type")
         top = QHBoxLayout()
@@ -255,6 +259,7 @@ class WorklistView(QWidget):
         layout.addWidget(self.view, 1)
         layout.addWidget(self.note)
         layout.addLayout(buttons)
+        layout.addWidget(self.reader)
         layout.addWidget(self.store_label)
 
     def show_store(self, path: Path) -> None:
