@@ -226,3 +226,25 @@ def test_a_decision_without_a_reader_name_never_names_the_login(qtbot, tmp_path,
     with ReviewStore(db) as store:
         assert store.film(first.id).decision.reader == ""
     settle(qtbot, window)
+
+
+def test_send_to_pacs_asks_before_sending_the_ais_unverified_result(qtbot, tmp_path, kermany, monkeypatch):
+    """A film without a reader decision went to the PACS as 'Pneumonia: Present' without a question."""
+    from xrayviewer.core.review.pacs_nodes import add_node, remove_node
+
+    film = copy_films(kermany, tmp_path / "films", 1)[0]
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
+    with qtbot.waitSignal(window.analysisShown, timeout=60_000):
+        window.open_paths([film])
+    qtbot.waitUntil(lambda: not window.workers, timeout=60_000)
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda parent, title, text, *a: (asked.append(text), QMessageBox.StandardButton.No)[1])
+    add_node("defects-closed", "NOBODY@127.0.0.1:47792")  # nothing listens: a send would fail, not hang
+    try:
+        window.send_to_pacs()
+    finally:
+        remove_node("defects-closed")
+    assert len(asked) == 1 and "unverified by a reader" in asked[0] and "mobilenetv2" in asked[0]
+    assert not window.workers  # nothing was sent
+    settle(qtbot, window)

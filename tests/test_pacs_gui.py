@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pydicom
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog
+from PySide6.QtWidgets import QInputDialog, QMessageBox
 from test_gui_review import open_window, settle
 from test_pacs import CHEST_CR, ORTHANC, chest_study, orthanc  # noqa: F401 - the fixture, and the skip without it
 from test_pacs import pytestmark  # noqa: F401
@@ -57,6 +57,7 @@ def test_dock_finds_retrieves_and_reviews_then_send_to_pacs_stores_under_the_stu
 
         before = {i["ID"] for i in orthanc.instances_of(chest_study(dicom_data))}
         monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("gui-orthanc", True))  # the node chooser
+        monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)  # no decision
         window.send_to_pacs()
         qtbot.waitUntil(lambda: "Sent the SC and SR" in window.statusBar().currentMessage(), timeout=60_000)
         after = orthanc.instances_of(chest_study(dicom_data))

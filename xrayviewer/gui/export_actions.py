@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QStandardPaths, Qt
-from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox, QTextBrowser, QVBoxLayout, QWidget
 
 from xrayviewer.core.analysis.overlay import save_png
 from xrayviewer.core.review.report_image import Reading, reading_picture
@@ -107,7 +107,10 @@ class ExportActions(QObject):
         if not nodes:
             self.messages.error("No PACS node is configured: add one in File > PACS nodes.")
             return
-        name, chosen = QInputDialog.getItem(self.dialog_parent, "Send to PACS", "Store the SC and SR on", list(nodes), 0, False)
+        if not self.unverified_ok():
+            return
+        name, chosen = QInputDialog.getItem(self.dialog_parent, "Send to PACS", "Store the SC and SR on", list(nodes),
+                                            0, False)
         if not chosen:
             return
         reading, view = self.dicom_reading(), self.session.active.view.shown
@@ -131,6 +134,19 @@ class ExportActions(QObject):
 
         self.tasks.run(work, lambda sent: self.messages.status(f"Sent the SC and SR to {sent}", 10000),
                        f"Sending to {node.name}...")
+
+    def unverified_ok(self) -> bool:
+        """A film with a result and no reader decision is sent only when the reader says so: the SR would carry the
+        AI's result alone."""
+        film, analysis = self.session.film, self.session.active.analysis
+        if analysis is None or (film is not None and film.decision is not None):
+            return True
+        answer = QMessageBox.question(
+            self.dialog_parent, "Send to PACS",
+            "No reader decision for this film: the SR would carry the AI's result alone, unverified by a reader "
+            f"({analysis.model}: {analysis.label or 'no result'}). Send it anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def export_study(self) -> None:
         from xrayviewer.core.review import export  # with pydicom: loaded on first use, not before the window shows
