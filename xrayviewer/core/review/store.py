@@ -327,7 +327,7 @@ class ReviewStore:
             held = tx.one(f"SELECT f.id FROM films f JOIN claims c ON c.film_id = f.id WHERE c.reader = ? AND "
                           f"c.expires_at > {{now}} AND {UNDECIDED} ORDER BY f.id LIMIT 1{{lock}}", (reader,))
             if held is not None:
-                self._claim(tx, held["id"], reader, lease_s, "again")
+                self._claim(tx, held["id"], reader, lease_s, "renewed")
                 film_id = held["id"]
             else:
                 film_id = self._claim_free(tx, reader, lease_s)
