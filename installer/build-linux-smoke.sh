@@ -68,6 +68,13 @@ python3 -c 'import json, sys; r = json.loads(sys.argv[1]); sys.exit(0 if r["ok"]
     || { echo "self-test JSON says it did not pass" >&2; exit 1; }
 [[ "$out" == *"_internal/demo/RG1_J2KR.dcm"* ]] || { echo "the frozen app did not use its bundled demo film" >&2; exit 1; }
 
+# 6. The shared review store's driver is in the bundle: a PostgreSQL URL reaches libpq, which finds no server on the
+#    closed loopback port 1 ("connection failed"), where a bundle without psycopg would say it is not installed.
+pg="$(cd "$TMP" && env -u PYTHONPATH "$BUNDLE/xrayviewer-cli" review status --db postgresql://smoke@127.0.0.1:1/none 2>&1)" \
+    && { echo "review status reached no server yet exited 0: $pg" >&2; exit 1; }
+[[ "$pg" == *"cannot use the review database: connection failed"* ]] \
+    || { echo "the frozen app cannot use a PostgreSQL review store: $pg" >&2; exit 1; }
+
 size_mb=$(du -sm "$BUNDLE" | cut -f1)
 files=$(find "$BUNDLE" -type f | wc -l)
 echo "linux bundle: ${size_mb} MiB, ${files} files; freeze ${freeze_s} s, self-test ${selftest_s} s, total $(elapsed "$start") s"
