@@ -248,3 +248,29 @@ def test_send_to_pacs_asks_before_sending_the_ais_unverified_result(qtbot, tmp_p
     assert len(asked) == 1 and "unverified by a reader" in asked[0] and "mobilenetv2" in asked[0]
     assert not window.workers  # nothing was sent
     settle(qtbot, window)
+
+
+def test_the_worklist_shows_all_ai_positive_or_decided_films(qtbot, tmp_path, kermany):
+    """It could only hide the decided films."""
+    from xrayviewer.core.review.session import ai_positive
+
+    folder = tmp_path / "today"
+    copy_films(kermany, folder, 6)
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "store" / "review.sqlite")
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 6, timeout=60_000)
+    films, model = window.worklist.table.films, window.worklist.table.model
+    positive = {f.id for f in films if ai_positive(f, model)}
+    assert 0 < len(positive) < 6  # else the filter below shows nothing it could get wrong
+    window.worklist.shown.setCurrentText("AI positive")
+    assert {f.id for f in window.worklist.order()} == positive
+    window.worklist.shown.setCurrentText("Decided")
+    assert window.worklist.order() == []
+    window.worklist.shown.setCurrentText("All films")
+    window.worklist.move("first")
+    first = window.worklist.order()[0]
+    qtbot.waitUntil(lambda: window.film is not None and window.film.id == first.id, timeout=30_000)
+    window.decide("other")
+    window.worklist.shown.setCurrentText("Decided")
+    assert [f.id for f in window.worklist.order()] == [first.id]
+    settle(qtbot, window)

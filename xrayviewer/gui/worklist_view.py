@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from xrayviewer.core.analysis.wording import percent
 from xrayviewer.core.reading.readable import age_sex, dicom_date, person_name
-from xrayviewer.core.review.session import primary_result
+from xrayviewer.core.review.session import ai_positive, primary_result
 from xrayviewer.core.review.store import FilmRow
 
 COLUMNS = ("Review", "AI", "Patient", "ID", "Age/Sex", "Accession", "Study date", "View", "Result")
@@ -116,24 +117,41 @@ class WorklistModel(QAbstractTableModel):
         return "\n".join(filter(None, (name, film.info.error or film.info.path)))
 
 
+SHOWN = ("All films", "AI positive", "Decided")  # the worklist's filter, beside "Unread only"
+
+
 class UnreadFilter(QSortFilterProxyModel):
-    """Sorts the worklist; with `unread_only`, hides the films that have a decision."""
+    """Sorts the worklist; with `unread_only`, hides the films that have a decision; `shown` keeps all films, those
+    the AI calls positive, or those decided."""
 
     def __init__(self) -> None:
         super().__init__()
         self.unread_only = False
+        self.shown = SHOWN[0]
 
     def set_unread_only(self, on: bool) -> None:
+        self._change(lambda: setattr(self, "unread_only", on))
+
+    def set_shown(self, shown: str) -> None:
+        self._change(lambda: setattr(self, "shown", shown))
+
+    def _change(self, change) -> None:
         if hasattr(self, "beginFilterChange"):  # Qt 6.10+; invalidateFilter is deprecated there
             self.beginFilterChange()
-            self.unread_only = on
+            change()
             self.endFilterChange()
         else:
-            self.unread_only = on
+            change()
             self.invalidateFilter()
 
     def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:  # noqa: N802
-        return not self.unread_only or self.sourceModel().films[row].decision is None
+        table = self.sourceModel()
+        film = table.films[row]
+        if self.unread_only and film.decision is not None:
+            return False
+        if self.shown == "AI positive":
+            return ai_positive(film, table.model)
+        return self.shown != "Decided" or film.decision is not None
 
 
 class ProbabilityDelegate(QStyledItemDelegate):
@@ -234,6 +252,12 @@ class WorklistView(QWidget):
         self.unread_only.setToolTip("Show only the films without a decision (U: next unread film)")
         self.unread_only.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.unread_only.toggled.connect(self._filter_unread)
+        self.shown = QComboBox()
+        self.shown.addItems(SHOWN)
+        self.shown.setToolTip("Show all films, only those the AI calls positive (at or above the model's threshold), "
+                              "or only the decided ones")
+        self.shown.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.shown.currentTextChanged.connect(self._filter_shown)
         self.store_label = QLabel()
         self.store_label.setStyleSheet("color: #a0a0a0;")
         self.store_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -245,6 +269,7 @@ class WorklistView(QWidget):
         self.note.setPlaceholderText("Note for this film (N; Enter or Esc: back to the film), kept as you type")
         top = QHBoxLayout()
         top.addWidget(self.progress, 1)
+        top.addWidget(self.shown)
         top.addWidget(self.unread_only)
         buttons = QHBoxLayout()
         for key, decision in DECISION_KEYS:
@@ -369,8 +394,14 @@ class WorklistView(QWidget):
         self.columnsChanged.emit(self.hidden_columns())
 
     def _filter_unread(self, on: bool) -> None:
+        self._keeping_current(lambda: self.proxy.set_unread_only(on))
+
+    def _filter_shown(self, shown: str) -> None:
+        self._keeping_current(lambda: self.proxy.set_shown(shown))
+
+    def _keeping_current(self, change) -> None:
         current = self.current()
-        self.proxy.set_unread_only(on)
+        change()
         if current is not None:
             self.select(current.id, emit=False)
 

@@ -103,6 +103,13 @@ def primary_result(film: FilmRow, model: str):
     return film.results.get(model) or next(iter(film.results.values()), None)
 
 
+def ai_positive(film: FilmRow, model: str) -> bool:
+    """Whether the film's result (of `model`, else of any model) is at or above its threshold, and not refused."""
+    result = primary_result(film, model)
+    return (result is not None and not result.refused and result.probability is not None
+            and result.threshold is not None and result.probability >= result.threshold)
+
+
 class ReadingSession:
     """The reader's session: the film on screen, the panes, the worklist, decisions, undo and the note being typed.
 
