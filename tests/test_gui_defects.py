@@ -274,3 +274,16 @@ def test_the_worklist_shows_all_ai_positive_or_decided_films(qtbot, tmp_path, ke
     window.worklist.shown.setCurrentText("Decided")
     assert [f.id for f in window.worklist.order()] == [first.id]
     settle(qtbot, window)
+
+
+def test_the_window_is_titled_by_the_patients_name(qtbot, tmp_path, dicom_data):
+    """A film retrieved from a PACS is kept under a UID-made name, and the window showed only that."""
+    import shutil
+
+    film = tmp_path / "1.2.826.0.1.3680043.8.498.1.dcm"
+    shutil.copy(dicom_data / "RG1_J2KR.dcm", film)
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
+    with qtbot.waitSignal(window.analysisShown, timeout=60_000):
+        window.open_paths([film])
+    assert window.windowTitle().startswith(f"CompressedSamples, RG1 - {film.name} - XRay Viewer")
+    settle(qtbot, window)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 
 from xrayviewer.core import ImageRecord
 from xrayviewer.core.reading.film_cache import FilmCache
+from xrayviewer.core.reading.readable import person_name
 from xrayviewer.core.review.session import ReadingSession
 from xrayviewer.gui.analysis_control import AnalysisPart
 from xrayviewer.gui.background import Tasks
@@ -81,7 +82,7 @@ class OpeningPart(QObject):
         if self.opening is not None and opened_from(self.opening, Path(record.path)):
             self.remember(self.opening)  # Recent holds only what opened: no typos, no missing or unreadable paths
             self.opening = None
-        self.set_title(f"{Path(record.path).name} - XRay Viewer - research use only")
+        self.set_title(f"{film_title(record)} - XRay Viewer - research use only")
         marks = session.marks()  # a worklist film's, saved with its review
         for pane in session.panes:
             pane.view.set_record(record)
@@ -93,6 +94,12 @@ class OpeningPart(QObject):
     def drop(self, event) -> None:
         """Files or folders dropped onto the window open as File > Open would open them."""
         self.open_paths([u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()])
+
+
+def film_title(record: ImageRecord) -> str:
+    """The patient's name and the file's (a film retrieved from a PACS is kept under a name made of its UID)."""
+    name = person_name(record.metadata.patient_name)
+    return f"{name} - {Path(record.path).name}" if name else Path(record.path).name
 
 
 def opened_from(given: Path, film: Path) -> bool:
