@@ -168,8 +168,8 @@ class ExportActions(QObject):
         def done(summary: export.ExportSummary) -> None:
             self.messages.status(f"Exported {summary.written} overlays to {folder}", 8000)
             if summary.failed:
-                self.messages.error(f"{len(summary.failed)} of {len(instances)} films could not be exported; the first: "
-                                f"{summary.failed[0]}")
+                self.messages.error(f"{len(summary.failed)} of {len(instances)} films could not be exported; the "
+                                    f"first: {summary.failed[0]}")
 
         self.tasks.run(work, done, "Exporting overlays...", pass_worker=True)
 
