@@ -120,8 +120,6 @@ class ReadingSession:
     - `decision_recorded(film, decision)` and `decision_undone(film, withdrawn)`
     - `draft_kept(film_id, text)`: a typed note was written as a draft
     - `pane_changed(pane)`: a pane's settings or style changed
-    - `compare_changed(on)`: the second pane was shown or hidden
-    - `engine_changed(engine)`: the models run on another provider from now on
     """
 
     def __init__(self, engine: Engine, panes: list[PaneState], db: str | Path | None = None,
@@ -148,7 +146,7 @@ class ReadingSession:
         self._note_kept = ""  # the note as shown or last written
         self.film_shown, self.films_changed, self.note_shown = Event(), Event(), Event()
         self.decision_recorded, self.decision_undone, self.draft_kept = Event(), Event(), Event()
-        self.pane_changed, self.compare_changed, self.engine_changed = Event(), Event(), Event()
+        self.pane_changed = Event()
 
     # ----- the store -----
     def open_store(self) -> ReviewStore:
@@ -191,7 +189,6 @@ class ReadingSession:
         self.compare = on
         if not on:
             self.active = self.panes[0]
-        self.compare_changed.emit(on)
 
     def set_engine(self, engine: Engine) -> None:
         """Run the models with `engine` from now on; the old one lets its sessions go, the panes forget their
@@ -201,7 +198,6 @@ class ReadingSession:
         self.engine = engine
         for pane in self.panes:
             pane.inferences.clear()
-        self.engine_changed.emit(engine)
 
     def card_name(self) -> str:
         """The name the active pane's model stores its results under ('' without a usable model)."""
