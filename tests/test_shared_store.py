@@ -259,6 +259,28 @@ def test_credentials_from_pgpassfile_or_a_service_file_and_never_printed(pg, tmp
         "postgresql://u:***@h/db?sslmode=require&password=***"
 
 
+def test_a_server_restart_loses_no_claim_or_decision_and_a_server_down_is_one_clear_error(pg):
+    from xrayviewer.core.review.store_sql import StoreUnreachable
+
+    url = pg.create("restarting")
+    with ReviewStore(url) as store:
+        first, second = add_films(store, [0.9, 0.8])
+        assert store.claim_next("Dr Anna", 600).id == first
+        pg.restart()  # every pooled connection is broken: the pool's check replaces it
+        store.decide(first, "pneumonia", reader="Dr Anna")
+        assert store.claim_next("Dr Bob", 600).id == second
+        pg.stop()
+        started = time.monotonic()
+        with pytest.raises(StoreUnreachable) as down:
+            store.decide(second, "normal", reader="Dr Bob")
+        assert time.monotonic() - started < 30 and isinstance(down.value, OSError)  # the viewer's "not saved"
+        assert pg.password not in str(down.value) and "cannot use the review database" in str(down.value)
+        pg.start()
+        store.decide(second, "normal", reader="Dr Bob")
+        assert store.counts() == {"films": 2, "decided": 2, "claimed": 0, "unread": 0}
+        assert [d.reader for f in store.films() for d in store.history(f.id)] == ["Dr Anna", "Dr Bob"]
+
+
 def test_a_new_database_opened_by_several_processes_at_once_is_made_once(pg):
     url = pg.create("racing")
     opening = "import sys; from xrayviewer.core.review.store import ReviewStore; ReviewStore(sys.argv[1]).close()"
@@ -289,3 +311,24 @@ def test_worklist_and_report_on_a_server_store_each_film_once(pg, tmp_path, kerm
         assert all(f.results and f.info.sha256 for f in films)
     report = xrayviewer("report", "--db", url)
     assert report.returncode == 0 and json.loads(report.stdout)["films"] == 6
+
+
+def test_listen_analyses_into_the_server_store_named_by_xrayviewer_db(pg, tmp_path, dicom_data):
+    from test_pacs import CHEST_CR, PUSHER_AET, ListenerProcess, free_port, send_file
+
+    url = pg.create("node")
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "XRAYVIEWER_DB": url}
+    port = free_port()
+    listener = ListenerProcess(env, port, PUSHER_AET)
+    try:
+        assert send_file(port, dicom_data / CHEST_CR) == 0
+        line = listener.next(120)
+        assert line["status"] == "analysed" and line["film_id"] == 1
+    finally:
+        assert listener.stop() == 0
+    said = "".join(listener.stderr)
+    assert "results into postgresql://postgres:***@127.0.0.1" in said and pg.password not in said
+    film = json.loads(xrayviewer("review", "next", "--reader", "Dr Anna", env=env).stdout)
+    assert film["film"] == 1 and film["path"] == line["path"] and 0 <= film["suspicion"] <= 1
+    assert not (tmp_path / "data" / "xrayviewer" / "review.sqlite").exists()  # nothing went to a local file
+

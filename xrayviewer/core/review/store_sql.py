@@ -146,7 +146,7 @@ class PostgresBackend:
             psycopg.connect(url, **options).close()
         except psycopg.Error as exc:
             raise self.unreachable(exc) from None
-        self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=options, open=False,
+        self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, kwargs=options, open=False, timeout=CONNECT_S,
                                    check=ConnectionPool.check_connection, name="xrayviewer")
         try:
             self.pool.open(wait=True, timeout=CONNECT_S)
