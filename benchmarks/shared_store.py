@@ -97,7 +97,8 @@ def run(where: str, readers: int, films: int, mode: str) -> dict:
         figures["decisions_per_s"] = round(films / seconds, 1)
     else:
         figures["films_per_s"] = round(films / seconds, 1)
-    return {**figures, "next_ms": {"median": round(statistics.median(nexts), 2), "p95": round(percentile(nexts, 95), 2)},
+    return {**figures,
+            "next_ms": {"median": round(statistics.median(nexts), 2), "p95": round(percentile(nexts, 95), 2)},
             "decide_ms": {"median": round(statistics.median(decides), 2),
                           "p95": round(percentile(decides, 95), 2)},
             "films_per_reader": sorted(len(r["films"]) for r in results)}
@@ -123,7 +124,7 @@ def check(where: str, films: int, read: list[int]) -> None:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> None:

@@ -12,14 +12,12 @@ import sys
 import textwrap
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from pg_cluster import Cluster, binaries, free_port
 from test_review_store import copy_films
 
 from xrayviewer.core.review.store import ClaimRefused, FilmInfo, Mark, ModelResult, ReviewStore
-from xrayviewer.core.review.store_copy import copy_store
 from xrayviewer.core.review.store_sql import masked
 
 PORTS = (47800, 47849)  # this suite's loopback ports (the benchmark uses 47850-47899)

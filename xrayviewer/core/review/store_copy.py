@@ -21,27 +21,27 @@ def copy_store(source: ReviewStore, target: ReviewStore) -> dict[str, int]:
         raise XRayViewerError(target.name, "cannot copy into this review database", "it already holds films",
                               "Copy into a new, empty database.")
     counts: dict[str, int] = {}
-    with source.backend.transaction() as read:  # one consistent view of the source (writers wait on SQLite)
-        with target.backend.transaction() as tx:
-            for table in TABLE_ORDER:
-                names = columns(read, source.backend, table)
-                wanted = set(columns(tx, target.backend, table))
-                missing = [n for n in names if n not in wanted]
-                if missing:
-                    raise XRayViewerError(target.name, "cannot copy into this review database",
-                                          f"its table {table} has no column {', '.join(missing)}")
-                listed = ", ".join(names)
-                rows = [tuple(r[n] for n in names) for r in read.rows(f"SELECT {listed} FROM {table}")]
-                tx.execute(f"DELETE FROM {table}")  # the target's own state (its schema version: the same)
-                tx.executemany(f"INSERT INTO {table} ({listed}) VALUES ({', '.join('?' * len(names))})", rows)
-                copied = [tuple(r[n] for n in names) for r in tx.rows(f"SELECT {listed} FROM {table}")]
-                if sorted(rows, key=repr) != sorted(copied, key=repr):
-                    raise XRayViewerError(target.name, "the copy was rolled back",
-                                          f"table {table} read back differs from {source.name} ({len(rows)} rows "
-                                          f"there, {len(copied)} here)")
-                counts[table] = len(rows)
-            if target.backend.dialect == "postgresql":
-                for table in SERIAL_TABLES:  # the next id follows the copied ones
-                    tx.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                               f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)")
+    # one view of the source (its writers wait on SQLite) and one transaction on the target
+    with source.backend.transaction() as read, target.backend.transaction() as tx:
+        for table in TABLE_ORDER:
+            names = columns(read, source.backend, table)
+            wanted = set(columns(tx, target.backend, table))
+            missing = [n for n in names if n not in wanted]
+            if missing:
+                raise XRayViewerError(target.name, "cannot copy into this review database",
+                                      f"its table {table} has no column {', '.join(missing)}")
+            listed = ", ".join(names)
+            rows = [tuple(r[n] for n in names) for r in read.rows(f"SELECT {listed} FROM {table}")]
+            tx.execute(f"DELETE FROM {table}")  # the target's own state (its schema version: the same)
+            tx.executemany(f"INSERT INTO {table} ({listed}) VALUES ({', '.join('?' * len(names))})", rows)
+            copied = [tuple(r[n] for n in names) for r in tx.rows(f"SELECT {listed} FROM {table}")]
+            if sorted(rows, key=repr) != sorted(copied, key=repr):
+                raise XRayViewerError(target.name, "the copy was rolled back",
+                                      f"table {table} read back differs from {source.name} ({len(rows)} rows "
+                                      f"there, {len(copied)} here)")
+            counts[table] = len(rows)
+        if target.backend.dialect == "postgresql":
+            for table in SERIAL_TABLES:  # the next id follows the copied ones
+                tx.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                           f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)")
     return counts
