@@ -27,7 +27,7 @@ from pathlib import Path
 
 from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.review.migrations import LATEST, migrate
-from xrayviewer.core.review.store_sql import POOL_SIZE, Backend, is_server, masked, open_backend
+from xrayviewer.core.review.store_sql import POOL_SIZE, Backend, is_server, masked, open_backend, scrubbed
 
 DB_ENV = "XRAYVIEWER_DB"
 DB_NAME = "review.sqlite"
@@ -205,7 +205,8 @@ class ReviewStore:
         except XRayViewerError:  # StoreUnreachable among them
             raise
         except Exception as exc:  # noqa: BLE001 - sqlite3.Error, OSError, psycopg.Error: the driver's reason
-            raise XRayViewerError(self.name, "cannot open the review database", str(exc),
+            reason = scrubbed(str(exc), where) if isinstance(where, str) else str(exc)
+            raise XRayViewerError(self.name, "cannot open the review database", reason,
                                   f"Give another file or postgresql:// URL with --db or ${DB_ENV}.") from None
         self.path: Path | None = self.backend.path
         self.db = getattr(self.backend, "db", None)  # the SQLite connection (None on a server)
