@@ -60,6 +60,14 @@ class Cluster:
         return ["runuser", "-u", SERVER_USER, "--", *argv] if os.geteuid() == 0 else argv
 
     def start(self) -> "Cluster":
+        """initdb on first use, then the server; on any failure nothing is left running or on disk."""
+        try:
+            return self._start()
+        except BaseException:
+            self.remove()
+            raise
+
+    def _start(self) -> "Cluster":
         if not self.data.exists():
             (self.folder / "pw").write_text(self.password)
             if os.geteuid() == 0:
