@@ -333,3 +333,15 @@ def test_listen_analyses_into_the_server_store_named_by_xrayviewer_db(pg, tmp_pa
     assert film["film"] == 1 and film["path"] == line["path"] and 0 <= film["suspicion"] <= 1
     assert not (tmp_path / "data" / "xrayviewer" / "review.sqlite").exists()  # nothing went to a local file
 
+
+def test_a_url_of_another_kind_is_refused_and_makes_no_folder(tmp_path):
+    for args in (["worklist", str(tmp_path), "--db", "mysql://reader:s3cret@db/department"],
+                 ["store", "copy", str(tmp_path / "a.sqlite"), "mysql://reader:s3cret@db/department"]):
+        result = xrayviewer(*args, cwd=tmp_path)
+        assert result.returncode == 2 and "mysql://reader:***@db/department is not a review database" in result.stderr
+        assert "s3cret" not in result.stderr
+    env = {**os.environ, "XRAYVIEWER_DB": "mysql://reader:s3cret@db/department"}
+    result = xrayviewer("review", "status", cwd=tmp_path, env=env)
+    assert result.returncode == 1 and "is not a review database" in result.stderr and "s3cret" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+

@@ -7,7 +7,7 @@ import json
 import sys
 
 from xrayviewer.commands import command_parser
-from xrayviewer.core.review.store import location
+from xrayviewer.commands.worklist import db_location
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Copy the review store FROM into the empty store TO (a SQLite file or a postgresql:// URL; made when "
         "missing) and print one JSON line: from, to and the rows of each table, each compared.",
         "  xrayviewer store copy review.sqlite 'postgresql://reading@dbhost/department?sslmode=verify-full'")
-    copy.add_argument("source", metavar="FROM", type=location, help="the store to copy: a file or a URL")
-    copy.add_argument("target", metavar="TO", type=location, help="an empty store: a file or a URL")
+    copy.add_argument("source", metavar="FROM", type=db_location, help="the store to copy: a file or a URL")
+    copy.add_argument("target", metavar="TO", type=db_location, help="an empty store: a file or a URL")
     p.set_defaults(func=run)
 
 

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from xrayviewer.commands import command_parser, exit_status, note_skipped
 from xrayviewer.core.analysis.engine import Engine
@@ -18,11 +19,19 @@ from xrayviewer.core.review.worklist import Worklist
 
 
 def add_db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", type=location, metavar="FILE|URL",
+    p.add_argument("--db", type=db_location, metavar="FILE|URL",
                    help=f"review database: a SQLite file, or a department's shared PostgreSQL database as "
                    f"postgresql://USER@HOST[:PORT]/DB[?sslmode=...] (password from PGPASSFILE, a service file or the "
                    f"URL; never printed) (default: ${DB_ENV}, else review.sqlite in the user's data folder: "
                    f"{default_db_path()} here); the viewer's review mode uses the same one")
+
+
+def db_location(text: str) -> str | Path:
+    """--db: a file or a postgresql:// URL (argparse's type: another URL is a usage error saying so)."""
+    try:
+        return location(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import sys
 import threading
@@ -33,6 +34,7 @@ DB_ENV = "XRAYVIEWER_DB"
 DB_NAME = "review.sqlite"
 DECISIONS = ("normal", "pneumonia", "uncertain", "other")
 SCHEMA_VERSION = LATEST  # 2: accession, age and sex of each film; withdrawn decisions (undo); note drafts. 3: claims
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # a scheme: a database URL, never a file name
 LEASE_S = 120.0  # how long a claim holds without being renewed (the viewer renews it while the film is on screen)
 # the film's suspicion as FilmRow.suspicion gives it (refused or unanalysed: -1), for ordering in SQL
 SUSPICION = ("COALESCE((SELECT MAX(r.probability) FROM results r WHERE r.film_id = f.id AND r.refused = '[]'), "
@@ -42,8 +44,13 @@ UNCLAIMED = "NOT EXISTS (SELECT 1 FROM claims c WHERE c.film_id = f.id AND c.exp
 
 
 def location(text: str | Path) -> str | Path:
-    """A store given on the command line or in `$XRAYVIEWER_DB`: a postgresql:// URL as it is, else a file path."""
-    return str(text) if is_server(str(text)) else Path(text).expanduser()
+    """A store given on the command line or in `$XRAYVIEWER_DB`: a postgresql:// URL as it is, else a file path.
+    ValueError for another URL (it would otherwise become a folder named after its scheme)."""
+    if is_server(str(text)):
+        return str(text)
+    if isinstance(text, str) and URL.match(text):
+        raise ValueError(f"{masked(text)} is not a review database: give a file, or a postgresql://USER@HOST/DB URL")
+    return Path(text).expanduser()
 
 
 def default_location() -> str | Path:
@@ -52,8 +59,9 @@ def default_location() -> str | Path:
 
 
 def default_db_path() -> Path:
-    """`$XRAYVIEWER_DB` when it names a file, else review.sqlite in the platform's per-user data folder."""
-    if os.environ.get(DB_ENV) and not is_server(os.environ[DB_ENV]):
+    """`$XRAYVIEWER_DB` when it names a file (not a URL), else review.sqlite in the platform's per-user data
+    folder."""
+    if os.environ.get(DB_ENV) and not URL.match(os.environ[DB_ENV]):
         return Path(os.environ[DB_ENV]).expanduser()
     home = Path.home()
     if sys.platform == "win32":
@@ -197,7 +205,10 @@ class ReviewStore:
     password hidden)."""
 
     def __init__(self, path: str | Path | None = None, pool_size: int = POOL_SIZE) -> None:
-        where = default_location() if path is None else location(path)
+        try:
+            where = default_location() if path is None else location(path)
+        except ValueError as exc:
+            raise XRayViewerError(None, "cannot open the review database", str(exc)) from None
         self.name = masked(where) if isinstance(where, str) else str(where)
         try:
             self.backend: Backend = open_backend(where, pool_size)
