@@ -113,6 +113,9 @@ def test_another_readers_decision_takes_an_explicit_second_read(where):
         assert [(e.reader, e.action) for e in store.events(film)] == [
             ("Dr Anna", "decide"), ("Dr Anna", "decide"), ("Dr Bob", "second read"), ("Dr Bob", "withdraw")]
         assert store.counts() == {"films": 2, "decided": 1, "claimed": 0, "unread": 1}
+        store.decide(other, "normal")  # a viewer whose reader gave no name yet
+        store.decide(other, "pneumonia", reader="Dr Carol")  # the same reader once named: no second read
+        assert [(d.reader, d.second_read) for d in store.history(other)] == [("", False), ("Dr Carol", False)]
 
 
 READER_LOOP = textwrap.dedent("""

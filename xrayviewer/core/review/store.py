@@ -445,7 +445,7 @@ class ReviewStore:
         """Record a reader's decision at once (committed before returning); earlier ones stay as history.
 
         Taken from the reader holding the film's claim, or on a film nobody holds; the reader's claim ends with it.
-        A film another reader decided takes only a `second_read`, recorded as one. ClaimRefused otherwise."""
+        A film another named reader decided takes only a `second_read`, recorded as one. ClaimRefused otherwise."""
         if decision not in DECISIONS:
             raise ValueError(f"unknown decision '{decision}'; choose one of {', '.join(DECISIONS)}")
         made = Decision(decision, note, reader, now(), ai_shown or {}, second_read=second_read)
@@ -456,7 +456,8 @@ class ReviewStore:
                 raise self._refusal(tx, film_id, "the decision was not taken")
             current = tx.one("SELECT reader FROM decisions WHERE film_id = ? AND withdrawn_at IS NULL ORDER BY id "
                              "DESC LIMIT 1", (film_id,))
-            by_another = current is not None and current["reader"] != reader
+            # an unnamed decision (a viewer before its reader gave a name) is nobody else's
+            by_another = current is not None and current["reader"] not in ("", reader)
             if by_another != second_read:
                 path = tx.one("SELECT path FROM films WHERE id = ?", (film_id,))["path"]
                 raise ClaimRefused(
