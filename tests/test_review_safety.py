@@ -205,8 +205,9 @@ def test_confirmations_stay_and_the_store_says_where_it_is(qtbot, review):
     assert str(db) in window.worklist.store_label.text()
 
 
-def test_the_first_film_shows_while_the_rest_fill_in_and_the_reader_stays_on_it(qtbot, tmp_path, kermany):
-    """Defect 6: nothing showed until all films were analysed, and rows then reordered under the reader."""
+def test_the_first_film_shows_while_the_rest_fill_in_then_the_most_suspicious(qtbot, tmp_path, kermany):
+    """Defect 6: nothing showed until all films were analysed, and rows then reordered under the reader. Issue 26:
+    the film the reader was then left on was the first found, not the most suspicious (row 20 of the list)."""
     folder = tmp_path / "big"
     copy_films(kermany, folder, 96)
     window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
@@ -218,7 +219,27 @@ def test_the_first_film_shows_while_the_rest_fill_in_and_the_reader_stays_on_it(
     assert first is not None and on_screen(window) == first.info.path
     assert known[0] < 96  # chosen and opened while the rest were still being analysed
     qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 96, timeout=120_000)
-    assert window.worklist.current().id == first.id and on_screen(window) == first.info.path
+    top = window.worklist.order()[0]
+    assert top.suspicion() == max(f.suspicion() for f in window.worklist.table.films) and top.id != first.id
+    qtbot.waitUntil(lambda: on_screen(window) == top.info.path, timeout=30_000)
+    assert window.worklist.current().id == top.id
+    settle(qtbot, window)
+
+
+def test_a_reader_who_moved_while_the_worklist_filled_stays_where_they_are(qtbot, tmp_path, kermany):
+    folder = tmp_path / "big"
+    copy_films(kermany, folder, 96)
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: window.panes[0].analysis is not None and len(window.worklist.table.films) >= 2,
+                    timeout=30_000)
+    assert len(window.worklist.table.films) < 96
+    qtbot.keyClick(window.panes[0].view, Qt.Key.Key_Down)  # the reader moves on while the rest fill in
+    qtbot.waitUntil(lambda: window.film is not None and window.film.id == window.worklist.current().id,
+                    timeout=30_000)
+    chosen = window.worklist.current()
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 96, timeout=120_000)
+    assert window.worklist.current().id == chosen.id and on_screen(window) == chosen.info.path
     settle(qtbot, window)
 
 

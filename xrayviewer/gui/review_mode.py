@@ -54,6 +54,7 @@ class ReviewPart(QObject):
         self.open_film, self.docks, self.last_folder, self.messages = open_film, docks, last_folder, messages
         self.dialog_parent = parent
         self._resumed = False  # the worklist has put its first film on screen
+        self._first: int | None = None  # the film the worklist chose itself while it filled
         self._last_refresh = 0.0
         self._ahead: set[Worker] = set()  # decode-ahead workers in flight
         self.worklist = WorklistView()
@@ -169,6 +170,7 @@ class ReviewPart(QObject):
     def _worklist_filled(self, count: int) -> None:
         self.session.reload()
         self._resume()
+        self._most_suspicious_first()
         self.messages.status(f"Worklist ready: {films_text(count)}", 8000)
 
     def _worklist_progress(self, done: int, total: int) -> None:
@@ -191,12 +193,26 @@ class ReviewPart(QObject):
         if self._resumed or not self.worklist.table.films:
             return
         self._resumed = True
+        self._first = None
         wanted = self.session.remembered_film()
         if wanted is not None and self.worklist.select(wanted):
             return
         order = self.worklist.order() or self.worklist.table.films
         first = next((f for f in order if f.decision is None), order[0])
+        self._first = first.id
         self.worklist.select(first.id)
+
+    def _most_suspicious_first(self) -> None:
+        """The worklist opened on the first film found, before the others were analysed: once all are, the most
+        suspicious unread film takes its place, unless the reader has moved or decided meanwhile (rows that
+        arrive never move the reader while reading)."""
+        first, self._first = self._first, None
+        film = self.session.film_row(first)
+        if film is None or self.session.chosen != first or film.decision is not None:
+            return
+        top = next((f for f in self.worklist.order() if f.decision is None), None)
+        if top is not None and top.id != first:
+            self.worklist.select(top.id)
 
     # ----- moving -----
     def show_worklist_film(self, film: FilmRow) -> None:

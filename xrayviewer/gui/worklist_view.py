@@ -284,7 +284,10 @@ class WorklistView(QWidget):
         layout.addWidget(self.view, 1)
         layout.addWidget(self.note)
         layout.addLayout(buttons)
-        layout.addWidget(self.reader)
+        reader = QHBoxLayout()
+        reader.addWidget(QLabel("Reader"))
+        reader.addWidget(self.reader, 1)
+        layout.addLayout(reader)
         layout.addWidget(self.store_label)
 
     def show_store(self, path: Path) -> None:
