@@ -287,3 +287,14 @@ def test_the_window_is_titled_by_the_patients_name(qtbot, tmp_path, dicom_data):
         window.open_paths([film])
     assert window.windowTitle().startswith(f"CompressedSamples, RG1 - {film.name} - XRay Viewer")
     settle(qtbot, window)
+
+
+def test_a_display_with_no_server_is_one_clear_message(tmp_path):
+    """DISPLAY=:55 with no X server there: Qt aborted (exit 134) blaming xcb-cursor0."""
+    import os
+
+    number = next(n for n in range(55, 99) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY", "XDG_SESSION_TYPE")}
+    result = viewer("--demo", env={**env, "DISPLAY": f":{number}"}, timeout=60)
+    assert result.returncode == 2 and f"No X server answers at DISPLAY=:{number}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "xcb-cursor" not in result.stderr

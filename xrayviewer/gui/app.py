@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -62,6 +64,11 @@ def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, pr
     if screenshot is not None and (problem := unwritable(screenshot)):
         print(f"error: {screenshot}: {problem}", file=sys.stderr)
         return 1
+    if problem := display_problem(os.environ):
+        from xrayviewer.qt_platform import EXIT_CODE
+
+        print(problem, file=sys.stderr)
+        return EXIT_CODE
     from xrayviewer.gui.main_window import MainWindow
     from xrayviewer.gui.workers import load_readers
 
@@ -107,6 +114,31 @@ def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, pr
     window.cancel_work()  # a worklist still filling stops at its next film; what runs ends before Python does
     QThreadPool.globalInstance().waitForDone(10_000)
     return status["code"] if screenshot is not None else code
+
+
+def display_problem(env) -> str | None:
+    """Why Qt's xcb plug-in would find no X server at $DISPLAY (it aborts the process, exit 134, with a message about
+    xcb-cursor), else None. Only where xcb is the plug-in Qt will use and DISPLAY names a display."""
+    chosen = env.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
+    wayland = not chosen and (env.get("WAYLAND_DISPLAY") or env.get("XDG_SESSION_TYPE") == "wayland")
+    match = re.fullmatch(r"(?P<host>[^:]*):(?P<number>\d+)(\.\d+)?", env.get("DISPLAY", ""))
+    if not sys.platform.startswith("linux") or chosen not in ("", "xcb") or wayland or match is None:
+        return None
+    host, number = match["host"], int(match["number"])
+    try:
+        if host in ("", "unix"):
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(2)
+                try:
+                    s.connect(f"/tmp/.X11-unix/X{number}")
+                except OSError:
+                    s.connect(f"\0/tmp/.X11-unix/X{number}")  # the abstract socket of a server without the file
+        else:
+            socket.create_connection((host, 6000 + number), timeout=2).close()
+    except OSError as exc:
+        return (f"No X server answers at DISPLAY={env['DISPLAY']} ({exc.strerror or exc}): start one or set DISPLAY to "
+                "a running one. Without a display, `xrayviewer FILE --screenshot out.png` renders offscreen.")
+    return None
 
 
 def unwritable(picture: Path) -> str | None:
