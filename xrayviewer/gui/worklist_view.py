@@ -267,10 +267,10 @@ class WorklistView(QWidget):
                                "computer's login")
         self.note = NoteField()
         self.note.setPlaceholderText("Note for this film (N; Enter or Esc: back to the film), kept as you type")
-        top = QHBoxLayout()
-        top.addWidget(self.progress, 1)
+        top = QHBoxLayout()  # under the progress line, so that the dock keeps the width it had
         top.addWidget(self.shown)
         top.addWidget(self.unread_only)
+        top.addStretch(1)
         buttons = QHBoxLayout()
         for key, decision in DECISION_KEYS:
             button = QPushButton(f"{key} {decision.capitalize()}")
@@ -280,6 +280,7 @@ class WorklistView(QWidget):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.progress)
         layout.addLayout(top)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.note)
