@@ -107,7 +107,7 @@ def test_analyze_an_exception_in_one_analysis_keeps_the_batch(tmp_path):
     (quadrant,) = films(tmp_path / "films", 1)
     model = nan_for_dark_films(tmp_path / "picky.onnx")
     result = xrayviewer("analyze", str(uniform), str(quadrant), "--model", str(model), "--provider", "cpu",
-                        "--force", "--method", "scorecam")
+                        "--force", "--method", "scorecam", "--out", str(tmp_path / "overlays"))  # a map is made to be drawn
     assert result.returncode == 1 and "Traceback" not in result.stderr
     first, second = map(json.loads, result.stdout.splitlines())
     assert first["path"] == str(uniform) and "picky.onnx" in first["error"] and "NaN" in first["error"]

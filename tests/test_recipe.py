@@ -135,3 +135,20 @@ def test_validate_reports_every_figure_for_the_shipped_model(validation_films):
     lungs = r["lung_reliance"]
     assert 0 <= lungs["auc_lung_boxes_blanked"] <= 1 and 0 <= lungs["auc_only_lung_boxes"] <= 1
     assert r["cam_reference"]["gradcam"] > 0 and r["cam_reference"]["scorecam"] > 0
+
+
+def test_fine_tuning_starts_from_the_shipped_files_function(films):
+    pytest.importorskip("keras", reason="the Keras model needs the convert extra (tensorflow)")
+    import onnxruntime as ort
+    from xrayviewer.models import resolve
+
+    from converters.onnx_init import load_onnx_weights
+    from converters.train import build_model
+
+    x = to_input(films[:8], 0.09)
+    model = build_model("mobilenetv2", 224)
+    load_onnx_weights(model, resolve("mobilenetv2"), x)
+    session = ort.InferenceSession(str(resolve("mobilenetv2")), providers=["CPUExecutionProvider"])
+    expected = session.run(["probability"], {"image": x})[0][:, 0]
+    assert np.abs(model.predict(x, verbose=0)[:, 0] - expected).max() < 1e-4
+    assert np.abs(model(x, training=True).numpy()[:, 0] - expected).mean() < 0.05  # batch statistics start near
