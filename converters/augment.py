@@ -8,6 +8,7 @@ versions of acquisition changes a model meets outside its training folder.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -97,22 +98,42 @@ def _erase(gray: np.ndarray, rng: np.random.Generator, at_corner: bool) -> np.nd
     return out
 
 
-def augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Recipe v2: geometry, exposure/contrast/gamma, blur or sharpen, noise, JPEG, markers, random erasing.
+@dataclass(frozen=True)
+class Strength:
+    """How hard a recipe shifts acquisition: its contrast and gamma draws, and the odds and ranges of blur,
+    sharpening and noise (geometry, JPEG, markers and erasing are the same in every recipe)."""
 
-    No horizontal flips: a chest film is not left-right symmetric (heart, aortic knob, gastric
-    bubble, side markers), and mirrored films would teach anatomy that never occurs.
-    """
+    contrast: Callable[[np.random.Generator], float]
+    gamma: Callable[[np.random.Generator], float]
+    gamma_odds: float
+    blur_odds: float
+    blur_sd: tuple[float, float]
+    sharpen_odds: float  # counted on top of blur_odds
+    noise_odds: float
+    noise_sd: tuple[float, float]
+
+
+V2 = Strength(contrast=lambda rng: rng.uniform(0.7, 1.35), gamma=lambda rng: float(np.exp(rng.uniform(-0.35, 0.35))),
+              gamma_odds=0.6, blur_odds=0.25, blur_sd=(0.4, 1.6), sharpen_odds=0.15, noise_odds=0.3,
+              noise_sd=(2, 10))
+V3 = Strength(contrast=lambda rng: float(np.exp(rng.uniform(np.log(0.3), np.log(1.35)))),
+              gamma=lambda rng: float(np.exp(rng.uniform(np.log(0.6), np.log(1.6)))),
+              gamma_odds=0.7, blur_odds=0.3, blur_sd=(0.3, 1.5), sharpen_odds=0.15, noise_odds=0.4,
+              noise_sd=(2, 14))
+
+
+def augmented(gray: np.ndarray, rng: np.random.Generator, strength: Strength) -> np.ndarray:
+    """Geometry, exposure/contrast/gamma, blur or sharpen, noise, JPEG, markers, random erasing, at `strength`."""
     out = _affine(gray, rng)
-    out = _levels(out, rng.uniform(0.7, 1.35), rng.uniform(-30, 30),
-                  float(np.exp(rng.uniform(-0.35, 0.35))) if rng.random() < 0.6 else 1.0)
+    out = _levels(out, strength.contrast(rng), rng.uniform(-30, 30),
+                  strength.gamma(rng) if rng.random() < strength.gamma_odds else 1.0)
     r = rng.random()
-    if r < 0.25:
-        out = _blur(out, rng.uniform(0.4, 1.6))
-    elif r < 0.4:
+    if r < strength.blur_odds:
+        out = _blur(out, rng.uniform(*strength.blur_sd))
+    elif r < strength.blur_odds + strength.sharpen_odds:
         out = _sharpen(out, rng.uniform(0.3, 1.5))
-    if rng.random() < 0.3:
-        out = _noise(out, rng.uniform(2, 10), rng)
+    if rng.random() < strength.noise_odds:
+        out = _noise(out, rng.uniform(*strength.noise_sd), rng)
     if rng.random() < 0.3:
         out = _jpeg(out, int(rng.integers(25, 95)))
     if rng.random() < 0.25:
@@ -120,6 +141,15 @@ def augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         out = _erase(out, rng, at_corner=rng.random() < 0.5)
     return out
+
+
+def augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Recipe v2: geometry, exposure/contrast/gamma, blur or sharpen, noise, JPEG, markers, random erasing.
+
+    No horizontal flips: a chest film is not left-right symmetric (heart, aortic knob, gastric
+    bubble, side markers), and mirrored films would teach anatomy that never occurs.
+    """
+    return augmented(gray, rng, V2)
 
 
 def augment_v3(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -129,23 +159,7 @@ def augment_v3(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     contrast change, so what the model must learn is the coarser quantisation and the amplified noise of faint
     films, and the gamma, blur and noise that no linear stretch removes.
     """
-    out = _affine(gray, rng)
-    out = _levels(out, float(np.exp(rng.uniform(np.log(0.3), np.log(1.35)))), rng.uniform(-30, 30),
-                  float(np.exp(rng.uniform(np.log(0.6), np.log(1.6)))) if rng.random() < 0.7 else 1.0)
-    r = rng.random()
-    if r < 0.3:
-        out = _blur(out, rng.uniform(0.3, 1.5))
-    elif r < 0.45:
-        out = _sharpen(out, rng.uniform(0.3, 1.5))
-    if rng.random() < 0.4:
-        out = _noise(out, rng.uniform(2, 14), rng)
-    if rng.random() < 0.3:
-        out = _jpeg(out, int(rng.integers(25, 95)))
-    if rng.random() < 0.25:
-        out = _marker(out, rng, corner=rng.random() < 0.5)
-    if rng.random() < 0.5:
-        out = _erase(out, rng, at_corner=rng.random() < 0.5)
-    return out
+    return augmented(gray, rng, V3)
 
 
 def _corner_block(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
