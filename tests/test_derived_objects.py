@@ -260,3 +260,7 @@ def test_export_command_rewrites_the_same_objects_and_a_pacs_stores_nothing_new(
     assert exported[0] == exported[1] and instances == first  # the second send added nothing
     source = pydicom.dcmread(dicom_data / CHEST_CR, stop_before_pixels=True).SOPInstanceUID
     assert source in instances
+    again = xrayviewer(data_home, "pacs", "get", orthanc.node, chest_study(dicom_data))  # the study, retrieved again
+    assert [f["path"] for f in lines(again)] == [film["path"]], again.stdout  # the film only: not the overlay SC
+    assert "this viewer's own AI overlay, not a film: skipped" in again.stderr
+    assert "this viewer's own AI heatmap, not a film: skipped" in again.stderr

@@ -46,6 +46,7 @@ from xrayviewer.core.errors import OutputError
 from xrayviewer.core.reading.digest import file_sha256
 from xrayviewer.core.reading.display import to_display
 from xrayviewer.core.review.derived_uids import check_source_uids, derived_uid
+from xrayviewer.core.review.pacs import AI_OVERLAY_SERIES
 from xrayviewer.core.review.parametric_map import parametric_map, pixel_spacing, strongest_outline
 from xrayviewer.core.review.report_image import Reading, enlarged, oriented, reading_picture
 from xrayviewer.core.review.store import Decision
@@ -286,7 +287,7 @@ def secondary_capture(source: Dataset, picture: np.ndarray, is_dicom: bool, read
         patient_orientation=orientation or ("L", "F"), transfer_syntax_uid=pydicom.uid.ExplicitVRLittleEndian)
     if orientation is None:
         sc.PatientOrientation = None  # type 2: present and empty, "unknown", rather than a guess
-    sc.SeriesDescription = "AI overlay (research use only, not a diagnosis)"
+    sc.SeriesDescription = AI_OVERLAY_SERIES
     sc.ImageComments = "XRay Viewer overlay: heatmap, measurements and result; research use only"
     sc.SoftwareVersions = __version__
     sc.BurnedInAnnotation = "YES"  # the patient's name and ID are in the result block

@@ -56,6 +56,9 @@ RETRIEVED_CLASSES = ("1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1",
                      "1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4",
                      "1.2.840.10008.5.1.4.1.1.6.1")  # CR, DX (presentation, processing), SC, CT, MR, US
 NON_IMAGE_MODALITIES = {"SR", "KO", "PR", "DOC", "REG", "SEG", "RWV", "PLAN", "AU", "ECG"}  # series not retrieved
+AI_OVERLAY_SERIES = "AI overlay (research use only, not a diagnosis)"  # this viewer's own SC
+AI_HEATMAP_SERIES = "AI heatmap (research use only, not a diagnosis)"  # its Parametric Map (the film's modality)
+OWN_SERIES = {AI_OVERLAY_SERIES: "AI overlay", AI_HEATMAP_SERIES: "AI heatmap"}  # never retrieved as films
 MIXED_MODALITIES = {"OT", ""}  # images (a Secondary Capture) or not (a Parametric Map): the films' classes tell
 SUCCESS, OUT_OF_RESOURCES, NOT_AUTHORISED, SOP_CLASS_REFUSED, CANNOT_UNDERSTAND = 0x0000, 0xA700, 0x0124, 0x0122, 0xC000
 PENDING = (0xFF00, 0xFF01)
@@ -356,11 +359,15 @@ def image_series(node: Node, study_uids: Iterable[str], aet: str = DEFAULT_AET, 
             query = Dataset()
             query.QueryRetrieveLevel, query.StudyInstanceUID = "SERIES", study_uid
             query.SeriesInstanceUID, query.Modality, query.NumberOfSeriesRelatedInstances = "", "", ""
+            query.SeriesDescription = ""
             for answer in _matches(assoc, query, limits, f"C-FIND of the series of study {study_uid}", note):
                 series_uid = answer.uid("SeriesInstanceUID")
                 if answer.text("StudyInstanceUID") not in ("", study_uid) or not series_uid:
                     note(f"study {study_uid}: a series answer without a valid SeriesInstanceUID of this study: "
                          "skipped")
+                elif answer.text("SeriesDescription") in OWN_SERIES:
+                    note(f"study {study_uid}: series {series_uid} is this viewer's own "
+                         f"{OWN_SERIES[answer.text('SeriesDescription')]}, not a film: skipped")
                 elif answer.text("Modality").upper() not in NON_IMAGE_MODALITIES and (
                         answer.text("Modality").upper() not in MIXED_MODALITIES or
                         _holds_images(assoc, study_uid, series_uid, limits, note)):

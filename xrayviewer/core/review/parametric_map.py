@@ -22,6 +22,7 @@ from pydicom.sr.codedict import codes
 
 from xrayviewer import __version__
 from xrayviewer.core.review.derived_uids import derived_uid
+from xrayviewer.core.review.pacs import AI_HEATMAP_SERIES
 
 MANUFACTURER = "XRay Viewer"
 QUANTITIES = {"gradcam": codes.DCM.GradientWeightedClassActivation, "occlusion": codes.DCM.Saliency}
@@ -71,7 +72,7 @@ def parametric_map(source: Dataset, heat: np.ndarray, series_uid: str, sop_uid: 
         plane_orientation=hd.PlaneOrientationSequence("PATIENT", orientation),
         plane_positions=[hd.PlanePositionSequence("PATIENT", [float(v) for v in plane.ImagePositionPatient])],
         content_qualification="RESEARCH", derivation=codes.DCM.ClassActivation)
-    pm.SeriesDescription = "AI heatmap (research use only, not a diagnosis)"
+    pm.SeriesDescription = AI_HEATMAP_SERIES
     if "ImagePositionPatient" not in source and "FrameOfReferenceUID" not in source:
         pm.PositionReferenceIndicator = None  # type 2: no anatomical reference point for the film's plane
     return pm
