@@ -98,15 +98,19 @@ def test_screenshot_errors_exit_1_and_the_picture_has_the_first_window_size(tmp_
     assert unreadable.returncode == 1 and "notes.txt" in unreadable.stderr
     assert not (tmp_path / "notes.png").exists()
 
+    from xrayviewer.gui.settings import Settings
+
+    settings = Settings()
+    settings.set_compare(False)  # an earlier test of the suite may have left side by side on
+    settings.store.sync()
     shot = tmp_path / "compare.png"
     done = viewer("--demo", "--compare", "--screenshot", str(shot))
     assert done.returncode == 0, done.stderr
     import cv2
 
     assert cv2.imread(str(shot)).shape[:2] == (950, 1500)
-    from xrayviewer.gui.settings import Settings
-
-    assert Settings().compare() is False  # the tests' own settings folder (conftest), as the next start reads it
+    settings.store.sync()  # read back what the viewer's run left on disk
+    assert settings.compare() is False  # the tests' own settings folder (conftest), as the next start reads it
 
 
 def test_ctrl_c_closes_the_viewer(tmp_path, kermany):
