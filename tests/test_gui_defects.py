@@ -149,12 +149,18 @@ def test_recent_and_the_last_folder_are_absolute(tmp_path, monkeypatch):
     assert settings.recent() == [str(tmp_path / "films")] and settings.last_folder() == str(tmp_path / "films")
 
 
-def test_the_worklist_elides_names_at_the_end_and_counts_one_film(qtbot, tmp_path, kermany):
+def reviewing(qtbot, tmp_path: Path, kermany, films: int):
+    """A window reviewing a folder of `films` chest films in a new store, its worklist filled."""
     folder = tmp_path / "today"
-    copy_films(kermany, folder, 1)
+    copy_films(kermany, folder, films)
     window = open_window(qtbot, "mobilenetv2", tmp_path / "store" / "review.sqlite")
     window.review_paths([folder])
-    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 1, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == films, timeout=60_000)
+    return window
+
+
+def test_the_worklist_elides_names_at_the_end_and_counts_one_film(qtbot, tmp_path, kermany):
+    window = reviewing(qtbot, tmp_path, kermany, 1)
     assert window.worklist.view.textElideMode() == Qt.TextElideMode.ElideRight
     assert window.statusBar().currentMessage() in ("Worklist ready: 1 film", "")
     window.decide("normal")
@@ -192,18 +198,14 @@ def test_the_worklists_report_is_exported_from_the_viewer(qtbot, tmp_path, kerma
     """The day's report could only be written by `xrayviewer report` on the command line."""
     import csv
 
-    folder = tmp_path / "today"
-    copy_films(kermany, folder, 3)
-    window = open_window(qtbot, "mobilenetv2", tmp_path / "store" / "review.sqlite")
-    window.review_paths([folder])
-    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 3, timeout=60_000)
+    window = reviewing(qtbot, tmp_path, kermany, 3)
     film = window.worklist.current()
     qtbot.waitUntil(lambda: window.film is not None and window.film.id == film.id, timeout=30_000)
     window.decide("pneumonia")
     window.review.export_report(tmp_path / "report.csv")
     with open(tmp_path / "report.csv", newline="") as f:
         table = list(csv.DictReader(f))
-    assert sorted(r["path"] for r in table) == sorted(str(p) for p in folder.iterdir())
+    assert sorted(r["path"] for r in table) == sorted(str(p) for p in (tmp_path / "today").iterdir())
     assert [r["decision"] for r in table if r["path"] == film.info.path] == ["pneumonia"]
     assert "3 films, 1 reviewed" in window.statusBar().currentMessage()
     window.review.export_report(tmp_path / "missing" / "report.csv")
@@ -258,11 +260,7 @@ def test_the_worklist_shows_all_ai_positive_or_decided_films(qtbot, tmp_path, ke
     """It could only hide the decided films."""
     from xrayviewer.core.review.session import ai_positive
 
-    folder = tmp_path / "today"
-    copy_films(kermany, folder, 6)
-    window = open_window(qtbot, "mobilenetv2", tmp_path / "store" / "review.sqlite")
-    window.review_paths([folder])
-    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 6, timeout=60_000)
+    window = reviewing(qtbot, tmp_path, kermany, 6)
     films, model = window.worklist.table.films, window.worklist.table.model
     positive = {f.id for f in films if ai_positive(f, model)}
     assert 0 < len(positive) < 6  # else the filter below shows nothing it could get wrong
