@@ -83,7 +83,20 @@ class Transaction:
         return rows[0] if rows else None
 
 
-class SqliteBackend:
+class Dialect:
+    """A back-end's SQL: the schema's and queries' tokens replaced by its own text (`TOKENS`)."""
+
+    TOKENS: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    @cache
+    def translate(cls, sql: str) -> str:
+        for token, text in cls.TOKENS.items():
+            sql = sql.replace(token, text)
+        return sql
+
+
+class SqliteBackend(Dialect):
     """One SQLite file in WAL mode, one connection shared by the threads of a process under a lock."""
 
     dialect = "sqlite"
@@ -99,13 +112,6 @@ class SqliteBackend:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
-
-    @staticmethod
-    @cache
-    def translate(sql: str) -> str:
-        for token, text in SqliteBackend.TOKENS.items():
-            sql = sql.replace(token, text)
-        return sql
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -128,7 +134,7 @@ class SqliteBackend:
         self.db.close()
 
 
-class PostgresBackend:
+class PostgresBackend(Dialect):
     """A PostgreSQL database through a psycopg 3 connection pool (connections checked before use, so one broken by
     a server restart is replaced)."""
 
@@ -161,13 +167,6 @@ class PostgresBackend:
         return StoreUnreachable(self.name, "cannot use the review database", reason,
                                 "Check the server, the user and its password (in the URL, PGPASSFILE or a service "
                                 "file), and sslmode.")
-
-    @staticmethod
-    @cache
-    def translate(sql: str) -> str:
-        for token, text in PostgresBackend.TOKENS.items():
-            sql = sql.replace(token, text)
-        return sql
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
