@@ -66,12 +66,8 @@ def test_a_worklist_that_cannot_be_filled_says_why(qtbot, tmp_path, kermany):
 def test_a_note_typed_just_before_a_crash_is_kept(qtbot, tmp_path, kermany):
     """The draft was written 0.5 s after the last key: typed at a key per 30 ms and killed 150 ms later, the note was
     lost. Here the store is read from another connection 150 ms after the last key, as a restart would read it."""
-    folder = tmp_path / "today"
-    copy_films(kermany, folder, 2)
-    db = tmp_path / "store" / "review.sqlite"
-    window = open_window(qtbot, "mobilenetv2", db)
-    window.review_paths([folder])
-    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 2, timeout=60_000)
+    window = reviewing(qtbot, tmp_path, kermany, 2)
+    db = tmp_path / "store" / "review.sqlite"  # reviewing()'s store
     film = window.worklist.current()
     qtbot.waitUntil(lambda: on_screen(window) == film.info.path and window.film is not None, timeout=30_000)
     qtbot.keyClick(window.panes[0].view, Qt.Key.Key_N)
@@ -218,12 +214,8 @@ def test_a_decision_without_a_reader_name_never_names_the_login(qtbot, tmp_path,
     from xrayviewer.gui.settings import Settings
 
     Settings().set_reader("")
-    folder = tmp_path / "today"
-    copy_films(kermany, folder, 2)
-    db = tmp_path / "store" / "review.sqlite"
-    window = open_window(qtbot, "mobilenetv2", db)
-    window.review_paths([folder])
-    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 2, timeout=60_000)
+    window = reviewing(qtbot, tmp_path, kermany, 2)
+    db = tmp_path / "store" / "review.sqlite"  # reviewing()'s store
     window.worklist.move("first")  # a film with another after it: the status bar keeps the confirmation
     first = window.worklist.order()[0]
     qtbot.waitUntil(lambda: window.film is not None and window.film.id == first.id, timeout=30_000)
