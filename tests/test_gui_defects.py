@@ -292,3 +292,32 @@ def test_a_display_with_no_server_is_one_clear_message(tmp_path):
     result = viewer("--demo", env={**env, "DISPLAY": f":{number}"}, timeout=60)
     assert result.returncode == 2 and f"No X server answers at DISPLAY=:{number}" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and "xcb-cursor" not in result.stderr
+
+
+def test_the_worklist_shows_the_age_a_birth_date_gives(qtbot, tmp_path, dicom_data):
+    """Age/Sex showed only 'F' for pydicom-data's chest CR: it has a birth date and a study date, no PatientAge."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from xrayviewer.gui.worklist_view import COLUMNS
+
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    ds = pydicom.dcmread(dicom_data / "RG1_J2KR.dcm")  # born 1940-03-05, studied 2004-08-26
+    assert "PatientAge" not in ds
+    ds.save_as(folder / "adult.dcm")
+    ds.PatientBirthDate, ds.SOPInstanceUID = "20040201", generate_uid()
+    ds.save_as(folder / "infant.dcm")
+    ds = pydicom.dcmread(dicom_data / "RG3_J2KR.dcm")  # born 1979-04-08, acquired 1992-12-25
+    del ds.StudyDate
+    ds.save_as(folder / "no-study-date.dcm")
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 3, timeout=120_000)
+    model, column = window.worklist.table, COLUMNS.index("Age/Sex")
+    shown = {Path(f.info.path).name: model.data(model.index(row, column))
+             for row, f in enumerate(model.films)}
+    assert shown == {"adult.dcm": "64Y F", "infant.dcm": "6M F", "no-study-date.dcm": "13Y F"}
+    assert {Path(f.info.path).name: f.info.patient_age for f in model.films} == {
+        "adult.dcm": "064Y", "infant.dcm": "006M", "no-study-date.dcm": "013Y"}
+    settle(qtbot, window)

@@ -433,6 +433,7 @@ def metadata_of(ds: Dataset) -> Metadata:
         patient_sex=text(ds, "PatientSex"),
         accession=text(ds, "AccessionNumber"),
         study_date=text(ds, "StudyDate"),
+        acquisition_date=text(ds, "AcquisitionDate") or text(ds, "ContentDate"),
         study_description=text(ds, "StudyDescription"),
         series_description=text(ds, "SeriesDescription"),
         modality=text(ds, "Modality"),

@@ -39,6 +39,7 @@ class Metadata:
     patient_sex: str = ""
     accession: str = ""
     study_date: str = ""
+    acquisition_date: str = ""  # AcquisitionDate, else ContentDate: when the film was taken
     study_description: str = ""
     series_description: str = ""
     modality: str = ""

@@ -18,9 +18,10 @@ import numpy as np
 
 from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.errors import XRayViewerError
-from xrayviewer.core.reading.display import to_display
-from xrayviewer.core.reading.record import ImageRecord
 from xrayviewer.core.reading.digest import file_sha256
+from xrayviewer.core.reading.display import to_display
+from xrayviewer.core.reading.readable import age_at
+from xrayviewer.core.reading.record import ImageRecord
 from xrayviewer.core.review.store import FilmInfo, ModelResult, ReviewStore
 
 BATCH = 16
@@ -71,7 +72,8 @@ def film_path(raw: str | Path) -> Path:
 
 
 def film_info(path: Path, sha256: str, record: ImageRecord | None = None, error: str | None = None) -> FilmInfo:
-    """The store's view of a film: file identity plus header fields when it was read."""
+    """The store's view of a film: file identity plus header fields when it was read; without a PatientAge, the
+    age at the study (or acquisition) computed from the birth date."""
     stat = path.stat()
     base = FilmInfo(str(path), stat.st_size, stat.st_mtime_ns, sha256, error=error)
     if record is None:
@@ -80,7 +82,7 @@ def film_info(path: Path, sha256: str, record: ImageRecord | None = None, error:
     return FilmInfo(str(path), stat.st_size, stat.st_mtime_ns, sha256,
                     sop_uid(path) if record.format == "dicom" else "", m.study_uid, m.series_uid, m.patient_id,
                     m.patient_name, m.study_date, m.study_description, m.modality, m.view_position, m.accession,
-                    m.patient_age, m.patient_sex)
+                    m.patient_age or age_at(m.patient_birth_date, m.study_date or m.acquisition_date), m.patient_sex)
 
 
 class Worklist:
