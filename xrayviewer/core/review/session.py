@@ -11,15 +11,28 @@ without a window (tests/test_reading_session.py):
 - A note is kept as a draft at every change, until it is saved with a decision.
 - A write the store refuses (disk full, the file gone) raises `NotSaved`, naming the file and what was not saved; the
   session's state stays as it was.
+
+On a store shared by several readers (a PostgreSQL server; tests/test_shared_session.py), without a folder the
+worklist is every film in the store, and:
+- The film on screen is claimed in the reader's name when shown, its lease renewed while it stays (`fetch_news`, off
+  the GUI thread), and given back when the reader moves on undecided or closes (`close`); a decision ends it.
+- A film another reader holds is read-only: a decision on it is `Refused` "Being read by NAME"; it becomes the
+  reader's once the other lets it go. The worklist knows every live claim (`claims`) and reads the films again
+  when another reader changed them (`fetch_news` then `apply_news`, a short poll).
+- A server that cannot be reached is said once (`connection_changed`) until a look succeeds again; meanwhile a
+  decision is `NotSaved` at once (shown as made only once committed) and a typed note is kept here, written as the
+  film's draft when the server is back.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -27,7 +40,18 @@ from xrayviewer.core.analysis.cam import DEFAULT_METHOD
 from xrayviewer.core.analysis.engine import Analysis, Engine
 from xrayviewer.core.analysis.overlay import OverlayStyle
 from xrayviewer.core.reading.record import ImageRecord
-from xrayviewer.core.review.store import Decision, FilmRow, Mark, ReviewStore, default_db_path
+from xrayviewer.core.review.store import (
+    LEASE_S,
+    Claim,
+    ClaimRefused,
+    Decision,
+    FilmRow,
+    Mark,
+    ReviewStore,
+    default_location,
+    location,
+)
+from xrayviewer.core.review.store_sql import StoreUnreachable, is_server, masked
 from xrayviewer.core.review.worklist import film_path
 
 ROOTS_KEY = "worklist_roots"
@@ -64,6 +88,19 @@ class Refused(Exception):
 
 class NotSaved(Exception):
     """The store refused a write: the message names the file and what was not saved."""
+
+
+@dataclass(frozen=True)
+class News:
+    """What a shared store says now: read off the GUI thread (`ReadingSession.fetch_news`), applied on it
+    (`apply_news`)."""
+
+    claims: dict[int, Claim] = field(default_factory=dict)
+    revision: tuple = ()
+    films: list[FilmRow] | None = None  # None: unchanged since the revision the look started from
+    renewed: int | None = None  # the film whose lease was renewed, if one was due
+    lost: int | None = None  # the film whose lease could not be renewed (another reader took it)
+    unreachable: str = ""  # why the store could not be reached ('' when it answered)
 
 
 @dataclass(frozen=True)
@@ -120,6 +157,9 @@ class ReadingSession:
     - `decision_recorded(film, decision)` and `decision_undone(film, withdrawn)`
     - `draft_kept(film_id, text)`: a typed note was written as a draft
     - `pane_changed(pane)`: a pane's settings or style changed
+    - on a shared store: `claims_changed(claims)` (film id -> Claim, who reads what), `hold_changed(film, holder)`
+      (the film on screen is another reader's, `holder` naming them, or the reader's own: None) and
+      `connection_changed(problem)` (the store is unreachable, and why; '' once it answers again)
     """
 
     def __init__(self, engine: Engine, panes: list[PaneState], db: str | Path | None = None,
@@ -130,7 +170,8 @@ class ReadingSession:
         self.panes = panes
         self.active = panes[0]
         self.compare = False
-        self.db_path = Path(db) if db is not None else default_db_path()
+        self.db_path = location(db) if db is not None else default_location()  # a file, or a server's URL
+        self.shared = is_server(self.db_path)  # a store on a server, shared with other readers
         self.reader = reader
         self.store: ReviewStore | None = None
         self.record: ImageRecord | None = None  # the film on screen
@@ -147,6 +188,15 @@ class ReadingSession:
         self.film_shown, self.films_changed, self.note_shown = Event(), Event(), Event()
         self.decision_recorded, self.decision_undone, self.draft_kept = Event(), Event(), Event()
         self.pane_changed = Event()
+        self.lease_s = LEASE_S
+        self.claims: dict[int, Claim] = {}  # live claims on a shared store, by film id
+        self.holder: str | None = None  # another reader holding the film on screen: it is read-only
+        self.held: int | None = None  # the film this reader holds (claimed when shown)
+        self.unreachable = ""  # why the shared store cannot be reached ('' while it can)
+        self.pending: dict[int, str] = {}  # notes typed while it could not be: written as drafts once it can
+        self.revision: tuple = ()  # the store's revision the films were read at
+        self._renewed_at = 0.0
+        self.claims_changed, self.hold_changed, self.connection_changed = Event(), Event(), Event()
 
     # ----- the store -----
     def open_store(self) -> ReviewStore:
@@ -156,19 +206,175 @@ class ReadingSession:
         return self.store
 
     def state(self, key: str, default: str = "") -> str:
-        return self.store.state(key, default) if self.store is not None else default
+        if self.store is None or (self.shared and self.unreachable):
+            return default
+        return self.store.state(self._key(key), default)
 
     def set_state(self, key: str, value: str) -> None:
-        if self.store is not None:
-            self._saved("where the reader is", lambda: self.store.set_state(key, value))
+        if self.store is not None and not (self.shared and self.unreachable):
+            self._saved("where the reader is", lambda: self.store.set_state(self._key(key), value))
+
+    def _key(self, key: str) -> str:
+        """A state's key: on a shared store each reader's own (where one reader is is nobody else's)."""
+        return f"{key}@{self.reader().strip()}" if self.shared else key
 
     def _saved(self, what: str, write: Callable[[], object]):
-        """One write to the store; a failure is `NotSaved`, naming the file and what was not saved."""
+        """One write to the store; a failure is `NotSaved`, naming the file and what was not saved (a server that
+        cannot be reached: said at once, without trying, until a look finds it again)."""
+        if self.unreachable:
+            raise NotSaved(f"{what[:1].upper()}{what[1:]} was not saved: {self.unreachable_text()}")
         try:
             return write()
+        except StoreUnreachable as exc:
+            self._lost_connection(exc)
+            raise NotSaved(f"{what[:1].upper()}{what[1:]} was not saved: {self.unreachable_text()}") from None
+        except ClaimRefused as exc:
+            raise Refused(str(exc), banner=True) from None
         except (sqlite3.Error, OSError) as exc:
             raise NotSaved(f"{self.db_path}: {what} was not saved: {exc}. Check the disk and the file's "
                            "permissions, then try again.") from None
+
+    # ----- a shared store: who reads what, and the connection -----
+    def place(self) -> str:
+        """Where the store is, for messages: the server's host (and port), or the file."""
+        if not self.shared:
+            return str(self.db_path)
+        url = urlsplit(str(self.db_path))
+        return f"{url.hostname}:{url.port}" if url.hostname and url.port else url.hostname or masked(str(self.db_path))
+
+    def unreachable_text(self) -> str:
+        return (f"the shared worklist at {self.place()} is unreachable: {self.unreachable} Retrying; what you type "
+                "is kept here until it is back.")
+
+    def _lost_connection(self, exc: BaseException) -> None:
+        why = exc.why if isinstance(exc, StoreUnreachable) else str(exc)
+        first = not self.unreachable
+        self.unreachable = why if why.endswith(".") else f"{why}."
+        if first:
+            self.connection_changed.emit(self.unreachable)
+
+    def read_only(self) -> str:
+        """Why the film on screen takes no decision nor note on a shared store ('' when it does)."""
+        if not self.shared or self.film is None:
+            return ""
+        if self.holder:
+            return f"Being read by {self.holder}"
+        if not self.reader().strip():
+            return "Give your name (Reader, under the decision buttons): on a shared worklist each film is read " \
+                   "in a reader's name"
+        return ""
+
+    def _hold(self, film: FilmRow | None) -> None:
+        """The film on screen changed: give back the one held before (undecided) and claim this one."""
+        if self.held is not None and (film is None or film.id != self.held):
+            self._release()
+        self.holder = None
+        reader = self.reader().strip()
+        if film is not None and reader and not self.unreachable:
+            try:
+                self.claims[film.id] = self.store.claim(film.id, reader, self.lease_s)
+                self.held = film.id
+                self._renewed_at = time.monotonic()
+            except ClaimRefused:
+                self.held = None if self.held == film.id else self.held
+                self.holder = self._holder_of(film.id)
+            except StoreUnreachable as exc:
+                self._lost_connection(exc)
+        self.hold_changed.emit(film, self.holder)
+
+    def _holder_of(self, film_id: int) -> str:
+        """Who holds the film (another reader), read from the store."""
+        try:
+            self.claims = self.store.claims()
+        except StoreUnreachable as exc:
+            self._lost_connection(exc)
+        claim = self.claims.get(film_id)
+        return claim.reader if claim is not None else "another reader"
+
+    def _release(self) -> None:
+        film_id, self.held = self.held, None
+        if film_id is None or self.unreachable:
+            return  # a lease not given back runs out by itself
+        try:
+            self.store.release(film_id, self.reader().strip())
+        except StoreUnreachable as exc:
+            self._lost_connection(exc)
+        self.claims.pop(film_id, None)
+
+    def close(self) -> None:
+        """The reader leaves: the note typed is kept, the film held given back."""
+        if self.store is None:
+            return
+        try:
+            self.keep_note()
+        except NotSaved:
+            pass  # the note stays a draft of this session only when the server is away: nothing more to do
+        if self.shared:
+            self._release()
+
+    def fetch_news(self) -> Callable[[], News]:
+        """A look at the shared store to run off the GUI thread (it may wait on the server): the live claims, the
+        films when they changed since `revision`, and the lease of the film held renewed when a third of it has
+        passed. Give its answer to `apply_news`."""
+        store, revision, roots, reader = self.store, self.revision, list(self.roots), self.reader().strip()
+        due = self.held if self.held is not None and time.monotonic() - self._renewed_at > self.lease_s / 3 else None
+        lease = self.lease_s
+
+        def look() -> News:
+            try:
+                renewed = lost = None
+                if due is not None:
+                    if store.renew(due, reader, lease):
+                        renewed = due
+                    else:
+                        lost = due
+                now = store.revision()
+                films = None if now == revision else [f for f in store.films() if not roots or under(f.info.path,
+                                                                                                        roots)]
+                return News(store.claims(), now, films, renewed, lost)
+            except StoreUnreachable as exc:
+                return News(unreachable=exc.why)
+        return look
+
+    def apply_news(self, news: News) -> None:
+        """What `fetch_news` found: the connection back (the notes kept meanwhile are written), the claims, the
+        films, the lease kept or lost; the film on screen becomes the reader's once its other reader let it go."""
+        if news.unreachable:
+            self._lost_connection(StoreUnreachable(self.place(), "unreachable", news.unreachable))
+            return
+        back = bool(self.unreachable)
+        self.unreachable = ""
+        if back:
+            self.connection_changed.emit("")
+            self._write_pending()
+        if news.renewed is not None and news.renewed == self.held:
+            self._renewed_at = time.monotonic()
+        self.claims = news.claims
+        self.claims_changed.emit(self.claims)
+        if news.films is not None:
+            self.revision = news.revision
+            self._set_films(news.films)
+        me = self.reader().strip()
+        if self.film is None or not me:
+            return
+        claim = self.claims.get(self.film.id)
+        mine = claim is not None and claim.reader == me
+        if self.held == self.film.id:
+            if not mine:  # the lease ran out (the server was away) or another reader has the film now
+                self.held = None
+                self._hold(self.film)
+        elif claim is None or mine or claim.reader != self.holder:
+            self._hold(self.film)  # not held yet (the server was away, the other reader let it go), or held by another
+
+    def _write_pending(self) -> None:
+        for film_id, text in list(self.pending.items()):
+            try:
+                self.store.set_draft(film_id, text)
+            except StoreUnreachable as exc:
+                self._lost_connection(exc)
+                return
+            del self.pending[film_id]
+            self.draft_kept.emit(film_id, text)
 
     # ----- panes and analysis -----
     def visible_panes(self) -> list[PaneState]:
@@ -231,6 +437,8 @@ class ReadingSession:
             self.chosen = self.film.id
             self.load_note(self.film)
             self.set_state(CURRENT_KEY, str(self.film.id))
+        if self.shared:
+            self._hold(self.film)
         self.film_shown.emit(record, self.film)
         return True
 
@@ -255,8 +463,9 @@ class ReadingSession:
 
     # ----- the worklist -----
     def saved_roots(self) -> list[Path]:
-        """The worklist of the last session, from the store (none without a store file)."""
-        if not self.db_path.is_file():
+        """The worklist of the last session, from the store (none without a store file; none on a shared store:
+        `review_store` opens its worklist)."""
+        if self.shared or not self.db_path.is_file():
             return []
         return [Path(r) for r in json.loads(self.open_store().state(ROOTS_KEY, "[]"))]
 
@@ -265,7 +474,15 @@ class ReadingSession:
         store = self.open_store()
         self.keep_note()
         self.roots = [film_path(p) for p in paths]
-        self._saved("the worklist", lambda: store.set_state(ROOTS_KEY, json.dumps([str(r) for r in self.roots])))
+        self._saved("the worklist", lambda: store.set_state(self._key(ROOTS_KEY),
+                                                            json.dumps([str(r) for r in self.roots])))
+        self.reload()
+
+    def review_store(self) -> None:
+        """The worklist is every film of the store (a department's shared worklist)."""
+        self.open_store()
+        self.keep_note()
+        self.roots = []
         self.reload()
 
     def resume(self, roots: list[Path]) -> None:
@@ -274,10 +491,26 @@ class ReadingSession:
         self.reload()
 
     def reload(self) -> None:
-        """Reload the worklist's films from the store."""
-        if self.store is None or not self.roots:
+        """Reload the worklist's films from the store (on a shared store without folders: all its films)."""
+        if self.store is None or not (self.roots or self.shared):
             return
-        self.films = [f for f in self.store.films() if under(f.info.path, self.roots)]
+        if self.shared:
+            if self.unreachable:
+                return  # the next look that finds the server reads them
+            try:
+                self.revision = self.store.revision()
+                films = self.store.films()
+                self.claims = self.store.claims()
+            except StoreUnreachable as exc:
+                self._lost_connection(exc)
+                return
+            self.claims_changed.emit(self.claims)
+        else:
+            films = self.store.films()
+        self._set_films([f for f in films if not self.roots or under(f.info.path, self.roots)])
+
+    def _set_films(self, films: list[FilmRow]) -> None:
+        self.films = films
         if self.film is not None:
             self.film = self.film_row(self.film.id) or self.film
         self.films_changed.emit(self.films)
@@ -300,6 +533,11 @@ class ReadingSession:
     def unread(self) -> int:
         return sum(f.decision is None for f in self.films)
 
+    def others(self) -> dict[int, str]:
+        """The films other readers hold now, and their names."""
+        me = self.reader().strip()
+        return {film_id: c.reader for film_id, c in self.claims.items() if c.reader != me}
+
     def end_text(self) -> str:
         """Said when there is no film to go on to."""
         unread, total = self.unread(), films_text(len(self.films))
@@ -318,9 +556,23 @@ class ReadingSession:
             chosen = self.film_row(self.chosen)
             raise Refused(f"Wait: {Path(chosen.info.path).name if chosen else 'the film'} is still opening; no "
                           "decision was saved (decide again once it is on screen)")
+        if read_only := self.read_only():
+            raise Refused(f"{read_only}: {Path(film.info.path).name} is open read-only; no decision was saved. "
+                          "Take another film (U: the next unread one nobody reads).", banner=True)
         note, reader, shown = self.note if self.note_film == film.id else "", self.reader(), self.ai_shown(film)
-        made = self._saved(f"the decision '{decision}'",
-                           lambda: self.store.decide(film.id, decision, note, reader, shown))
+        try:
+            made = self._saved(f"the decision '{decision}'",
+                               lambda: self.store.decide(film.id, decision, note, reader, shown))
+        except Refused:
+            if self.shared:
+                self._hold(film)  # another reader may hold it after all (this reader's lease ran out)
+            if not self.holder:
+                raise  # another reader decided it
+            raise Refused(f"{self.read_only()}: no decision was saved on {Path(film.info.path).name}. Take another "
+                          "film (U: the next unread one nobody reads).", banner=True) from None
+        if film.id == self.held:
+            self.held = None  # the decision ended the claim
+            self.claims.pop(film.id, None)
         self.decided.append(film.id)
         self._note_kept = note
         self.reload()
@@ -372,7 +624,14 @@ class ReadingSession:
         self.note_film = film.id if film is not None else None
         text = ""
         if film is not None and self.store is not None:
-            draft = self.store.draft(film.id)
+            draft = None
+            if film.id in self.pending:
+                draft = self.pending[film.id] or None
+            elif not (self.shared and self.unreachable):
+                try:
+                    draft = self.store.draft(film.id)
+                except StoreUnreachable as exc:
+                    self._lost_connection(exc)
             text = draft if draft is not None else film.decision.note if film.decision else ""
         self.note = self._note_kept = text
         self.note_shown.emit(film, text)
@@ -390,7 +649,18 @@ class ReadingSession:
             return
         film_id, film = self.note_film, self.film_row(self.note_film)
         saved = film.decision.note if film is not None and film.decision else ""
-        self._saved("the note", lambda: self.store.set_draft(film_id, "" if text == saved else text))
+        draft = "" if text == saved else text
+        if self.holder and self.film is not None and film_id == self.film.id:
+            return  # another reader's film: their note, not this reader's to change
+        try:
+            self._saved("the note", lambda: self.store.set_draft(film_id, draft))
+        except NotSaved:
+            if not self.unreachable:
+                raise
+            self.pending[film_id] = draft  # kept here, written once the server is back
+            self._note_kept = text
+            return
+        self.pending.pop(film_id, None)
         self._note_kept = text
         self.draft_kept.emit(film_id, text)
 

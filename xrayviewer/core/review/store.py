@@ -416,6 +416,16 @@ class ReviewStore:
         counts = {k: int(v) for k, v in row.items()}
         return {**counts, "unread": counts["films"] - counts["decided"] - counts["claimed"]}
 
+    def revision(self) -> tuple:
+        """A cheap mark of the films, their results and decisions: it differs once any was added, analysed again,
+        decided or withdrawn (a viewer on a shared store reads the films again only then; claims it reads each
+        time)."""
+        row = self._query("SELECT (SELECT COUNT(*) FROM films) AS films, (SELECT MAX(id) FROM films) AS last_film, "
+                          "(SELECT COUNT(*) FROM results) AS results, (SELECT MAX(analysed_at) FROM results) AS "
+                          "analysed, (SELECT MAX(id) FROM decisions) AS decisions, (SELECT MAX(id) FROM events WHERE "
+                          "action = 'withdraw') AS withdrawn")[0]
+        return tuple(row.values())
+
     def events(self, film_id: int) -> list[Event]:
         """The film's history: each claim, release, decision, second read and withdrawal, oldest first."""
         return [Event(r["reader"], r["action"], r["detail"], r["at"]) for r in self._query(
