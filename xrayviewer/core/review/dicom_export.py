@@ -24,7 +24,9 @@ A film that is not DICOM has no study to join: the objects then start a study of
 enlarged) coordinates, and there is no Parametric Map (no DICOM film to lay it on).
 The SC says the patient's name and ID are burned in, keeps the source's laterality, body part and study
 description, and its Patient Orientation follows the rotation and flip shown. The SR's text is UTF-8 (ISO_IR 192);
-it names a person observer only when a reader decided.
+it names a person observer only when a reader decided. A reader's decision makes the SR VERIFIED, the reader its
+verifying observer (at the decision's time); without one it is UNVERIFIED, and the SR (a comment in the AI group, its
+series description), the SC's comments and its burned-in block say that the AI result is not verified by a reader.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ GATE_REASON = hd.sr.CodedConcept("GATE-REASON", DCM_SCHEME, "Why the gate refuse
 POPULATION_NOTE = hd.sr.CodedConcept("POPULATION-NOTE", DCM_SCHEME, "Population note")
 SOURCE_FILE = hd.sr.CodedConcept("SOURCE-FILE", DCM_SCHEME, "Source picture file name")
 DECIDED_AT = hd.sr.CodedConcept("DECIDED-AT", DCM_SCHEME, "Time of the reader's decision")
+UNVERIFIED = "AI result, not verified by a reader: no reader decision was recorded for this film"
 YES, NO = hd.sr.CodedConcept("373066001", SCT, "Yes"), hd.sr.CodedConcept("373067005", SCT, "No")
 READER_CALL = {"pneumonia": PRESENT, "normal": ABSENT, "uncertain": INDETERMINATE, "other": OTHER}
 PROBABILITY = hd.sr.CodedConcept("122157", "DCM", "Probability")
@@ -288,7 +291,8 @@ def secondary_capture(source: Dataset, picture: np.ndarray, is_dicom: bool, read
     if orientation is None:
         sc.PatientOrientation = None  # type 2: present and empty, "unknown", rather than a guess
     sc.SeriesDescription = AI_OVERLAY_SERIES
-    sc.ImageComments = "XRay Viewer overlay: heatmap, measurements and result; research use only"
+    sc.ImageComments = "XRay Viewer overlay: heatmap, measurements and result; research use only" + (
+        "; AI result, not verified by a reader" if reading.decision is None and reading.analysis is not None else "")
     sc.SoftwareVersions = __version__
     sc.BurnedInAnnotation = "YES"  # the patient's name and ID are in the result block
     _laterality(sc, source)
@@ -362,12 +366,19 @@ def structured_report(reading: Reading, image: Dataset, derived: list[Dataset], 
         predecessor.SOPClassUID = pydicom.uid.ComprehensiveSRStorage
         predecessors = [predecessor]
     evidence = [image] + [d for d in derived if d is not image]
+    d = reading.decision
     sr = hd.sr.ComprehensiveSR(
         evidence=evidence, content=report[0], series_instance_uid=keys.uid("sr series"), series_number=9902,
         sop_instance_uid=keys.uid("sr", keys.result, *keys.reader), instance_number=1, manufacturer=MANUFACTURER,
-        is_complete=True, is_final=False, is_verified=False, previous_versions=predecessors)
+        is_complete=True, is_final=False, is_verified=d is not None,
+        verifying_observer_name=_person_name(d.reader) if d else None,
+        verifying_organization=str(image.get("InstitutionName") or "Not recorded") if d else None,
+        previous_versions=predecessors)
+    if d is not None and (decided := _dicom_datetime(d.decided_at)):
+        sr.VerifyingObserverSequence[0].VerificationDateTime = decided  # the reader verified it by deciding
     sr.SpecificCharacterSet = UTF8  # notes and names in any script
-    sr.SeriesDescription = "AI result and reader decision (research use only)"
+    sr.SeriesDescription = ("AI result and reader decision" if d else "AI result, not verified by a reader") + \
+        " (research use only)"
     sr.SoftwareVersions = __version__
     scheme = Dataset()
     scheme.CodingSchemeDesignator, scheme.CodingSchemeName = DCM_SCHEME, "XRay Viewer local codes"
@@ -449,6 +460,8 @@ def _ai_group(reading: Reading, image: Dataset, keys: _Keys, outline: np.ndarray
         group[0].ContentSequence.append(_text(GATE_REASON, str(reason)))
     for note in a.notes:
         group[0].ContentSequence.append(_text(POPULATION_NOTE, str(note)))
+    if reading.decision is None:
+        group[0].ContentSequence.append(_text(codes.DCM.Comment, UNVERIFIED))
     return group
 
 
@@ -460,16 +473,22 @@ def _reader_group(reading: Reading, keys: _Keys) -> hd.sr.MeasurementsAndQualita
         tracking_identifier=hd.sr.TrackingIdentifier(uid=keys.uid("reader decision tracking"),
                                                      identifier="Reader decision"),
         qualitative_evaluations=[hd.sr.QualitativeEvaluation(PNEUMONIA, READER_CALL[d.decision])])
-    try:
-        # DT in the workstation's time with its offset; none when that is UTC (DCMTK 3.6.7 rejects +0000)
-        decided = datetime.fromisoformat(d.decided_at).astimezone().strftime("%Y%m%d%H%M%S%z").removesuffix("+0000")
+    decided = _dicom_datetime(d.decided_at)
+    if decided:  # none from a store edited by hand: the decision stands without its time
         group[0].ContentSequence.append(hd.sr.DateTimeContentItem(
             name=DECIDED_AT, value=decided, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
-    except ValueError:
-        pass  # a store edited by hand: the decision stands without its time
     if d.note:
         group[0].ContentSequence.append(_text(codes.DCM.Comment, d.note))
     return group
+
+
+def _dicom_datetime(iso: str) -> str:
+    """An ISO time as a DICOM DT in the workstation's time with its offset; none when that is UTC (DCMTK 3.6.7
+    rejects +0000); "" when it is not a time."""
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y%m%d%H%M%S%z").removesuffix("+0000")
+    except ValueError:
+        return ""
 
 
 def _region_point(reading: Reading, on_sc: bool):

@@ -38,12 +38,13 @@ def annotate(shown: np.ndarray, style: OverlayStyle, analysis: Analysis | None) 
 
 
 def result_text(analysis: Analysis) -> str:
-    """One line: the result, or why there is none."""
+    """One line: the result, or why there is none; a study's overlays are the AI's alone, no reader's."""
     if analysis.label is None:
         return f"{analysis.model}: NOT ANALYSED - {'; '.join(map(str, analysis.refused))}"
     scope = "  OUT OF SCOPE (analysed anyway)" if analysis.out_of_scope else ""
     return (f"{analysis.model} {analysis.method}: {analysis.label} P(pneumonia)={percent(analysis.probability)} "
-            f"(threshold {percent(analysis.threshold)}){scope}  - research use only, not a diagnosis")
+            f"(threshold {percent(analysis.threshold)}){scope}  - AI result not verified by a reader, research use "
+            "only")
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 A film smaller than WORK_PX on its long side is enlarged to it first, so that marks and their labels are drawn
 at a legible size. The block shows the heatmap's colour bar with its scale (when a heatmap is shown) and names
-the patient and study, the model, the probability and threshold, the reader's decision and the date; its text
-height is a fixed share of the picture's width, and long lines wrap rather than shrink.
+the patient and study, the model, the probability and threshold, the reader's decision (without one: that the AI
+result is not verified by a reader) and the date; its text height is a fixed share of the picture's width, and long
+lines wrap rather than shrink.
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ def result_lines(reading: Reading, when: datetime | None = None) -> list[str]:
         lines.append(f"AI: {a.model} ({a.method})  P(pneumonia) {percent(a.probability)}  threshold "
                      f"{percent(a.threshold)}  -> {a.label}{scope}")
     d = reading.decision
-    lines.append(f"Reader: {d.decision.upper()} by {d.reader or '-'} at {d.decided_at}"
-                 + (f"  note: {d.note}" if d.note else "") if d else "Reader: no decision recorded")
+    if d is not None:
+        lines.append(f"Reader: {d.decision.upper()} by {d.reader or '-'} at {d.decided_at}"
+                     + (f"  note: {d.note}" if d.note else ""))
+    else:
+        lines.append("Reader: no decision recorded" + (" - AI result, not verified by a reader" if a else ""))
     lines.append(f"Exported {(when or datetime.now()).strftime('%Y-%m-%d %H:%M')}   XRay Viewer - research use "
                  "only, not a diagnosis")
     return [ascii_text(line) for line in lines]
