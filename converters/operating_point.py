@@ -25,11 +25,10 @@ import numpy as np
 
 from converters import dataset
 from converters.augment import shifted
-from converters.validate import emit, logit, write_card
+from converters.validate import emit, film_scores, logit, write_card
 from xrayviewer.core.analysis.metrics import binary_figures, pick_threshold
 
 MIN_SENSITIVITY = 0.95
-BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -98,31 +97,22 @@ WHY = ("the perturbations raise normal films' logits more than pneumonia films' 
        "shifted_youden breaks the floor on plain and shifted validation")
 
 
-def probabilities(model, films: np.ndarray) -> np.ndarray:
-    """The model's probability for each gray film `[N, H, W]`, prepared as the app prepares a display array."""
-    from xrayviewer.core.analysis.preprocess import model_input
-
-    out = []
-    for i in range(0, len(films), BATCH):
-        batch = np.concatenate([model_input(f, model.card) for f in films[i:i + BATCH]])
-        out.append(model.run(batch, ["probability"])["probability"][:, 0])
-    return np.concatenate(out).astype(np.float64)
-
-
 def collect(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: int = 1234,
             limit: int | None = None, samples: list[dataset.Sample] | None = None) -> Scores:
-    """Plain and shifted validation scores of one model; `limit` takes every n-th film for a quick look.
-    `samples`: the films to use instead of the validation side of `data`'s split (the tests' handful)."""
+    """Plain and shifted validation scores of one model or consensus (`converters.validate.film_scores`, cached
+    where $XRAYVIEWER_SCORE_CACHE says); `limit` takes every n-th film for a quick look. `samples`: the films to
+    use instead of the validation side of `data`'s split (the tests' handful)."""
     from xrayviewer.core.analysis.engine import Engine
 
-    model = Engine("cpu").model(model_path)
+    engine = Engine("cpu")
+    model = engine.model(model_path)
     if samples is None:
         samples = dataset.split_samples(dataset.list_samples(data), seed)["val"]
     if limit:
         samples = samples[::max(1, len(samples) // limit)]
     films, labels = dataset.load_gray(samples, 224)
-    return Scores(labels, probabilities(model, films),
-                  {kind: probabilities(model, moved) for kind, moved in shifted(films).items()})
+    return Scores(labels, film_scores(engine, model, films)[0],
+                  {kind: film_scores(engine, model, moved)[0] for kind, moved in shifted(films).items()})
 
 
 def consensus(a: Scores, b: Scores) -> Scores:
@@ -216,7 +206,8 @@ def internal_test(model_path: str | Path, data: Path = dataset.DEFAULT_DATA,
     from xrayviewer.core.analysis.engine import Engine
 
     films, labels = dataset.load_gray(dataset.split_samples(dataset.list_samples(data), seed)["test"], 224)
-    return labels, probabilities(Engine("cpu").model(model_path), films)
+    engine = Engine("cpu")
+    return labels, film_scores(engine, engine.model(model_path), films)[0]
 
 
 def main(argv: list[str] | None = None) -> int:

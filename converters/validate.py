@@ -32,7 +32,9 @@ positives up by <= 0.10, sensitivity down by <= 0.05, <= 10 % refused except at 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,14 +42,17 @@ import numpy as np
 
 from converters import dataset
 from converters.augment import EXPOSURE_SHIFTS, shifted
+from xrayviewer.core.analysis.consensus import combine
 from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.analysis.findings import Subject
 from xrayviewer.core.analysis.metrics import binary_figures, roc_auc
+from xrayviewer.core.analysis.preprocess import model_input
 
 LUNG_BOXES = ((25, 105, 30, 190), (120, 200, 30, 190))  # (x0, x1, y0, y1) in the 224-px frame
 RING = 20
 CORNERS = (24, 40)
 BATCH = 32
+CACHE_ENV = "XRAYVIEWER_SCORE_CACHE"
 REFERENCE_METHODS = ("gradcam", "gradcampp", "xgradcam", "layercam", "eigencam", "scorecam")
 
 
@@ -60,10 +65,39 @@ def lung_mask(size: int = 224) -> np.ndarray:
 
 
 def probabilities(engine: Engine, model, films: np.ndarray) -> np.ndarray:
-    out = []
+    return film_scores(engine, model, films)[0]
+
+
+def film_scores(engine: Engine, model, films: np.ndarray, gated: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per film: the probability and, when `gated`, whether the engine's gate refuses it (the same checks and OOD
+    score as an analysis in the app; else None). A consensus (core.analysis.consensus) is scored from its members:
+    the mean of their logits, refused where any member's gate refuses. With $XRAYVIEWER_SCORE_CACHE set to a
+    folder, each single model's scores are kept there by model digest and films, so that validate, --exposure and
+    operating_point score a film set once per model (clear it after changing the gate)."""
+    members = getattr(model, "members", ())
+    if members:
+        parts = [film_scores(engine, m, films, gated) for m in members]
+        return combine([p for p, _ in parts]), np.logical_or.reduce([r for _, r in parts]) if gated else None
+    folder = os.environ.get(CACHE_ENV)
+    key = hashlib.sha256(f"{model.digest} {gated} {films.shape}".encode() + films.tobytes()).hexdigest()[:32]
+    path = Path(folder) / f"{model.card.name}-{key}.npz" if folder else None
+    if path is not None and path.is_file():
+        with np.load(path) as saved:
+            return saved["p"], saved["refused"] if gated else None
+    p, refused = [], []
+    wanted = ["probability"] + (["ood_score"] if gated and "ood_score" in model.outputs else [])
     for i in range(0, len(films), BATCH):
-        out += [r.probability for r in engine.infer(model, list(films[i:i + BATCH]))]
-    return np.array(out)
+        batch = films[i:i + BATCH]
+        out = model.run(np.concatenate([model_input(f, model.card) for f in batch]), wanted)
+        p += out["probability"][:, 0].tolist()
+        ood = out.get("ood_score")
+        refused += [bool(engine.gate(Subject(d, None, model.card, None if ood is None else float(np.ravel(ood[j])[0])))
+                         .refused) for j, d in enumerate(batch)] if gated else []
+    p, refused = np.array(p), np.array(refused, bool)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, p=p, refused=refused)
+    return p, refused if gated else None
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -158,14 +192,8 @@ REFUSAL_EXEMPT = ("contrast_0.3",)  # a film this faint may be refused as unread
 def called_and_refused(engine: Engine, model, films: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per film: the probability, whether the model calls it pneumonia at its threshold, and whether the engine's
     gate refuses it (the same checks and the same OOD score as an analysis in the app)."""
-    p, refused = [], []
-    for i in range(0, len(films), BATCH):
-        batch = list(films[i:i + BATCH])
-        for display, inference in zip(batch, engine.infer(model, batch)):
-            p.append(inference.probability)
-            refused.append(bool(engine.gate(Subject(display, None, model.card, inference.ood_score)).refused))
-    p = np.array(p)
-    return p, p >= model.card.threshold, np.array(refused)
+    p, refused = film_scores(engine, model, films, gated=True)
+    return p, p >= model.card.threshold, refused
 
 
 def exposure(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: int = 1234,

@@ -17,7 +17,8 @@ from xrayviewer.core.reading.study import image_paths
 
 def add_model_options(p: argparse.ArgumentParser, cam: bool = False) -> None:
     """--model and --provider, and with `cam` the CAM and overlay options."""
-    p.add_argument("--model", default="mobilenetv2", help="shipped model name (mobilenetv2, xception) or .onnx path")
+    p.add_argument("--model", default="mobilenetv2",
+                   help="shipped model name (mobilenetv2, xception, consensus) or .onnx path")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda", "dml"])
     if cam:
         p.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS),

@@ -124,6 +124,22 @@ def card_problem(card: Any) -> tuple[str, str] | None:
     return problem
 
 
+CONSENSUS_RULES = ("mean-logit",)  # how core.analysis.consensus combines its members
+CONSENSUS_KEYS = ("name", "members", "rule", "threshold")
+CONSENSUS_TYPES: dict[str, tuple[Check | Fields, str]] = {
+    "name": (_text, "a non-empty text"),
+    "members": (lambda v: isinstance(v, list) and len(v) >= 2 and all(_text(m) for m in v) and len(set(v)) == len(v),
+                "a list of two or more different shipped model names"),
+    "rule": (lambda v: v in CONSENSUS_RULES, f"one of {', '.join(CONSENSUS_RULES)}"),
+    "threshold": CARD_TYPES["threshold"],
+}
+
+
+def consensus_problem(card: Any) -> tuple[str, str] | None:
+    """(what, why) of the first way a consensus card (core.analysis.consensus) breaks its types, or None."""
+    return typed_problem(card, CONSENSUS_KEYS, CONSENSUS_TYPES)
+
+
 def typed_problem(card: Any, required: tuple[str, ...],
                   types: dict[str, tuple[Check | Fields, str]]) -> tuple[str, str] | None:
     """(what, why) when `card` is no JSON object, lacks a `required` key or holds a value `types` refuses."""

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from xrayviewer.core.analysis.cam import DEFAULT_METHOD, METHODS, CamInput, CamResult
+from xrayviewer.core.analysis.consensus import Consensus, combine, is_consensus_card, merged, read_card
 from xrayviewer.core.analysis.findings import Note, Refusal, Subject
-from xrayviewer.core.analysis.gate import Gate
+from xrayviewer.core.analysis.gate import Gate, Verdict
 from xrayviewer.core.analysis.map_cache import MapCache, input_digest
 from xrayviewer.core.analysis.perturbation import CELLS
 from xrayviewer.core.analysis.preprocess import model_input
@@ -36,8 +37,9 @@ class Inference:
     probability: float  # P(PNEUMONIA)
     features: np.ndarray  # [h, w, C]
     gradients: np.ndarray  # [h, w, C], of the PNEUMONIA logit
-    image: np.ndarray  # [1, H, W, 3] model input
+    image: np.ndarray  # [1, H, W, 3] model input ([1, H, W, 3 x members] for a consensus)
     ood_score: float | None = None
+    members: tuple[Inference, ...] = ()  # a consensus's: each member's own forward pass, for its gate
 
 
 @dataclass(frozen=True)
@@ -72,21 +74,41 @@ class Engine:
         """`note`: why this engine does not run on the provider the user chose (see `engine_for`)."""
         self.provider, self.note = provider, note
         self.models = ModelCache()
+        self.consensuses: dict[Path, Consensus] = {}
         self.maps = MapCache()
         self.gate = gate if gate is not None else Gate()
 
     def close(self) -> None:
         """Let go of the loaded models (their ONNX Runtime sessions are freed once no analysis holds them)."""
         self.models.clear()
+        self.consensuses.clear()
         self.maps.clear()
 
-    def model(self, name_or_path: str | Path) -> Model:
+    def model(self, name_or_path: str | Path) -> Model | Consensus:
+        """A loaded model: a contract `.onnx` file, or a consensus card (`.json`) over shipped models."""
         from xrayviewer.models import resolve
 
-        return self.models.get(resolve(name_or_path), self.provider)
+        path = resolve(name_or_path)
+        if not is_consensus_card(path):
+            return self.models.get(path, self.provider)
+        key = path.resolve()
+        if key not in self.consensuses:
+            members = [self.model(name) for name in read_card(path)["members"]]
+            if any(isinstance(m, Consensus) for m in members):
+                raise XRayViewerError(path, "consensus of a consensus", "a member must be a model file")
+            self.consensuses[key] = Consensus.of(path, members)
+        return self.consensuses[key]
 
-    def infer(self, model: Model, displays: list[np.ndarray]) -> list[Inference]:
-        """Forward passes for several display arrays in one batch."""
+    def infer(self, model: Model | Consensus, displays: list[np.ndarray]) -> list[Inference]:
+        """Forward passes for several display arrays in one batch (a consensus: one batch per member)."""
+        if isinstance(model, Consensus):
+            runs = [self.infer(m, displays) for m in model.members]
+            k = np.float32(len(runs))
+            return [Inference(float(combine([i.probability for i in own])),
+                              np.concatenate([i.features for i in own], axis=-1),
+                              np.concatenate([i.gradients for i in own], axis=-1) / k,
+                              model.stack([i.image for i in own]), None, tuple(own))
+                    for own in zip(*runs)]
         images = np.concatenate([model_input(d, model.card) for d in displays])
         wanted = ["probability", "features", "gradients"] + (["ood_score"] if "ood_score" in model.outputs else [])
         out = model.run(images, wanted)
@@ -127,7 +149,8 @@ class Engine:
                 known = self.maps.get(key[:-1] + ("drops",)) or {}
                 self.maps.put(key[:-1] + ("drops",), known)
                 normal = model.card.occlusion_fill
-                fill = None if normal is None else model_input(normal, model.card)[0]
+                fill = model.fill() if isinstance(model, Consensus) else \
+                    None if normal is None else model_input(normal, model.card)[0]
             x = CamInput(inference.features, sign * inference.gradients, inference.image, score, model.card.border,
                          cancelled, fill, known)
             with np.errstate(over="ignore", invalid="ignore"):  # an overflowing map is refused just below
@@ -164,7 +187,7 @@ class Engine:
         `cancelled` and `every` go to `cam`. `method` None: no heatmap (a worklist needs the result only).
         """
         score = inference.ood_score if model.card.data.get("ood") else None
-        verdict = self.gate(Subject(display, record, model.card, score))
+        verdict = self.verdict(model, inference, display, record)
         card = model.card
         gated = Analysis(model=card.name, provider=model.provider, threshold=card.threshold,
                          threshold_rule=card.threshold_rule, method=method or "", target=target,
@@ -180,6 +203,15 @@ class Engine:
                        cam=self.cam(model, inference, method, target, display.shape[:2], cells, cancelled, every)
                        if method else None,
                        out_of_scope=bool(verdict.refused))
+
+    def verdict(self, model: Model | Consensus, inference: Inference, display: np.ndarray,
+                record: ImageRecord | None = None) -> Verdict:
+        """The gate's verdict; a consensus's is every member's (a film any member refuses is refused)."""
+        if isinstance(model, Consensus):
+            return merged([(m.card.name, self.verdict(m, i, display, record))
+                           for m, i in zip(model.members, inference.members)])
+        score = inference.ood_score if model.card.data.get("ood") else None
+        return self.gate(Subject(display, record, model.card, score))
 
     def analyze(self, model: Model, display: np.ndarray, method: str = DEFAULT_METHOD, target: str = "pneumonia",
                 record: ImageRecord | None = None, force: bool = False) -> Analysis:
