@@ -8,7 +8,8 @@ candidate rule in `RULES`, prints its threshold and the figures there: plain and
 accuracy / sensitivity / specificity, the worst perturbation's sensitivity, and `unseen_kinds` (the rule
 chosen without one perturbation and measured on it, each in turn: does what it promises hold on a shift
 it did not see?). `logit_shift` says which class the perturbations move. With two models it also scores
-their consensus (the mean of the two logits, as a probability) under the same rules. `--write-card`
+their consensus (the mean of the two logits, as a probability) under the same rules; a consensus card
+(`models/consensus.json`) is a MODEL like any other, scored from its members' (cached) scores. `--write-card`
 stores the chosen rule (`CHOSEN`, for the reason `WHY`), its threshold and its figures in each model
 file's card, and moves the card's validation, shifted and internal-test figures to that threshold.
 """
@@ -16,7 +17,6 @@ file's card, and moves the card's validation, shifted and internal-test figures 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ import numpy as np
 
 from converters import dataset
 from converters.augment import shifted
-from converters.validate import emit, film_scores, logit, write_card
+from converters.validate import card_of, emit, film_scores, logit, store_card
 from xrayviewer.core.analysis.metrics import binary_figures, pick_threshold
 
 MIN_SENSITIVITY = 0.95
@@ -181,12 +181,7 @@ def update_card(path: Path, scores: Scores, test: tuple[np.ndarray, np.ndarray] 
     """Write rule `name`'s threshold into the card of the model file at `path` and move the card's figures that
     depend on it (`validation`, pooled `shifted`, and `internal_test` from `test` = (labels, probabilities)) to
     the new threshold; returns the new `threshold` entry."""
-    import onnx
-
-    from xrayviewer.core.analysis.contract import META_CARD
-
-    proto = onnx.load(str(path))
-    card = json.loads({p.key: p.value for p in proto.metadata_props}[META_CARD])
+    card = card_of(path)
     entry = card_threshold(scores, name)
     t = entry["value"]
     card["threshold"] = entry
@@ -195,8 +190,7 @@ def update_card(path: Path, scores: Scores, test: tuple[np.ndarray, np.ndarray] 
         card["shifted"] = {**card["shifted"], **binary_figures(*scores.pooled(), t)}
     if test is not None:
         card["internal_test"] = {**card.get("internal_test", {}), **binary_figures(*test, t)}
-    write_card(proto, card)
-    path.write_bytes(proto.SerializeToString())
+    store_card(path, card)
     return entry
 
 

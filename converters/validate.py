@@ -2,6 +2,11 @@
 
     python -m converters.validate models/mobilenetv2-pneumonia.onnx [--json OUT]
     python -m converters.validate mobilenetv2 /work/train-runs/mnv2-v3/v3.onnx --exposure   # issue 25's goals
+    python -m converters.validate consensus --scores-only       # a consensus card: scored from its members
+
+MODEL is an ONNX file, a shipped name or a consensus card (core.analysis.consensus: the members' mean logit,
+refused where a member's gate refuses). $XRAYVIEWER_SCORE_CACHE=DIR keeps each model's scores of a film set, so
+that a consensus, --exposure and converters.operating_point reuse its members' scores (`film_scores`).
 
 Runs the shipped engine (the app's preprocessing, border and CAM) on the patient-level validation
 films (224 x 224) and prints one JSON object:
@@ -134,9 +139,10 @@ def cam_figures(engine: Engine, model, films: np.ndarray) -> tuple[list[float], 
 
 
 def validate(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: int = 1234,
-             limit: int | None = None, samples: list[dataset.Sample] | None = None) -> dict:
+             limit: int | None = None, samples: list[dataset.Sample] | None = None, scores_only: bool = False) -> dict:
     """All figures of the module docstring for one model; `limit` takes every n-th film for a quick look.
-    `samples`: the films to use instead of the validation side of `data`'s split (the tests' handful)."""
+    `samples`: the films to use instead of the validation side of `data`'s split (the tests' handful);
+    `scores_only`: the plain and shifted figures only."""
     engine = Engine("cpu")
     model = engine.model(model_path)
     if samples is None:
@@ -157,6 +163,8 @@ def validate(model_path: str | Path, data: Path = dataset.DEFAULT_DATA, seed: in
                           "specificity": f["specificity"]}
     pooled = binary_figures(np.tile(labels, len(pooled_p)), np.concatenate(pooled_p), threshold)
     result["shifted"] = {**pooled, "worst_auc": min(v["auc"] for v in per_kind.values()), "per_kind": per_kind}
+    if scores_only:
+        return result
 
     base = logit(p)
     shortcut = {f"ring_{RING}px": float(np.mean(np.abs(logit(probabilities(
@@ -237,19 +245,39 @@ def write_card(proto, card: dict) -> None:
         entry.key, entry.value = key, value
 
 
-def update_card_keys(path: Path, keys: dict) -> None:
-    """Merge `keys` into the card of the model file at `path` (a dict value is merged one level deep)."""
+def card_of(path: Path) -> dict:
+    """The card of the model file, or the consensus card, at `path`."""
     import onnx
 
+    from xrayviewer.core.analysis.consensus import is_consensus_card
     from xrayviewer.core.analysis.contract import META_CARD
 
+    if is_consensus_card(path):
+        return json.loads(path.read_text())
+    return json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[META_CARD])
+
+
+def store_card(path: Path, card: dict) -> None:
+    """Replace the card of the model file, or the consensus card, at `path` with `card`."""
+    import onnx
+
+    from xrayviewer.core.analysis.consensus import is_consensus_card
+
+    if is_consensus_card(path):
+        path.write_text(json.dumps(card, indent=1) + "\n")
+        return
     proto = onnx.load(str(path))
-    card = json.loads({p.key: p.value for p in proto.metadata_props}[META_CARD])
+    write_card(proto, card)
+    path.write_bytes(proto.SerializeToString())
+
+
+def update_card_keys(path: Path, keys: dict) -> None:
+    """Merge `keys` into the card at `path` (`card_of`; a dict value is merged one level deep)."""
+    card = card_of(path)
     for key, value in keys.items():
         card[key] = {**card.get(key, {}), **value} if isinstance(value, dict) and isinstance(card.get(key), dict) \
             else value
-    write_card(proto, card)
-    path.write_bytes(proto.SerializeToString())
+    store_card(path, card)
 
 
 def update_card(path: Path, result: dict) -> None:
@@ -277,14 +305,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="also store these figures in the model file's card (a file path, not a shipped name)")
     p.add_argument("--exposure", action="store_true", help="only issue 25's exposure figures, for every model")
     p.add_argument("--limit", type=int, help="about this many validation films (every n-th), for a quick look")
+    p.add_argument("--scores-only", action="store_true",
+                   help="plain and shifted figures only (no shortcut, lung-reliance or CAM figures)")
     args = p.parse_args(argv)
     if args.exposure:
         emit({"exposure": [exposure(m, args.data, args.seed, args.limit) for m in args.model]}, args.json)
         return 0
     if len(args.model) > 1:
         p.error("one model at a time (several only with --exposure)")
-    result = validate(args.model[0], args.data, args.seed, args.limit)
-    if args.write_card:
+    result = validate(args.model[0], args.data, args.seed, args.limit, scores_only=args.scores_only)
+    if args.write_card and not args.scores_only:
         update_card(Path(args.model[0]), result)
     emit(result, args.json)
     return 0
