@@ -321,3 +321,56 @@ def test_the_worklist_shows_the_age_a_birth_date_gives(qtbot, tmp_path, dicom_da
     assert {Path(f.info.path).name: f.info.patient_age for f in model.films} == {
         "adult.dcm": "064Y", "infant.dcm": "006M", "no-study-date.dcm": "013Y"}
     settle(qtbot, window)
+
+
+def pdf_text(path: Path) -> str:
+    """The text of a PDF as poppler's pdftotext reads it (Debian package poppler-utils, installed by .ci/run)."""
+    import shutil
+
+    if shutil.which("pdftotext") is None:
+        import pytest
+
+        pytest.skip("pdftotext not found (Debian package poppler-utils): the PDF's text cannot be read here")
+    out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_the_worklists_report_is_exported_as_pdf_from_the_viewer_and_the_command_line(qtbot, tmp_path, kermany,
+                                                                                      monkeypatch):
+    """The viewer exported the day's report as CSV only."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from xrayviewer.gui.settings import Settings
+
+    monkeypatch.setattr(Settings, "reader", lambda self: "Dr Report")  # the name the decisions are saved with
+    window = reviewing(qtbot, tmp_path, kermany, 3)
+    film = window.worklist.current()
+    qtbot.waitUntil(lambda: window.film is not None and window.film.id == film.id, timeout=30_000)
+    window.decide("pneumonia")
+    model = window.worklist.table.model
+    threshold = window.session.engine.model(model).card.threshold
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",  # a name typed without a suffix, the PDF type chosen
+                        lambda *a, **k: (str(tmp_path / "today-report"), "PDF (*.pdf)"))
+    window.review.export_report_dialog()
+    pdf = tmp_path / "today-report.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF-") and "3 films, 1 reviewed" in window.statusBar().currentMessage()
+    db = tmp_path / "store" / "review.sqlite"  # reviewing()'s store
+    command = viewer("report", "--db", str(db), "--pdf", str(tmp_path / "command.pdf"), timeout=120,
+                     env={k: v for k, v in __import__("os").environ.items() if k != "QT_QPA_PLATFORM"})
+    assert command.returncode == 0, command.stderr
+    for path in (pdf, tmp_path / "command.pdf"):
+        text = " ".join(pdf_text(path).split())
+        assert "Research use only, not a diagnosis" in text and "Reader: Dr Report" in text
+        assert "Films: 3 films, 1 reviewed, 2 not reviewed, 1 pneumonia" in text
+        assert f"AI model: {model}, threshold {threshold:.3f}" in text
+        for name in (p.name for p in (tmp_path / "today").iterdir()):
+            assert name in text
+        assert "pneumonia Dr Report" in text  # the decision's row
+    (tmp_path / "a-file").write_text("not a folder")
+    refused = viewer("report", "--db", str(db), "--pdf", str(tmp_path / "a-file" / "r.pdf"), timeout=120)
+    assert refused.returncode == 1 and "a-file" in refused.stderr and "Traceback" not in refused.stderr
+    window.review.export_report(tmp_path / "missing" / "report.pdf")
+    assert "missing/report.pdf: the report was not written" in window.banner.text()
+    assert not list((tmp_path / "missing").parent.glob("missing*"))  # nothing half-written
+    settle(qtbot, window)

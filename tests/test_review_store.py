@@ -191,7 +191,7 @@ def test_a_store_of_schema_1_opens_with_its_decisions_and_gains_the_new_columns(
         (film,) = store.films()
         assert film.info.patient_id == "P1" and film.info.accession == "" and film.info.patient_sex == ""
         assert film.decision.decision == "pneumonia" and film.decision.note == "old note"
-        assert store.state("schema_version") == str(SCHEMA_VERSION) == "3"
+        assert store.state("schema_version") == str(SCHEMA_VERSION) == "4"
         store.set_draft(film.id, "draft")
         assert store.withdraw(film.id).decision == "pneumonia"
         assert store.film(film.id).decision is None and store.draft(film.id) == "draft"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -18,10 +19,11 @@ import pytest
 from pg_cluster import Cluster, binaries, free_port
 from test_review_store import copy_films
 
-from xrayviewer.core.review.store import ClaimRefused, FilmInfo, Mark, ModelResult, ReviewStore
-from xrayviewer.core.review.store_sql import masked
+from xrayviewer.core.review.migrations import migrate
+from xrayviewer.core.review.store import NEXT_UNREAD, ClaimRefused, FilmInfo, Mark, ModelResult, ReviewStore, location
+from xrayviewer.core.review.store_sql import SqliteBackend, masked, open_backend
 
-PORTS = (47800, 47849)  # this suite's loopback ports (the benchmark uses 47850-47899)
+PORTS = (47200, 47249)  # this suite's loopback ports (the benchmark uses 47250-47299)
 NO_SERVER = "PostgreSQL's server programs (initdb, postgres) are not installed: apt-get install postgresql"
 
 
@@ -116,6 +118,79 @@ def test_another_readers_decision_takes_an_explicit_second_read(where):
         store.decide(other, "normal")  # a viewer whose reader gave no name yet
         store.decide(other, "pneumonia", reader="Dr Carol")  # the same reader once named: no second read
         assert [(d.reader, d.second_read) for d in store.history(other)] == [("", False), ("Dr Carol", False)]
+
+
+def stored_order(store: ReviewStore) -> list[tuple[int, float, bool]]:
+    """Each film's suspicion and decision as kept on its row, checked against what its results and decisions say."""
+    rows = store._query("SELECT id, suspicion, decided FROM films ORDER BY id")
+    films = store.films()
+    assert [(r["id"], r["suspicion"], bool(r["decided"])) for r in rows] == [
+        (f.id, f.suspicion(), f.decision is not None) for f in films]
+    return [(r["id"], r["suspicion"], bool(r["decided"])) for r in rows]
+
+
+def test_a_store_of_the_previous_release_opens_unchanged_and_hands_out_films_in_the_same_order(where):
+    """A store made as the previous release made it (schema 3) opens with every row as it was; each film's
+    suspicion and decision, kept on its row from schema 4, are filled in from its results and decisions."""
+    backend = open_backend(location(where))
+    assert migrate(backend, upto=3) == 0
+    stamp = "2026-11-30T10:00:00+00:00"
+    probabilities = {1: [0.3, 0.8], 2: [None], 3: [], 4: [0.95], 5: [0.6], 6: [0.7, 0.99]}  # film 2: unanalysable
+    with backend.transaction() as tx:
+        for film, values in probabilities.items():
+            tx.execute("INSERT INTO films (path, size, mtime_ns, sha256, added_at) VALUES (?, 1, 1, ?, ?)",
+                       (f"/old/{film}.dcm", f"{film:064x}", stamp))
+            for k, p in enumerate(values):  # film 6's 0.99 was refused (too faint): it does not count
+                tx.execute("INSERT INTO results (film_id, model, model_sha256, probability, refused, analysed_at) "
+                           "VALUES (?, ?, 'h', ?, ?, ?)", (film, f"m{k}", p, '["faint"]' if p == 0.99 else "[]", stamp))
+        tx.execute("INSERT INTO decisions (film_id, decision, reader, decided_at) VALUES (4, 'pneumonia', 'Dr A', ?)",
+                   (stamp,))
+        tx.execute("INSERT INTO decisions (film_id, decision, reader, decided_at, withdrawn_at) VALUES "
+                   "(5, 'normal', 'Dr A', ?, ?)", (stamp, stamp))
+        tx.execute("INSERT INTO claims VALUES (1, 'Dr B', ?, 0)", (stamp,))  # a lease long run out
+        before = {table: tx.rows(f"SELECT * FROM {table} ORDER BY 1, 2") for table in ("films", "results",
+                                                                                       "decisions", "claims")}
+    assert "suspicion" not in before["films"][0]
+    backend.close()
+    with ReviewStore(where) as store:
+        assert store.state("schema_version") == "4"
+        with store.backend.transaction() as tx:
+            after = {table: tx.rows(f"SELECT * FROM {table} ORDER BY 1, 2") for table in before}
+        assert [{k: v for k, v in r.items() if k not in ("suspicion", "decided")} for r in after["films"]] == \
+            before["films"]
+        assert {t: after[t] for t in before if t != "films"} == {t: before[t] for t in before if t != "films"}
+        assert stored_order(store) == [(1, 0.8, False), (2, -1.0, False), (3, -1.0, False), (4, 0.95, True),
+                                       (5, 0.6, False), (6, 0.7, False)]
+        assert [store.claim_next(f"Dr {n}", 60).id for n in range(5)] == [1, 6, 5, 2, 3]
+        assert store.claim_next("Dr 5", 60) is None
+    if where.endswith(".sqlite"):  # the next film is read off the index, not found by sorting every film
+        plan = " ".join(str(r[-1]) for r in sqlite3.connect(where).execute(
+            "EXPLAIN QUERY PLAN " + SqliteBackend.translate(NEXT_UNREAD)))
+        assert "films_unread" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_the_claim_order_follows_each_result_and_decision_as_it_is_written(where):
+    with ReviewStore(where) as store:
+        a, b, c = add_films(store, [0.2, 0.5, None])
+        assert store.claim_next("Dr Anna", 60).id == b
+        store.put_film(FilmInfo("/films/0000.png", 100, 0, f"{0:064x}"), [ModelResult("m2", "h", probability=0.9)])
+        assert store.claim_next("Dr Bob", 60).id == a  # a second model found film a more suspicious: 0.9
+        store.put_film(FilmInfo("/films/0002.png", 102, 2, "new content"), [ModelResult("m", "h", probability=0.1,
+                       refused=["faint"])], replace_results=True)
+        assert stored_order(store)[c - 1][1] == -1.0  # refused: last
+        store.put_film(FilmInfo("/films/0002.png", 102, 2, "new content"), [ModelResult("m", "h", probability=0.4)],
+                       replace_results=True)
+        store.decide(a, "pneumonia", reader="Dr Bob")
+        store.decide(b, "normal", reader="Dr Anna")
+        assert stored_order(store) == [(a, 0.9, True), (b, 0.5, True), (c, 0.4, False)]
+        assert store.claim_next("Dr Carol", 60).id == c
+        store.release(c, "Dr Carol")
+        store.decide(b, "uncertain", reader="Dr Anna")
+        store.withdraw(b)
+        assert stored_order(store)[b - 1][2] is True  # her first decision is current again
+        store.withdraw(b)
+        assert stored_order(store)[b - 1][2] is False  # none left: back among the unread, before film c
+        assert store.claim_next("Dr Dan", 60).id == b
 
 
 READER_LOOP = textwrap.dedent("""
@@ -290,7 +365,7 @@ def test_a_new_database_opened_by_several_processes_at_once_is_made_once(pg):
                  for _ in range(4)]
     assert [(p.wait(120), p.stderr.read()) for p in processes] == [(0, "")] * 4
     with ReviewStore(url) as store:
-        assert store.state("schema_version") == "3" and store.counts()["films"] == 0
+        assert store.state("schema_version") == "4" and store.counts()["films"] == 0
 
 
 def test_two_worklist_runs_at_once_store_each_film_once_and_report_reads_them(where, tmp_path, kermany):

@@ -8,6 +8,11 @@ The film after the current one is decoded ahead.
 The rules (a decision, note or mark lands on the film on screen; a decision on a film still opening is refused; undo;
 drafts) are the reading session's (core/review/session.py); this part shows its worklist and turns keys into its
 calls. The note field's part lives in review_notes.py.
+
+On a shared store (`--db postgresql://...`) the worklist without a folder is the department's, every film in the
+store; the film on screen is held in the reader's name; another reader's film is read-only and says by whom; U and
+a decision go on to the next unread film nobody else reads; shared_watch.py looks at the store every few seconds
+(off the GUI thread) and shows a banner while the server cannot be reached.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
 from xrayviewer.core.reading.film_cache import FilmCache
 from xrayviewer.core.review.session import NotSaved, ReadingSession, Refused, films_text
 from xrayviewer.core.review.store import FilmRow
+from xrayviewer.core.review.store_sql import masked
 from xrayviewer.core.review.worklist import Worklist
 from xrayviewer.gui.background import Tasks
 from xrayviewer.gui.browser import StudyBrowser
@@ -32,6 +38,7 @@ from xrayviewer.gui.menus import add_action
 from xrayviewer.gui.messages import Messages
 from xrayviewer.gui.review_notes import NotesPart
 from xrayviewer.gui.settings import Settings
+from xrayviewer.gui.shared_watch import SharedWatch
 from xrayviewer.gui.workers import Worker, start
 from xrayviewer.gui.worklist_view import DECISION_KEYS, HIDDEN_BY_DEFAULT, WorklistView
 
@@ -58,7 +65,7 @@ class ReviewPart(QObject):
         self._last_refresh = 0.0
         self._ahead: set[Worker] = set()  # decode-ahead workers in flight
         self.worklist = WorklistView()
-        self.worklist.show_store(session.db_path)
+        self.worklist.show_store(masked(str(session.db_path)) if session.shared else session.db_path, session.shared)
         self.worklist.setMinimumWidth(300)
         self.dock = docks.add("Worklist", "worklist", self.worklist)
         self.worklist.filmChosen.connect(self.show_worklist_film)
@@ -68,9 +75,15 @@ class ReviewPart(QObject):
         self.decision_actions: list[QAction] = []
         self.worklist.reader.setText(settings.reader())
         self.worklist.reader.textEdited.connect(settings.set_reader)
+        self.worklist.reader.editingFinished.connect(self._reader_named)
+        self._named = settings.reader()  # the name the film on screen is held under
         session.reader = settings.reader
         session.films_changed.connect(self._films_changed)
         session.film_shown.connect(self._film_shown)
+        session.claims_changed.connect(lambda _: self.worklist.table.set_reading(session.others()))
+        session.hold_changed.connect(lambda *_: self.worklist.set_read_only(session.read_only()))
+        self.watch = SharedWatch(session, messages, self)
+        parent.installEventFilter(self)  # the window closing: the note kept, the film held given back
 
     def build_menu(self, menu: QMenu) -> None:
         """The Review menu: moving, deciding, undo, note."""
@@ -94,13 +107,33 @@ class ReviewPart(QObject):
         add_action(menu, parent, "Note...", self.notes.edit_note, "N")
         add_action(menu, parent, "Set reader name...", self.ask_reader_name)
         menu.addSeparator()
-        add_action(menu, parent, "Export the worklist's report (CSV)...", self.export_report_dialog)
+        add_action(menu, parent, "Export the worklist's report (CSV or PDF)...", self.export_report_dialog)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.dialog_parent and event.type() == QEvent.Type.Close:
+            self.leave()
+        return False
+
+    def leave(self) -> None:
+        """The viewer closes (its window, or the application quits): no more looks, the note typed kept, the film
+        held on a shared store given back."""
+        self.watch.stop()
+        self.session.close()
+
+    def _reader_named(self) -> None:
+        """The reader's name was typed: on a shared store the film on screen is held under it."""
+        previous, self._named = self._named, self.saved.reader()
+        if self._named != previous:
+            self.session.renamed(previous)
 
     # ----- the store and the worklist -----
     def open_store(self):
         if self.session.store is None:
-            store = self.session.open_store()
-            self.worklist.set_hidden_columns(json.loads(store.state(COLUMNS_KEY, json.dumps(HIDDEN_BY_DEFAULT))))
+            self.session.open_store()
+            hidden = json.loads(self.session.state(COLUMNS_KEY, json.dumps(HIDDEN_BY_DEFAULT)))
+            if self.session.shared:  # who reads which film
+                hidden = [name for name in hidden if name != "Reader"]
+            self.worklist.set_hidden_columns(hidden)
         return self.session.store
 
     def _set_state(self, key: str, value: str) -> None:
@@ -113,7 +146,7 @@ class ReviewPart(QObject):
         """At start: the last worklist from the store (when there is one), at the film the reader was on. False
         when there is none (the study browser goes in front)."""
         try:
-            if self.session.db_path.is_file():
+            if not self.session.shared and self.session.db_path.is_file():
                 self.open_store()
             roots = self.session.saved_roots()
         except Exception as exc:  # noqa: BLE001 - a damaged store is reported, the viewer still starts
@@ -130,6 +163,21 @@ class ReviewPart(QObject):
     def show_dock(self) -> None:
         """The worklist in front, wide enough for its shown columns."""
         self.docks.bring_forward(self.dock, self.worklist.columns_width())
+
+    def review_store(self) -> None:
+        """The department's worklist: every film of the shared store, the first unread one nobody reads on screen."""
+        try:
+            self.open_store()
+            self.session.review_store()
+        except Exception as exc:  # noqa: BLE001 - an unusable store is reported, the viewer goes on
+            self.messages.error(str(exc))
+            return
+        self.show_dock()
+        self._resumed = False
+        self._resume()
+        self.watch.start()
+        self.messages.status(f"Shared worklist at {self.session.place()}: {films_text(len(self.session.films))}, "
+                             f"{self.session.unread()} unread", 8000)
 
     def review_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.dialog_parent, "Review a folder of films", self.last_folder())
@@ -148,6 +196,7 @@ class ReviewPart(QObject):
         self.show_dock()
         self._resumed = False
         self._resume()
+        self.watch.start()  # on a shared store only
         worklist = Worklist(self.session.store, self.session.engine, [self.session.active.settings.model])
         roots = list(self.session.roots)
 
@@ -198,7 +247,8 @@ class ReviewPart(QObject):
         if wanted is not None and self.worklist.select(wanted):
             return
         order = self.worklist.order() or self.worklist.table.films
-        first = next((f for f in order if f.decision is None), order[0])
+        first = next((f for f in order if f.decision is None and f.id not in self.worklist.table.reading),
+                     next((f for f in order if f.decision is None), order[0]))
         self._first = first.id
         self.worklist.select(first.id)
 
@@ -292,7 +342,11 @@ class ReviewPart(QObject):
     def decide(self, decision: str) -> None:
         """Record the reader's decision for the film on screen (committed at once) and go to the next."""
         film = self.session.film
-        following = self.worklist.neighbour(film.id, 1) if film is not None else None
+        following = None
+        if film is not None:  # on a shared store: the next unread film nobody else reads
+            following = self.worklist.next_unread(film.id) if self.session.shared else \
+                self.worklist.neighbour(film.id, 1)
+            following = None if following is not None and following.id == film.id else following
         try:
             film = self.session.decide(decision)
         except (Refused, NotSaved) as refusal:
@@ -322,19 +376,22 @@ class ReviewPart(QObject):
         if not self.session.films:
             self.messages.error("No worklist to report: Review > Review folder... first.")
             return
-        path, _ = QFileDialog.getSaveFileName(self.dialog_parent, "Export the worklist's report",
-                                              str(Path(self.last_folder()) / "worklist-report.csv"), "CSV (*.csv)")
+        from xrayviewer.gui.report_file import ask_report_path
+
+        path = ask_report_path(self.dialog_parent, self.last_folder())
         if path:
-            self.export_report(Path(path))
+            self.export_report(path)
 
     def export_report(self, path: Path) -> None:
         """The worklist's films, one row each (patient, study, each model's result, the decision, note, reader and
-        time), as `xrayviewer report --csv` writes them."""
-        from xrayviewer.core.review.report import rows, summary, to_csv
+        time), as `xrayviewer report --csv` writes them, or as a PDF (.pdf) with a header (date, readers, counts,
+        models and thresholds) as `xrayviewer report --pdf` writes it."""
+        from xrayviewer.core.review.report import summary
+        from xrayviewer.gui.report_file import write_report
 
         films = self.session.films
         try:
-            path.write_text(to_csv(rows(films)), encoding="utf-8")
+            write_report(path, films)
         except OSError as exc:
             self.messages.error(f"{path}: the report was not written: {exc.strerror or exc}")
             return

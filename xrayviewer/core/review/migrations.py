@@ -101,6 +101,12 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_film ON events(film_id, id)
 """
+# a film's suspicion as FilmRow.suspicion gives it (the highest probability of a result not refused; refused or
+# unanalysed: -1) and whether it has a current decision, from its rows in results and decisions
+FILM_SUSPICION = ("COALESCE((SELECT MAX(r.probability) FROM results r WHERE r.film_id = films.id AND "
+                  "r.refused = '[]'), -1.0)")
+FILM_DECIDED = ("CASE WHEN EXISTS (SELECT 1 FROM decisions d WHERE d.film_id = films.id AND d.withdrawn_at IS NULL) "
+                "THEN 1 ELSE 0 END")
 
 
 def _tables(tx: Transaction, backend: Backend) -> None:
@@ -117,13 +123,23 @@ def _claims(tx: Transaction, backend: Backend) -> None:
     _add_columns(tx, backend, "decisions", ("second_read INTEGER NOT NULL DEFAULT 0",))
 
 
-STEPS = {2: _tables, 3: _claims}
+def _unread_index(tx: Transaction, backend: Backend) -> None:
+    """4: each film's suspicion and whether it is decided, kept on its row by the store's writes (filled here from
+    the results and decisions already there), and an index of the undecided films, most suspicious first: the next
+    film to claim is the first entry of the index that nobody holds, not a sort of every film."""
+    _add_columns(tx, backend, "films", ("suspicion {real} NOT NULL DEFAULT -1", "decided INTEGER NOT NULL DEFAULT 0"))
+    tx.execute(f"UPDATE films SET suspicion = {FILM_SUSPICION}, decided = {FILM_DECIDED}")
+    tx.execute("CREATE INDEX IF NOT EXISTS films_unread ON films (suspicion DESC, id) WHERE decided = 0")
+
+
+STEPS = {2: _tables, 3: _claims, 4: _unread_index}
 LATEST = max(STEPS)
 TABLE_ORDER = ("films", "results", "decisions", "marks", "drafts", "state", "claims", "events")  # parents first
 
 
-def migrate(backend: Backend) -> int:
-    """Bring the store up to `LATEST` in one transaction; returns the version it had (0: a new store)."""
+def migrate(backend: Backend, upto: int = LATEST) -> int:
+    """Bring the store up to `upto` (an older version only to make a store as an older release did) in one
+    transaction; returns the version it had (0: a new store)."""
     with backend.transaction() as tx:
         if backend.dialect == "postgresql":
             tx.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
@@ -133,10 +149,10 @@ def migrate(backend: Backend) -> int:
                                   f"it has schema {found}, made by a newer XRay Viewer (this one knows {LATEST})",
                                   "Update XRay Viewer on this machine.")
         for step in sorted(STEPS):
-            if step > found:
+            if found < step <= upto:
                 STEPS[step](tx, backend)
         tx.execute("INSERT INTO state VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = "
-                   "excluded.value", (str(max(found, LATEST)),))
+                   "excluded.value", (str(max(found, upto)),))
     return found
 
 

@@ -27,20 +27,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from xrayviewer.core.errors import XRayViewerError
-from xrayviewer.core.review.migrations import LATEST, migrate
+from xrayviewer.core.review.migrations import FILM_DECIDED, FILM_SUSPICION, LATEST, migrate
 from xrayviewer.core.review.store_sql import POOL_SIZE, Backend, is_server, masked, open_backend, scrubbed
 
 DB_ENV = "XRAYVIEWER_DB"
 DB_NAME = "review.sqlite"
 DECISIONS = ("normal", "pneumonia", "uncertain", "other")
-SCHEMA_VERSION = LATEST  # 2: accession, age and sex of each film; withdrawn decisions (undo); note drafts. 3: claims
+SCHEMA_VERSION = LATEST  # 2: accession, age and sex of each film; withdrawn decisions (undo); note drafts. 3: claims.
+# 4: each film's suspicion and whether it is decided on its row, the undecided films indexed by suspicion
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # a scheme: a database URL, never a file name
 LEASE_S = 120.0  # how long a claim holds without being renewed (the viewer renews it while the film is on screen)
-# the film's suspicion as FilmRow.suspicion gives it (refused or unanalysed: -1), for ordering in SQL
-SUSPICION = ("COALESCE((SELECT MAX(r.probability) FROM results r WHERE r.film_id = f.id AND r.refused = '[]'), "
-             "-1.0)")
 UNDECIDED = "NOT EXISTS (SELECT 1 FROM decisions d WHERE d.film_id = f.id AND d.withdrawn_at IS NULL)"
 UNCLAIMED = "NOT EXISTS (SELECT 1 FROM claims c WHERE c.film_id = f.id AND c.expires_at > {now})"
+# the next film to claim, read off the index of undecided films (films_unread), most suspicious first, past those held
+NEXT_UNREAD = f"SELECT f.id FROM films f WHERE f.decided = 0 AND {UNCLAIMED} ORDER BY f.suspicion DESC, f.id LIMIT 1"
 
 
 def location(text: str | Path) -> str | Path:
@@ -290,6 +290,7 @@ class ReviewStore:
                 "analysed_at = excluded.analysed_at",
                 [(film_id, r.model, r.model_sha256, r.provider, r.threshold, r.probability, r.label,
                   json.dumps(r.refused), int(r.out_of_scope), r.ood_score, now()) for r in results])
+            tx.execute(f"UPDATE films SET suspicion = {FILM_SUSPICION} WHERE id = ?", (film_id,))  # its claim order
         return film_id
 
     def move_film(self, film_id: int, info: FilmInfo) -> None:
@@ -347,12 +348,11 @@ class ReviewStore:
 
     def _claim_free(self, tx, reader: str, lease_s: float) -> int | None:
         for _ in range(1000):  # a candidate another reader took between our look and our lock is passed over
-            row = tx.one(f"SELECT f.id FROM films f WHERE {UNDECIDED} AND {UNCLAIMED} ORDER BY {SUSPICION} DESC, "
-                         f"f.id LIMIT 1{{skip_locked}}")
+            row = tx.one(NEXT_UNREAD + "{skip_locked}")
             if row is None:
                 return None
             # the row is ours now: read again, seeing every claim and decision committed before the lock
-            if tx.one(f"SELECT f.id FROM films f WHERE f.id = ? AND {UNDECIDED} AND {UNCLAIMED}", (row["id"],)) and \
+            if tx.one(f"SELECT f.id FROM films f WHERE f.id = ? AND f.decided = 0 AND {UNCLAIMED}", (row["id"],)) and \
                     self._claim(tx, row["id"], reader, lease_s):
                 return row["id"]
         raise RuntimeError("no claim after 1000 tries")
@@ -479,6 +479,7 @@ class ReviewStore:
                        "VALUES (?, ?, ?, ?, ?, ?, ?)", (film_id, decision, note, reader, made.decided_at,
                                                         json.dumps(made.ai_shown), int(second_read)))
             tx.execute("DELETE FROM drafts WHERE film_id = ?", (film_id,))  # the note is saved with it now
+            tx.execute("UPDATE films SET decided = 1 WHERE id = ?", (film_id,))
             tx.execute("DELETE FROM claims WHERE film_id = ? AND reader = ?", (film_id, reader))
             self._event(tx, film_id, reader, "second read" if second_read else "decide", decision)
         return made
@@ -498,6 +499,7 @@ class ReviewStore:
                       (film_id, by)):
                 raise self._refusal(tx, film_id, "the decision was not withdrawn")
             tx.execute("UPDATE decisions SET withdrawn_at = ? WHERE id = ?", (now(), row["id"]))
+            tx.execute(f"UPDATE films SET decided = {FILM_DECIDED} WHERE id = ?", (film_id,))  # one before it, or none
             self._event(tx, film_id, by, "withdraw", "" if by == row["reader"] else f"{row['reader']}'s decision")
         return _decision(self._query("SELECT * FROM decisions WHERE id = ?", (row["id"],))[0])
 
