@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from xrayviewer import __version__
+from xrayviewer.core.review.store_sql import is_server
 from xrayviewer.offline import keep_http_clients_out
 
 # modules of xrayviewer.commands, imported when used
@@ -21,6 +22,8 @@ VIEWER_EPILOG = """examples:
   xrayviewer --demo                      open the demo chest study
   xrayviewer chest.dcm studies/DICOMDIR  open files, folders or DICOMDIRs
   xrayviewer --review today/             review a folder as a worklist (decisions in the review store)
+  xrayviewer --review --db postgresql://reader@dbhost/xray
+                                         read the department's shared worklist (every film in it)
   xrayviewer analyze chest.dcm --out overlays/
   xrayviewer COMMAND --help              what each command does"""
 
@@ -46,10 +49,13 @@ def viewer_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare", action="store_true", help="start in the side-by-side layout")
     parser.add_argument("--review", action="store_true",
                         help="open the PATHs (folders of films) as a worklist in review mode: most suspicious first, "
-                        "keys 1-4 decide, U next unread, Ctrl+Z undo")
-    parser.add_argument("--db", type=Path, metavar="FILE",
-                        help="the review store (default: $XRAYVIEWER_DB, else review.sqlite in the user's data "
-                        "folder, e.g. ~/.local/share/xrayviewer/ or %%LOCALAPPDATA%%\\XRayViewer\\)")
+                        "keys 1-4 decide, U next unread, Ctrl+Z undo; on a shared store (a postgresql:// URL) "
+                        "without PATHs, every film in it")
+    parser.add_argument("--db", type=db_location, metavar="FILE|URL",
+                        help="the review store: a SQLite file, or a department's shared worklist as "
+                        "postgresql://USER@HOST[:PORT]/DB (password from PGPASSFILE, a service file or the URL; never "
+                        "printed) (default: $XRAYVIEWER_DB, else review.sqlite in the user's data folder, e.g. "
+                        "~/.local/share/xrayviewer/ or %%LOCALAPPDATA%%\\XRayViewer\\)")
     parser.add_argument("--provider", choices=["auto", "cpu", "cuda", "dml"],
                         help="where the models run (default: the one last chosen in the viewer, else auto)")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
@@ -58,6 +64,21 @@ def viewer_parser() -> argparse.ArgumentParser:
                         help="analyse the demo film with the shipped models, print one JSON line, exit")
     parser.add_argument("--startup-probe", action="store_true", help=argparse.SUPPRESS)  # `bench`: cold start
     return parser
+
+
+def db_location(text: str) -> str | Path:
+    """--db: a file or a postgresql:// URL (another URL is a usage error saying so)."""
+    from xrayviewer.commands.worklist import db_location as parse
+
+    return parse(text)
+
+
+def db_location_or_exit(parser: argparse.ArgumentParser, text: str) -> str | Path:
+    """$XRAYVIEWER_DB as --db takes it; exit 2 with one line for another URL."""
+    try:
+        return db_location(text)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"$XRAYVIEWER_DB: {exc}")
 
 
 def check_paths(parser: argparse.ArgumentParser, paths: list[str]) -> None:
@@ -98,8 +119,10 @@ def _main(argv: list[str]) -> int:
     parser = viewer_parser()
     args = parser.parse_args(argv)
     check_paths(parser, args.paths)
-    if args.review and not args.paths:
-        parser.error("--review needs a folder (or files) to review")
+    if args.db is None and os.environ.get("XRAYVIEWER_DB"):
+        args.db = db_location_or_exit(parser, os.environ["XRAYVIEWER_DB"])
+    if args.review and not args.paths and not is_server(args.db):
+        parser.error("--review needs a folder (or files) to review, or a shared store: --db postgresql://...")
     if args.self_test:
         from xrayviewer.selftest import main as self_test
 

@@ -57,10 +57,11 @@ def application() -> QApplication:
 
 
 def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, provider: str | None = None,
-        compare: bool = False, startup_probe: bool = False, review: bool = False, db: Path | None = None) -> int:
+        compare: bool = False, startup_probe: bool = False, review: bool = False, db: str | Path | None = None) -> int:
     """Open the main window; with `screenshot`, save it once the analysis is on screen and exit (1, with the message,
     on the first error shown); with `startup_probe`, print the time the window was shown (`xrayviewer bench`'s cold
-    start) and exit; with `review`, the paths become the worklist (in the review store `db`)."""
+    start) and exit; with `review`, the paths become the worklist (in the review store `db`, a file or a server's
+    URL), and without paths the worklist is every film of the shared store."""
     if screenshot is not None and (problem := unwritable(screenshot)):
         print(f"error: {screenshot}: {problem}", file=sys.stderr)
         return 1
@@ -108,9 +109,12 @@ def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, pr
         window.open_demo()
     elif paths and review:
         window.review_paths(paths)
+    elif review:
+        window.review.review_store()
     elif paths:
         window.open_paths(paths)
     code = app.exec()
+    window.review.leave()  # quit without closing the window (--screenshot): the film held is given back too
     window.cancel_work()  # a worklist still filling stops at its next film; what runs ends before Python does
     QThreadPool.globalInstance().waitForDone(10_000)
     return status["code"] if screenshot is not None else code

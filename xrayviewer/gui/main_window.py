@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.messages.banner)
+        column.addWidget(self.review.watch.banner)  # a shared store's server unreachable: until it is back
         column.addWidget(self.pane_layout.views, 1)
         self.setCentralWidget(central)
         scroll = QScrollArea()  # long reasons wrap, and the panel scrolls down rather than clipping them

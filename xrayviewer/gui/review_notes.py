@@ -1,6 +1,6 @@
 """The worklist's note field, bound to the reading session: every change is kept as a draft of its film at once (a
 write of a tenth of a millisecond: a note typed just before a crash is kept) until it is saved with a decision; Enter
-or Esc hand the keys back to the film."""
+or Esc hand the keys back to the film. A film another reader holds on a shared store keeps the field disabled."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ class NotesPart:
         field.returnPressed.connect(lambda: self.save_note(field.text()))
         field.left.connect(self.leave_note)
         session.note_shown.connect(self._shown)
+        session.hold_changed.connect(lambda film, holder: self.field.setEnabled(film is not None and not holder))
 
     def _shown(self, film: FilmRow | None, text: str) -> None:
         self.field.setText(text)
-        self.field.setEnabled(film is not None)
+        self.field.setEnabled(film is not None and not self.session.holder)
         if self.field.hasFocus():
             self.focus_film()  # the next key is for the new film, not typed into its note
 

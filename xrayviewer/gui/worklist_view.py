@@ -1,7 +1,8 @@
 """The worklist: one row per film of the review store, most suspicious first, with the reader's decision keys.
 
-Columns: review status, AI probability (digits beside a bar with the threshold), patient, patient ID, age and sex,
-accession, study date, view, result (label, refused or unreadable); the header's context menu shows or hides them.
+Columns: review status, reader (who decided the film, or in amber who is reading it now on a shared store), AI
+probability (digits beside a bar with the threshold), patient, patient ID, age and sex, accession, study date, view,
+result (label, refused or unreadable); the header's context menu shows or hides them.
 Sortable by any column; the default is the AI probability, highest first, refused films last.
 """
 
@@ -33,10 +34,12 @@ from xrayviewer.core.reading.readable import age_sex, dicom_date, person_name
 from xrayviewer.core.review.session import ai_positive, primary_result
 from xrayviewer.core.review.store import FilmRow
 
-COLUMNS = ("Review", "AI", "Patient", "ID", "Age/Sex", "Accession", "Study date", "View", "Result")
-HIDDEN_BY_DEFAULT = ("Accession", "Study date", "View")  # the header's context menu shows them
-WIDTHS = {"Review": 76, "AI": 92, "Patient": 100, "ID": 64, "Age/Sex": 62, "Accession": 80, "Study date": 80,
-          "View": 56, "Result": 72}  # Review fits "pneumonia" and "uncertain"; Result (last) stretches to the rest
+COLUMNS = ("Review", "Reader", "AI", "Patient", "ID", "Age/Sex", "Accession", "Study date", "View", "Result")
+HIDDEN_BY_DEFAULT = ("Reader", "Accession", "Study date", "View")  # the header's menu shows them; a shared store Reader
+READING = QColor(230, 170, 60)  # a film another reader is reading now
+# Review fits "pneumonia" and "uncertain"; Result (last) stretches to the rest
+WIDTHS = {"Review": 76, "Reader": 90, "AI": 92, "Patient": 100, "ID": 64, "Age/Sex": 62, "Accession": 80,
+          "Study date": 80, "View": 56, "Result": 72}
 AI_COLUMN = COLUMNS.index("AI")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 DECISION_KEYS = (("1", "normal"), ("2", "pneumonia"), ("3", "uncertain"), ("4", "other"))
@@ -61,6 +64,13 @@ class WorklistModel(QAbstractTableModel):
         super().__init__()
         self.films: list[FilmRow] = []
         self.model = ""
+        self.reading: dict[int, str] = {}  # film id -> the reader reading it now (a shared store's claims)
+
+    def set_reading(self, reading: dict[int, str]) -> None:
+        if reading != self.reading:
+            self.reading = reading
+            if self.films:
+                self.dataChanged.emit(self.index(0, 0), self.index(len(self.films) - 1, 1))
 
     def set_films(self, films: list[FilmRow], model: str) -> None:
         self.beginResetModel()
@@ -89,14 +99,16 @@ class WorklistModel(QAbstractTableModel):
             return self.data(index) or ""
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(film, column)
-        if role == Qt.ItemDataRole.ForegroundRole and column == "Review" and film.decision is None:
-            return QColor(150, 150, 150)
+        if role == Qt.ItemDataRole.ForegroundRole and column in ("Review", "Reader") and film.decision is None:
+            return READING if film.id in self.reading else QColor(150, 150, 150)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         info = film.info
         result = primary_result(film, self.model)
+        reading = self.reading.get(film.id)
         return {
-            "Review": film.decision.decision if film.decision else "to read",
+            "Review": film.decision.decision if film.decision else "reading" if reading else "to read",
+            "Reader": reading or (film.decision.reader if film.decision else ""),
             "AI": None if result is None or result.probability is None else percent(result.probability),
             "Patient": person_name(info.patient_name) or info.patient_id or Path(info.path).name,
             "ID": info.patient_id,
@@ -113,6 +125,8 @@ class WorklistModel(QAbstractTableModel):
             return "\n".join(result.refused)
         if column == "Review" and film.decision is not None and film.decision.note:
             return film.decision.note
+        if column in ("Review", "Reader") and film.id in self.reading:
+            return f"Being read by {self.reading[film.id]}"
         name = person_name(film.info.patient_name)
         return "\n".join(filter(None, (name, film.info.error or film.info.path)))
 
@@ -265,6 +279,10 @@ class WorklistView(QWidget):
         self.reader.setPlaceholderText("Your name, saved with each decision (asked once, kept)")
         self.reader.setToolTip("The reader named in the store, the exported picture and the DICOM SR; never the "
                                "computer's login")
+        self.held = QLabel()  # "Being read by NAME": the film on screen is another reader's, read-only
+        self.held.setStyleSheet("QLabel { background: #6a4a10; color: white; padding: 4px; }")
+        self.held.setWordWrap(True)
+        self.held.hide()
         self.note = NoteField()
         self.note.setPlaceholderText("Note for this film (N; Enter or Esc: back to the film), kept as you type")
         top = QHBoxLayout()  # under the progress line, so that the dock keeps the width it had
@@ -272,17 +290,20 @@ class WorklistView(QWidget):
         top.addWidget(self.unread_only)
         top.addStretch(1)
         buttons = QHBoxLayout()
+        self.buttons: list[QPushButton] = []
         for key, decision in DECISION_KEYS:
             button = QPushButton(f"{key} {decision.capitalize()}")
             button.setToolTip(f"Decide '{decision}' (key {key}) for the film on screen and go to the next film")
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             button.clicked.connect(lambda _=False, d=decision: self.decisionRequested.emit(d))
             buttons.addWidget(button)
+            self.buttons.append(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.progress)
         layout.addLayout(top)
         layout.addWidget(self.view, 1)
+        layout.addWidget(self.held)
         layout.addWidget(self.note)
         layout.addLayout(buttons)
         reader = QHBoxLayout()
@@ -291,10 +312,18 @@ class WorklistView(QWidget):
         layout.addLayout(reader)
         layout.addWidget(self.store_label)
 
-    def show_store(self, path: Path) -> None:
-        """Where decisions are kept, under the buttons (the full path in its tooltip)."""
-        self.store_label.setText(f"Review store: {path}")
+    def show_store(self, path: Path | str, shared: bool = False) -> None:
+        """Where decisions are kept, under the buttons (the full path in its tooltip); `shared`: a server's URL."""
+        self.store_label.setText(f"{'Shared worklist' if shared else 'Review store'}: {path}")
         self.store_label.setToolTip(f"Decisions, notes and marks are saved at once in {path}")
+
+    def set_read_only(self, why: str) -> None:
+        """The film on screen takes no decision (`why`, e.g. "Being read by NAME", said above the note), or does
+        (''): the decision buttons follow."""
+        self.held.setText(why)
+        self.held.setVisible(bool(why))
+        for button in self.buttons:
+            button.setEnabled(not why)
 
     def set_films(self, films: list[FilmRow], model: str) -> None:
         """Replace the rows, keeping the current film selected at the same height on screen (rows that arrive
@@ -345,11 +374,13 @@ class WorklistView(QWidget):
             return None
         return order[at + step]
 
-    def next_unread(self) -> FilmRow | None:
-        """The first film without a decision below the current row, else from the top; None when all are read."""
+    def next_unread(self, after: int | None = None) -> FilmRow | None:
+        """The first film without a decision that no other reader is reading, below the current row (or the row of
+        film `after`), else from the top; None when all are read."""
         order = self.order()
-        row = self.current_row()
-        return next((f for f in order[row + 1:] + order[:row + 1] if f.decision is None), None)
+        row = next((i for i, f in enumerate(order) if f.id == after), -1) if after is not None else self.current_row()
+        return next((f for f in order[row + 1:] + order[:row + 1]
+                     if f.decision is None and f.id not in self.table.reading), None)
 
     def move(self, step: int | str) -> bool:
         """`step` rows down (negative: up), or "first" / "last"; the chosen film is announced. False when there

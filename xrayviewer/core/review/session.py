@@ -291,12 +291,18 @@ class ReadingSession:
         claim = self.claims.get(film_id)
         return claim.reader if claim is not None else "another reader"
 
-    def _release(self) -> None:
+    def renamed(self, previous: str) -> None:
+        """The reader's name changed from `previous`: the film on screen is held under the new name."""
+        if self.shared and self.store is not None:
+            self._release(previous)
+            self._hold(self.film)
+
+    def _release(self, reader: str | None = None) -> None:
         film_id, self.held = self.held, None
         if film_id is None or self.unreachable:
             return  # a lease not given back runs out by itself
         try:
-            self.store.release(film_id, self.reader().strip())
+            self.store.release(film_id, (self.reader() if reader is None else reader).strip())
         except StoreUnreachable as exc:
             self._lost_connection(exc)
         self.claims.pop(film_id, None)

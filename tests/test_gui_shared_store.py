@@ -1,0 +1,177 @@
+"""The viewer on a department's shared worklist (issue 27 item 4) under pytest-qt: a real window on a real PostgreSQL
+server (a throw-away cluster: tests/pg_cluster.py), real chest films analysed by the shipped model, and a second
+reader as `xrayviewer review` command processes. The film on screen is claimed; another reader's film opens
+read-only and says by whom; their decision shows after the poll; a server stopped mid-reading is a banner, the
+window never freezes, and once the server is back the note typed meanwhile and the decision land."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from pg_cluster import Cluster, binaries, free_port
+from PySide6.QtCore import Qt, QTimer
+from test_gui_review import on_screen, open_window, settle
+from test_review_store import copy_films
+
+from xrayviewer.core.analysis.engine import engine_for
+from xrayviewer.core.review.store import ReviewStore
+from xrayviewer.core.review.worklist import Worklist
+from xrayviewer.gui.settings import Settings
+from xrayviewer.gui.worklist_view import COLUMNS
+
+PORTS = (47140, 47179)  # this suite's loopback ports (tests/test_shared_session.py uses 47100-47139)
+MODEL = "mobilenetv2"
+FILMS = 5
+
+
+@pytest.fixture(scope="module")
+def pg():
+    if binaries() is None:
+        pytest.skip("PostgreSQL's server programs (initdb, postgres) are not installed: apt-get install postgresql")
+    cluster = Cluster(free_port(*PORTS)).start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def department(pg, tmp_path, kermany):
+    """A new database on the server holding FILMS analysed films; its URL."""
+    url = pg.create(f"t{uuid.uuid4().hex[:12]}")
+    engine = engine_for("cpu")
+    with ReviewStore(url) as store:
+        list(Worklist(store, engine, [MODEL]).run([copy_films(kermany, tmp_path / "today", FILMS)[0].parent]))
+    engine.close()
+    return url
+
+
+def review(*args: str) -> dict:
+    """Another reader at another workstation: one `xrayviewer review` command."""
+    done = subprocess.run([sys.executable, "-m", "xrayviewer", "review", *args], capture_output=True, text=True,
+                          timeout=120, check=True)
+    return json.loads(done.stdout)
+
+
+def reading(qtbot, url: str):
+    """Dr Ada's window on the department's worklist (no folder), the first film on screen with its analysis."""
+    Settings().set_reader("Dr Ada")
+    window = open_window(qtbot, MODEL, url)
+    window.review.review_store()
+    qtbot.waitUntil(lambda: len(window.worklist.table.films) == FILMS and window.film is not None
+                    and window.panes[0].analysis is not None, timeout=60_000)
+    return window
+
+
+def holders(url: str) -> dict[int, str]:
+    with ReviewStore(url) as store:
+        return {film_id: claim.reader for film_id, claim in store.claims().items()}
+
+
+def cell(window, film_id: int, column: str) -> str:
+    table = window.worklist.table
+    row = next(i for i, f in enumerate(table.films) if f.id == film_id)
+    return table.data(table.index(row, COLUMNS.index(column)))
+
+
+def test_the_film_on_screen_is_claimed_and_another_readers_film_is_read_only(qtbot, department):
+    bob = review("next", "--db", department, "--reader", "Dr Bob")["film"]  # the most suspicious film
+    window = reading(qtbot, department)
+    ada = window.film.id
+    assert ada != bob and holders(department) == {ada: "Dr Ada", bob: "Dr Bob"}  # the first film nobody reads
+    assert not window.worklist.view.isColumnHidden(COLUMNS.index("Reader"))
+    assert (cell(window, bob, "Review"), cell(window, bob, "Reader")) == ("reading", "Dr Bob")
+    assert "***@127.0.0.1" in window.worklist.store_label.text()  # the URL's password is never shown
+    assert all(button.isEnabled() for button in window.worklist.buttons) and window.worklist.note.isEnabled()
+
+    window.worklist.select(bob)  # the reader opens Bob's film: read-only, and says by whom
+    qtbot.waitUntil(lambda: window.film is not None and window.film.id == bob and window.worklist.held.isVisible(),
+                    timeout=20_000)
+    assert window.worklist.held.text() == "Being read by Dr Bob"
+    assert not any(button.isEnabled() for button in window.worklist.buttons) and not window.worklist.note.isEnabled()
+    assert holders(department) == {bob: "Dr Bob"}  # Ada's film given back as she moved on undecided
+    view = window.panes[0].view
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_2)
+    assert window.banner.isVisible() and window.banner.text().startswith("Being read by Dr Bob")
+    with ReviewStore(department) as store:
+        assert store.film(bob).decision is None
+
+    qtbot.keyClick(view, Qt.Key.Key_U)  # the next unread film nobody else reads
+    qtbot.waitUntil(lambda: window.film is not None and window.film.id != bob, timeout=20_000)
+    mine = window.film.id
+    qtbot.waitUntil(lambda: holders(department) == {bob: "Dr Bob", mine: "Dr Ada"}, timeout=10_000)
+    assert not window.worklist.held.isVisible() and all(b.isEnabled() for b in window.worklist.buttons)
+
+    review("decide", str(bob), "--decision", "pneumonia", "--db", department, "--reader", "Dr Bob")
+    qtbot.waitUntil(lambda: cell(window, bob, "Review") == "pneumonia", timeout=20_000)  # after the poll
+    assert cell(window, bob, "Reader") == "Dr Bob" and window.worklist.progress.text() == f"1 of {FILMS} reviewed"
+
+    qtbot.keyClick(view, Qt.Key.Key_1)  # Ada decides her film: committed, the claim ends, on to the next
+    qtbot.waitUntil(lambda: window.film is not None and window.film.id not in (mine, bob), timeout=20_000)
+    with ReviewStore(department) as store:
+        assert (store.film(mine).decision.decision, store.film(mine).decision.reader) == ("normal", "Dr Ada")
+    following = window.film.id
+    qtbot.waitUntil(lambda: holders(department) == {following: "Dr Ada"}, timeout=10_000)
+    window.close()  # nothing held is left behind
+    assert holders(department) == {}
+    settle(qtbot, window)
+
+
+def test_a_server_stopped_mid_reading_is_a_banner_and_the_note_and_decision_land_after(qtbot, pg, department):
+    window = reading(qtbot, department)
+    film = window.film.id
+    qtbot.waitUntil(lambda: holders(department) == {film: "Dr Ada"}, timeout=10_000)
+    window.worklist.note.setText("RLL")
+    ticks: list[float] = []  # the window's own clock: a frozen window stops it
+    clock = QTimer(window)
+    clock.timeout.connect(lambda: ticks.append(time.monotonic()))
+    clock.start(100)
+    banner = window.review.watch.banner
+    pg.stop()
+    try:
+        qtbot.waitUntil(banner.isVisible, timeout=30_000)
+        assert banner.text().startswith(f"The shared worklist at 127.0.0.1:{pg.port} is unreachable: ")
+        assert "Retrying" in banner.text() and pg.password not in banner.text()
+        window.worklist.note.setText("RLL consolidation")  # typed while the server is away: kept
+        view = window.panes[0].view
+        view.setFocus()
+        qtbot.keyClick(view, Qt.Key.Key_2)  # refused at once, not shown as made
+        assert "The decision 'pneumonia' was not saved: the shared worklist at" in window.banner.text()
+        assert window.film.id == film and window.worklist.progress.text() == f"0 of {FILMS} reviewed"
+        qtbot.wait(4000)  # a look or two more against the dead server
+    finally:
+        pg.start()
+    qtbot.waitUntil(lambda: not banner.isVisible(), timeout=60_000)
+    clock.stop()
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert max(gaps) < 1.0  # the looks at the dead server waited in the background, not in the window
+    with ReviewStore(department) as store:
+        assert store.draft(film) == "RLL consolidation" and store.claims()[film].reader == "Dr Ada"
+    qtbot.keyClick(window.panes[0].view, Qt.Key.Key_2)  # decided again: now it lands, with the note
+    qtbot.waitUntil(lambda: window.worklist.progress.text() == f"1 of {FILMS} reviewed", timeout=20_000)
+    with ReviewStore(department) as store:
+        decision = store.film(film).decision
+        assert (decision.decision, decision.note, decision.reader) == ("pneumonia", "RLL consolidation", "Dr Ada")
+    window.close()
+    settle(qtbot, window)
+
+
+def test_the_viewer_opens_the_department_worklist_from_the_command_line(department, tmp_path):
+    """`$XRAYVIEWER_DB` naming the server and `--review` with no folder: the worklist is every film in the store."""
+    picture = tmp_path / "shared.png"
+    env = {**os.environ, "XRAYVIEWER_DB": department, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-m", "xrayviewer", "--review", "--screenshot", str(picture)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert picture.stat().st_size > 10_000 and department.split(":")[2].split("@")[0] not in done.stderr
+    with ReviewStore(department) as store:
+        assert store.claims() == {}  # the window closed: its film given back
+    no_folder = subprocess.run([sys.executable, "-m", "xrayviewer", "--review", "--db", str(tmp_path / "r.sqlite")],
+                               capture_output=True, text=True, timeout=120)
+    assert no_folder.returncode == 2 and "--review needs a folder (or files) to review, or a shared store" in \
+        no_folder.stderr
