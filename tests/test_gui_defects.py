@@ -374,3 +374,24 @@ def test_the_worklists_report_is_exported_as_pdf_from_the_viewer_and_the_command
     assert "missing/report.pdf: the report was not written" in window.banner.text()
     assert not list((tmp_path / "missing").parent.glob("missing*"))  # nothing half-written
     settle(qtbot, window)
+
+
+def test_a_long_status_message_ends_in_an_ellipsis_before_the_labels_and_is_whole_in_the_tooltip(qtbot, tmp_path):
+    """A long message was cut off under the 'Research use only' label, its end unreadable."""
+    from PySide6.QtWidgets import QLabel
+
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
+    bar = window.statusBar()
+    (label,) = [w for w in bar.findChildren(QLabel) if w.text().startswith("Research use only")]
+    message = f"Saved {tmp_path}/{'a-long-folder-name/' * 12}worklist-report.pdf: 96 films, 40 reviewed"
+    window.messages.status(message)
+    bar.grab()  # painted
+    assert bar.fontMetrics().horizontalAdvance(message) > label.x()  # longer than the room: else nothing to test
+    shown = bar.shown_message()
+    assert shown.endswith("\u2026") and message.startswith(shown[:-1])
+    assert bar.message_room().right() < label.geometry().left() and label.isVisible()
+    assert bar.toolTip() == message and bar.currentMessage() == message
+    window.messages.status("Saved report.csv")
+    bar.grab()
+    assert bar.shown_message() == "Saved report.csv" and bar.toolTip() == ""
+    settle(qtbot, window)

@@ -31,7 +31,7 @@ from xrayviewer.gui.compare import PanesPart, second_settings
 from xrayviewer.gui.docks import Docks
 from xrayviewer.gui.export_actions import ExportActions
 from xrayviewer.gui.menus import ABOUT, SHORTCUTS, Menus
-from xrayviewer.gui.messages import Messages
+from xrayviewer.gui.messages import Messages, StatusBar
 from xrayviewer.gui.opening import OpeningPart
 from xrayviewer.gui.pacs_dock import PacsPart
 from xrayviewer.gui.panels import ControlPanel
@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         self.films = FilmCache()
 
         # the parts
+        self.setStatusBar(StatusBar())  # a long message ends in '...' before the labels, whole in its tooltip
         self.messages = messages = Messages(self.statusBar())
         self.tasks = tasks = Tasks(messages.error, self)
         self.panel = ControlPanel(self.models)

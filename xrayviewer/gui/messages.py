@@ -3,12 +3,44 @@ the pixel value under the cursor."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QLabel, QStatusBar
+from PySide6.QtCore import QObject, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QPainter, QPaintEvent
+from PySide6.QtWidgets import QLabel, QSizeGrip, QStatusBar, QWidget
 
 from xrayviewer.core.review.session import NotSaved
 
 BANNER_MS = 15000
+
+
+class StatusBar(QStatusBar):
+    """The window's status bar, whose message never runs under its permanent labels ("Research use only", the busy
+    text): one too long for the room left of them ends in "..." and the bar's tooltip holds all of it. (Qt's own bar
+    cuts it off at the first label, the end unreadable.)"""
+
+    def message_room(self) -> QRect:
+        """Where the message is drawn: from Qt's left margin to just before the first permanent widget shown."""
+        shown = [w.x() for w in self.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly)
+                 if w.isVisible() and not isinstance(w, QSizeGrip)]  # the others are hidden while a message shows
+        right = min(shown, default=self.width() - 12) - 2
+        return QRect(6, 0, max(right - 6, 0), self.height())
+
+    def shown_message(self) -> str:
+        """The message as it fits in `message_room`."""
+        return self.fontMetrics().elidedText(self.currentMessage(), Qt.TextElideMode.ElideRight,
+                                             self.message_room().width())
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        super().paintEvent(event)
+        message, shown = self.currentMessage(), self.shown_message()
+        self.setToolTip(message if shown != message else "")
+        if shown != message:  # Qt drew it cut off: the room is painted over with the elided text
+            painter = QPainter(self)
+            room = self.message_room()
+            painter.fillRect(room, self.palette().window())
+            painter.setPen(self.palette().windowText().color())
+            painter.drawText(room, Qt.AlignmentFlag.AlignLeading | Qt.AlignmentFlag.AlignVCenter
+                             | Qt.TextFlag.TextSingleLine, shown)
+            painter.end()
 
 
 class Messages(QObject):
