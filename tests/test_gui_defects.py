@@ -331,7 +331,7 @@ def pdf_text(path: Path) -> str:
         import pytest
 
         pytest.skip("pdftotext not found (Debian package poppler-utils): the PDF's text cannot be read here")
-    out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -394,4 +394,36 @@ def test_a_long_status_message_ends_in_an_ellipsis_before_the_labels_and_is_whol
     window.messages.status("Saved report.csv")
     bar.grab()
     assert bar.shown_message() == "Saved report.csv" and bar.toolTip() == ""
+    settle(qtbot, window)
+
+
+def test_the_pacs_tables_columns_show_their_whole_text(qtbot, tmp_path):
+    """The PACS dock's columns were cut ('Descripti...')."""
+    from xrayviewer.gui.pacs_dock import COLUMNS
+
+    window = open_window(qtbot, "mobilenetv2", tmp_path / "review.sqlite")
+    window.show_pacs_dock()
+    query = window.pacs_query
+    study = {"patient": "DOE^JANE", "patient_id": "PID-000123", "date": "20261206", "modalities": ["CR", "DX"],
+             "description": "Chest PA and lateral, portable, follow-up", "images": 2, "accession": "ACC-2026-0042"}
+    query.show_studies([study])
+    metrics, header = query.table.fontMetrics(), query.table.horizontalHeader()
+    for column, (_, title) in enumerate(COLUMNS):
+        text = query.table.item(0, column).text()
+        needed = max(metrics.horizontalAdvance(text), header.fontMetrics().horizontalAdvance(title))
+        assert query.table.columnWidth(column) >= needed, (title, text)
+    settle(qtbot, window)
+
+
+def test_the_wait_message_goes_once_the_film_is_on_screen(qtbot, tmp_path, kermany):
+    """A decision on a film still opening is refused with 'Wait: ...'; the message stayed after the film came."""
+    window = reviewing(qtbot, tmp_path, kermany, 3)
+    order = window.worklist.order()
+    qtbot.waitUntil(lambda: on_screen(window) == order[0].info.path, timeout=30_000)
+    window.worklist.select(order[1].id)  # asked for; its pixels are not on screen yet
+    window.decide("pneumonia")
+    assert window.statusBar().currentMessage().startswith("Wait:")
+    qtbot.waitUntil(lambda: on_screen(window) == order[1].info.path and window.panes[0].analysis is not None,
+                    timeout=30_000)
+    assert not window.statusBar().currentMessage().startswith("Wait:")
     settle(qtbot, window)

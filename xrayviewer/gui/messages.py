@@ -29,7 +29,7 @@ class StatusBar(QStatusBar):
         return self.fontMetrics().elidedText(self.currentMessage(), Qt.TextElideMode.ElideRight,
                                              self.message_room().width())
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
         message, shown = self.currentMessage(), self.shown_message()
         self.setToolTip(message if shown != message else "")
