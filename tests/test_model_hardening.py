@@ -71,11 +71,13 @@ def test_unknown_card_keys_are_tolerated(tmp_path):
 
 
 def test_the_shipped_models_pass_the_typed_contract():
-    from xrayviewer.models import available, resolve
+    from xrayviewer.core.analysis.engine import Engine
+    from xrayviewer.models import available
 
     assert available()
+    engine = Engine("cpu")  # opens a consensus card's members too
     for name in available():
-        assert 0 < open_model(resolve(name), "cpu").card.threshold < 1
+        assert 0 < engine.model(name).card.threshold < 1
 
 
 def test_a_nan_probability_is_refused_and_the_batch_can_go_on_one_by_one(tmp_path):
