@@ -85,6 +85,7 @@ def test_the_film_on_screen_is_claimed_and_another_readers_film_is_read_only(qtb
     assert ada != bob and holders(department) == {ada: "Dr Ada", bob: "Dr Bob"}  # the first film nobody reads
     assert not window.worklist.view.isColumnHidden(COLUMNS.index("Reader"))
     assert (cell(window, bob, "Review"), cell(window, bob, "Reader")) == ("reading", "Dr Bob")
+    assert (cell(window, ada, "Review"), cell(window, ada, "Reader")) == ("to read", "Dr Ada")
     assert "***@127.0.0.1" in window.worklist.store_label.text()  # the URL's password is never shown
     assert all(button.isEnabled() for button in window.worklist.buttons) and window.worklist.note.isEnabled()
 
@@ -157,6 +158,22 @@ def test_a_server_stopped_mid_reading_is_a_banner_and_the_note_and_decision_land
     with ReviewStore(department) as store:
         decision = store.film(film).decision
         assert (decision.decision, decision.note, decision.reader) == ("pneumonia", "RLL consolidation", "Dr Ada")
+    window.close()
+    settle(qtbot, window)
+
+
+def test_a_folder_reviewed_on_the_shared_store_adds_its_films_there(qtbot, department, tmp_path, kermany):
+    folder = tmp_path / "ward"
+    copy_films(kermany, folder, 2, start=FILMS)
+    Settings().set_reader("Dr Ada")
+    window = open_window(qtbot, MODEL, department)
+    window.review_paths([folder])
+    qtbot.waitUntil(lambda: not window.workers and len(window.worklist.table.films) == 2 and window.film is not None,
+                    timeout=60_000)
+    film = window.film.id
+    qtbot.waitUntil(lambda: holders(department) == {film: "Dr Ada"}, timeout=10_000)
+    with ReviewStore(department) as store:
+        assert len(store.films()) == FILMS + 2
     window.close()
     settle(qtbot, window)
 

@@ -157,3 +157,21 @@ def test_a_server_stopped_mid_reading_loses_no_note_and_takes_no_decision_unseen
     with ReviewStore(department) as store:
         decision = store.film(film).decision
         assert (decision.decision, decision.note, decision.reader) == ("pneumonia", "RLL consolidation", "Dr Ada")
+
+
+def test_a_reader_without_a_name_reads_until_named_then_holds_the_film(department, engine):  # noqa: F811
+    name = {"now": ""}
+    session = ReadingSession(engine, [PaneState(AnalysisSettings(MODEL))], department, reader=lambda: name["now"])
+    session.review_store()
+    film = session.films[0].id
+    put_on_screen(session, film)
+    assert session.read_only().startswith("Give your name") and holders(department) == {}
+    with pytest.raises(Refused, match="Give your name"):
+        session.decide("normal")
+    name["now"] = "Dr Ada"
+    session.renamed("")
+    assert session.read_only() == "" and holders(department) == {film: "Dr Ada"}
+    name["now"] = "Dr Ada Lovelace"  # corrected: held under the new name, not twice
+    session.renamed("Dr Ada")
+    assert holders(department) == {film: "Dr Ada Lovelace"}
+    assert session.decide("normal").id == film and holders(department) == {}

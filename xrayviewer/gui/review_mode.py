@@ -80,7 +80,8 @@ class ReviewPart(QObject):
         session.reader = settings.reader
         session.films_changed.connect(self._films_changed)
         session.film_shown.connect(self._film_shown)
-        session.claims_changed.connect(lambda _: self.worklist.table.set_reading(session.others()))
+        session.claims_changed.connect(lambda claims: self.worklist.table.set_reading(
+            {film_id: claim.reader for film_id, claim in claims.items()}, session.reader().strip()))
         session.hold_changed.connect(lambda *_: self.worklist.set_read_only(session.read_only()))
         self.watch = SharedWatch(session, messages, self)
         parent.installEventFilter(self)  # the window closing: the note kept, the film held given back
@@ -176,8 +177,10 @@ class ReviewPart(QObject):
         self._resumed = False
         self._resume()
         self.watch.start()
+        others = self.session.others()
+        busy = sum(f.decision is None and f.id in others for f in self.session.films)
         self.messages.status(f"Shared worklist at {self.session.place()}: {films_text(len(self.session.films))}, "
-                             f"{self.session.unread()} unread", 8000)
+                             f"{self.session.unread() - busy} unread, {busy} being read by others", 8000)
 
     def review_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.dialog_parent, "Review a folder of films", self.last_folder())
@@ -238,16 +241,17 @@ class ReviewPart(QObject):
             action.setEnabled(bool(films))
 
     def _resume(self) -> None:
-        """Once per worklist: the film the reader was on, else the first unread one in the shown order."""
+        """Once per worklist: the film the reader was on (unless another reader has it now), else the first unread
+        one (that nobody else reads) in the shown order."""
         if self._resumed or not self.worklist.table.films:
             return
         self._resumed = True
         self._first = None
         wanted = self.session.remembered_film()
-        if wanted is not None and self.worklist.select(wanted):
+        if wanted is not None and wanted not in self.session.others() and self.worklist.select(wanted):
             return
         order = self.worklist.order() or self.worklist.table.films
-        first = next((f for f in order if f.decision is None and f.id not in self.worklist.table.reading),
+        first = next((f for f in order if f.decision is None and not self.worklist.table.by_another(f)),
                      next((f for f in order if f.decision is None), order[0]))
         self._first = first.id
         self.worklist.select(first.id)

@@ -65,12 +65,18 @@ class WorklistModel(QAbstractTableModel):
         self.films: list[FilmRow] = []
         self.model = ""
         self.reading: dict[int, str] = {}  # film id -> the reader reading it now (a shared store's claims)
+        self.me = ""  # this reader's name
 
-    def set_reading(self, reading: dict[int, str]) -> None:
-        if reading != self.reading:
-            self.reading = reading
+    def set_reading(self, reading: dict[int, str], me: str) -> None:
+        if (reading, me) != (self.reading, self.me):
+            self.reading, self.me = reading, me
             if self.films:
                 self.dataChanged.emit(self.index(0, 0), self.index(len(self.films) - 1, 1))
+
+    def by_another(self, film: FilmRow) -> str:
+        """The other reader reading the film now ('' when nobody else is)."""
+        reader = self.reading.get(film.id, self.me)
+        return "" if reader == self.me else reader
 
     def set_films(self, films: list[FilmRow], model: str) -> None:
         self.beginResetModel()
@@ -100,14 +106,14 @@ class WorklistModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(film, column)
         if role == Qt.ItemDataRole.ForegroundRole and column in ("Review", "Reader") and film.decision is None:
-            return READING if film.id in self.reading else QColor(150, 150, 150)
+            return READING if self.by_another(film) else None if film.id in self.reading else QColor(150, 150, 150)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         info = film.info
         result = primary_result(film, self.model)
         reading = self.reading.get(film.id)
         return {
-            "Review": film.decision.decision if film.decision else "reading" if reading else "to read",
+            "Review": film.decision.decision if film.decision else "reading" if self.by_another(film) else "to read",
             "Reader": reading or (film.decision.reader if film.decision else ""),
             "AI": None if result is None or result.probability is None else percent(result.probability),
             "Patient": person_name(info.patient_name) or info.patient_id or Path(info.path).name,
@@ -126,7 +132,7 @@ class WorklistModel(QAbstractTableModel):
         if column == "Review" and film.decision is not None and film.decision.note:
             return film.decision.note
         if column in ("Review", "Reader") and film.id in self.reading:
-            return f"Being read by {self.reading[film.id]}"
+            return f"Being read by {self.reading[film.id]}{' (you)' if not self.by_another(film) else ''}"
         name = person_name(film.info.patient_name)
         return "\n".join(filter(None, (name, film.info.error or film.info.path)))
 
@@ -295,6 +301,7 @@ class WorklistView(QWidget):
             button = QPushButton(f"{key} {decision.capitalize()}")
             button.setToolTip(f"Decide '{decision}' (key {key}) for the film on screen and go to the next film")
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.setStyleSheet("QPushButton:disabled { color: #6a6a6a; }")  # the dark palette dims nothing itself
             button.clicked.connect(lambda _=False, d=decision: self.decisionRequested.emit(d))
             buttons.addWidget(button)
             self.buttons.append(button)
@@ -380,7 +387,7 @@ class WorklistView(QWidget):
         order = self.order()
         row = next((i for i, f in enumerate(order) if f.id == after), -1) if after is not None else self.current_row()
         return next((f for f in order[row + 1:] + order[:row + 1]
-                     if f.decision is None and f.id not in self.table.reading), None)
+                     if f.decision is None and not self.table.by_another(f)), None)
 
     def move(self, step: int | str) -> bool:
         """`step` rows down (negative: up), or "first" / "last"; the chosen film is announced. False when there

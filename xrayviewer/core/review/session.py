@@ -275,6 +275,7 @@ class ReadingSession:
                 self.claims[film.id] = self.store.claim(film.id, reader, self.lease_s)
                 self.held = film.id
                 self._renewed_at = time.monotonic()
+                self.claims_changed.emit(self.claims)
             except ClaimRefused:
                 self.held = None if self.held == film.id else self.held
                 self.holder = self._holder_of(film.id)
@@ -286,6 +287,7 @@ class ReadingSession:
         """Who holds the film (another reader), read from the store."""
         try:
             self.claims = self.store.claims()
+            self.claims_changed.emit(self.claims)
         except StoreUnreachable as exc:
             self._lost_connection(exc)
         claim = self.claims.get(film_id)
@@ -306,6 +308,7 @@ class ReadingSession:
         except StoreUnreachable as exc:
             self._lost_connection(exc)
         self.claims.pop(film_id, None)
+        self.claims_changed.emit(self.claims)
 
     def close(self) -> None:
         """The reader leaves: the note typed is kept, the film held given back."""
