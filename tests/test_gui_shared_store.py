@@ -25,7 +25,8 @@ from xrayviewer.core.review.worklist import Worklist
 from xrayviewer.gui.settings import Settings
 from xrayviewer.gui.worklist_view import COLUMNS
 
-PORTS = (47140, 47179)  # this suite's loopback ports (tests/test_shared_session.py uses 47100-47139)
+PORTS = (47140, 47179)  # this suite's loopback ports (47180-47189: a port nothing listens on; tests/test_shared_session.py
+# uses 47100-47139)
 MODEL = "mobilenetv2"
 FILMS = 5
 
@@ -192,3 +193,8 @@ def test_the_viewer_opens_the_department_worklist_from_the_command_line(departme
                                capture_output=True, text=True, timeout=120)
     assert no_folder.returncode == 2 and "--review needs a folder (or files) to review, or a shared store" in \
         no_folder.stderr
+    nobody = f"postgresql://postgres:hush{uuid.uuid4().hex[:6]}@127.0.0.1:{free_port(47180, 47189)}/x"
+    down = subprocess.run([sys.executable, "-m", "xrayviewer", "--review", "--db", nobody, "--screenshot",
+                           str(tmp_path / "down.png")], env=env, capture_output=True, text=True, timeout=120)
+    assert down.returncode == 1 and "cannot use the review database: connection failed" in down.stderr
+    assert nobody.split(":")[2].split("@")[0] not in down.stderr and "postgres:***@127.0.0.1" in down.stderr

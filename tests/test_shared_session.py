@@ -16,7 +16,7 @@ from pg_cluster import Cluster, binaries, free_port
 from test_reading_session import MODEL, engine, loaded, recorder  # noqa: F401 - engine: the module's fixture
 from test_review_store import copy_films
 
-from xrayviewer.core.review.session import AnalysisSettings, NotSaved, PaneState, ReadingSession, Refused
+from xrayviewer.core.review.session import WAIT_S, AnalysisSettings, NotSaved, PaneState, ReadingSession, Refused
 from xrayviewer.core.review.store import ReviewStore
 from xrayviewer.core.review.worklist import Worklist
 
@@ -135,8 +135,11 @@ def test_a_server_stopped_mid_reading_loses_no_note_and_takes_no_decision_unseen
     ada.type_note("RLL")
     pg.stop()
     try:
+        started = time.monotonic()
+        ada.type_note("RLL ")  # before any look found the server gone: the reader waits a few seconds at most
+        assert time.monotonic() - started < WAIT_S + 1.5 and ada.pending == {film: "RLL "} and len(said) == 1
         look(ada)
-        assert len(said) == 1 and said[0][0]  # the driver's reason
+        assert len(said) == 1 and said[0][0]  # the driver's reason, said once
         assert "the shared worklist at 127.0.0.1:" in ada.unreachable_text()
         ada.type_note("RLL consolidation")  # kept here, not lost
         started = time.monotonic()

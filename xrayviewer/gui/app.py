@@ -109,8 +109,8 @@ def run(paths: list[str], demo: bool = False, screenshot: Path | None = None, pr
         window.open_demo()
     elif paths and review:
         window.review_paths(paths)
-    elif review:
-        window.review.review_store()
+    elif review:  # in the event loop: a server that cannot be reached ends --screenshot with its message
+        QTimer.singleShot(0, window.review.review_store)
     elif paths:
         window.open_paths(paths)
     code = app.exec()

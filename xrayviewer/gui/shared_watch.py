@@ -57,7 +57,7 @@ class SharedWatch(QObject):
         """The banner while the server cannot be reached; gone, and said in the status bar, once it is back."""
         if problem:
             self.banner.setText(f"The shared worklist at {self.session.place()} is unreachable: {problem} "
-                                f"Retrying every {POLL_S:g} s; a note you type is kept here until it is back.")
+                                "Retrying; a note you type is kept here until it is back.")
             self.banner.show()
         else:
             self.banner.hide()

@@ -55,6 +55,7 @@ from xrayviewer.core.review.store_sql import StoreUnreachable, is_server, masked
 from xrayviewer.core.review.worklist import film_path
 
 ROOTS_KEY = "worklist_roots"
+WAIT_S = 3.0  # how long a write on a shared store waits for a connection before the server counts as unreachable
 CURRENT_KEY = "current_film"
 
 
@@ -203,6 +204,8 @@ class ReadingSession:
         """The review store, opened on first use (XRayViewerError when it cannot be)."""
         if self.store is None:
             self.store = ReviewStore(self.db_path)
+            if self.shared:  # a server gone away keeps the reader waiting this long at most, not the pool's 10 s
+                self.store.backend.pool.timeout = WAIT_S
         return self.store
 
     def state(self, key: str, default: str = "") -> str:
