@@ -178,3 +178,18 @@ def test_a_reader_without_a_name_reads_until_named_then_holds_the_film(departmen
     session.renamed("Dr Ada")
     assert holders(department) == {film: "Dr Ada Lovelace"}
     assert session.decide("normal").id == film and holders(department) == {}
+
+
+def test_a_look_read_before_the_readers_own_decision_does_not_undo_it_on_screen(department, engine):  # noqa: F811
+    ada = reading(department, engine, "Dr Ada")
+    mine, other = ada.films[0].id, ada.films[1].id
+    put_on_screen(ada, mine)
+    with ReviewStore(department) as store:
+        store.decide(other, "normal", reader="Dr Bob")
+    news = ada.fetch_news()()  # the films as they were before Ada's decision (the look ran in the background)
+    assert news.films is not None and next(f for f in news.films if f.id == mine).decision is None
+    ada.decide("pneumonia")
+    ada.apply_news(news)
+    assert ada.film_row(mine).decision.decision == "pneumonia"  # not undone on screen by the older look
+    look(ada)
+    assert ada.film_row(other).decision.reader == "Dr Bob"

@@ -98,7 +98,8 @@ class News:
 
     claims: dict[int, Claim] = field(default_factory=dict)
     revision: tuple = ()
-    films: list[FilmRow] | None = None  # None: unchanged since the revision the look started from
+    since: tuple = ()  # the revision the look started from
+    films: list[FilmRow] | None = None  # None: unchanged since then
     renewed: int | None = None  # the film whose lease was renewed, if one was due
     lost: int | None = None  # the film whose lease could not be renewed (another reader took it)
     unreachable: str = ""  # why the store could not be reached ('' when it answered)
@@ -343,7 +344,7 @@ class ReadingSession:
                 now = store.revision()
                 films = None if now == revision else [f for f in store.films() if not roots or under(f.info.path,
                                                                                                         roots)]
-                return News(store.claims(), now, films, renewed, lost)
+                return News(store.claims(), now, revision, films, renewed, lost)
             except StoreUnreachable as exc:
                 return News(unreachable=exc.why)
         return look
@@ -363,7 +364,7 @@ class ReadingSession:
             self._renewed_at = time.monotonic()
         self.claims = news.claims
         self.claims_changed.emit(self.claims)
-        if news.films is not None:
+        if news.films is not None and news.since == self.revision:  # not older than what this reader did meanwhile
             self.revision = news.revision
             self._set_films(news.films)
         me = self.reader().strip()
