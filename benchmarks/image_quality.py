@@ -9,7 +9,7 @@ films: the share the model calls pneumonia at its card's threshold, the share th
 image checks, the model's own OOD gate and the chest detector, no header rules, as
 `benchmarks/ood_gate.py`), and the share called pneumonia among the films the gate lets through; the
 last two also for the gate without the `detail` check (as it was before the check).
-It also prints the image-quality measures of `checks` (detail and contrast) on the plain validation
+It also prints the image-quality measures of `checks` (sharpness and contrast) on the plain validation
 and internal-test films (their lowest values) against the limits, and the share of each perturbation
 of the shifted validation (`converters.augment.PERTURBATIONS`) that the detail check refuses: the
 price of the check on films the models were validated on. One JSON object.
@@ -52,12 +52,12 @@ DEGRADATIONS = {
 
 
 def quality(displays: list[np.ndarray]) -> dict:
-    """Lowest detail and contrast (the check's measures) over the films, with the limits."""
+    """Lowest sharpness and contrast (the check's measures) over the films, with the limits."""
     measures = np.array([checks.quality_measures(d) for d in displays])
-    return {"n": len(displays), "detail_min": round(float(measures[:, 0].min()), 3),
-            "detail_p01": round(float(np.percentile(measures[:, 0], 1)), 3),
+    return {"n": len(displays), "sharpness_min": round(float(measures[:, 0].min()), 3),
+            "sharpness_p01": round(float(np.percentile(measures[:, 0], 1)), 3),
             "contrast_min": round(float(measures[:, 1].min()), 2),
-            "limits": {"detail": checks.DETAIL_LIMIT, "flat": checks.FLAT_LIMIT}}
+            "limits": {"sharpness": checks.SHARPNESS_LIMIT, "flat": checks.FLAT_LIMIT}}
 
 
 def main() -> None:

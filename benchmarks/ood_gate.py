@@ -1,5 +1,5 @@
 """How often the gate refuses real chest films and non-chest images when the file has no header to go by:
-the image checks (colour, aspect ratio, flat, fine detail), the chest-radiograph detector and the model's own OOD
+the image checks (colour, aspect ratio, flat, faint, blur), the chest-radiograph detector and the model's own OOD
 gate (with the detector's population-note rule). The DICOM header rules are left out: they would refuse
 most non-chest DICOMs by their header alone.
 

@@ -131,6 +131,23 @@ def test_validation_chest_films_pass_the_gate(validation_films, engine, shipped)
     assert all(a.label in ("NORMAL", "PNEUMONIA") and a.notes == [] for a in results)
 
 
+def test_pneumonia_films_blurred_by_1_5_px_are_read_and_by_3_px_refused_as_too_blurred(validation_films, engine,
+                                                                                          shipped):
+    """The whole gate, as the app runs it: the blur check used to refuse many mildly blurred pneumonia films (they
+    have less fine detail); it now reads them, and still refuses films blurred as far as the model over-calls."""
+    pneumonia = [s for s in validation_films if s.label == 1]
+    picked = pneumonia[::max(1, len(pneumonia) // 12)][:12]
+    films = [to_display(read_image(s.path)) for s in picked]
+    mild, strong = ([cv2.GaussianBlur(f, (0, 0), sigma) for f in films] for sigma in (1.5, 3.0))
+    for film, display in zip(picked, mild):
+        result = engine.analyze(shipped, display)
+        assert result.refused == [] and result.label in ("NORMAL", "PNEUMONIA"), film.path.name
+    for display in strong:
+        result = engine.analyze(shipped, display)
+        (refusal,) = [r for r in result.refused if r.code == "detail"]
+        assert str(refusal).startswith("too blurred to read: sharpness ") and result.label is None
+
+
 def test_a_chest_detector_plugs_in_as_one_more_check(tmp_path):
     path = tmp_path / "chest-detector.onnx"
     detector = ChestDetector(path)
