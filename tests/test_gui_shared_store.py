@@ -175,6 +175,9 @@ def test_a_folder_reviewed_on_the_shared_store_adds_its_films_there(qtbot, depar
     qtbot.waitUntil(lambda: holders(department) == {film: "Dr Ada"}, timeout=10_000)
     with ReviewStore(department) as store:
         assert len(store.films()) == FILMS + 2
+    review_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Review")
+    next(a for a in review_menu.actions() if a.text() == "Shared worklist (every film)").trigger()
+    qtbot.waitUntil(lambda: len(window.worklist.table.films) == FILMS + 2, timeout=20_000)  # the department's
     window.close()
     settle(qtbot, window)
 

@@ -90,6 +90,8 @@ class ReviewPart(QObject):
         """The Review menu: moving, deciding, undo, note."""
         parent = self.dialog_parent
         add_action(menu, parent, "Review folder...", self.review_folder_dialog, "Ctrl+R")
+        if self.session.shared:
+            add_action(menu, parent, "Shared worklist (every film)", self.review_store)
         moves = [("Next film", 1, ("Down", "PgDown")), ("Previous film", -1, ("Up", "PgUp")),
                  ("First film", "first", ("Home",)), ("Last film", "last", ("End",))]
         for text, step, keys in moves:
