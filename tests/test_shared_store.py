@@ -392,6 +392,109 @@ def test_two_worklist_runs_at_once_store_each_film_once_and_report_reads_them(wh
     assert report.returncode == 0 and json.loads(report.stdout)["films"] == 6
 
 
+STEADY_READER = textwrap.dedent("""
+    import json, sys, time
+    from xrayviewer.core.review.store import ReviewStore
+    from xrayviewer.core.review.store_sql import StoreUnreachable
+    url, me, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    store = ReviewStore(url, pool_size=1)
+    print("ready", flush=True)
+
+    def decide(film_id):
+        # a decision whose answer the restart lost may have been committed: it is made again only if it was not
+        try:
+            store.decide(film_id, "normal", reader=me)
+        except StoreUnreachable:
+            while True:
+                time.sleep(0.5)
+                try:
+                    current = store.film(film_id).decision
+                    if current is None or current.reader != me:
+                        store.decide(film_id, "normal", reader=me)
+                    return
+                except StoreUnreachable:
+                    pass
+
+    while True:
+        try:
+            film = store.claim_next(me, 30)
+            if film is None:
+                if store.counts()["decided"] >= total:
+                    break
+                time.sleep(0.2)
+                continue
+            decide(film.id)
+            print(json.dumps({"film": film.id, "at": time.time()}), flush=True)  # told: it is saved
+        except StoreUnreachable:
+            time.sleep(0.5)
+    store.close()
+""")
+KILLED_READER = ("import sys, time; from xrayviewer.core.review.store import ReviewStore; "
+                 "print(ReviewStore(sys.argv[1], pool_size=1).claim_next('Dr Killed', 3).id, flush=True); "
+                 "time.sleep(600)")
+
+
+def test_readers_read_while_two_worklists_write_through_a_server_restart(pg, tmp_path, kermany):
+    """Three readers claim and decide while two `xrayviewer worklist` runs analyse the same 32 real chest films into
+    the same PostgreSQL store, a reader is killed holding a film, and the server restarts in the middle: every film
+    is stored once and decided once, every decision a reader was told is saved is there, and the killed reader's
+    film comes back when its lease runs out."""
+    url = pg.create("steady")
+    folder = tmp_path / "films"
+    total = len(copy_films(kermany, folder, 32))
+    worklists = [subprocess.Popen([sys.executable, "-m", "xrayviewer", "worklist", str(folder), "--db", url,
+                                   "--provider", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    readers = []
+    try:
+        with ReviewStore(url) as store:
+            wait_for(lambda: store.counts()["films"] >= 1, worklists)
+            killed = subprocess.Popen([sys.executable, "-c", KILLED_READER, url], stdout=subprocess.PIPE, text=True)
+            held = int(killed.stdout.readline())
+            killed.kill()  # its workstation died holding the film
+            killed.wait(30)
+            readers = [subprocess.Popen([sys.executable, "-c", STEADY_READER, url, f"Dr {n}", str(total)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(3)]
+            assert [r.stdout.readline() for r in readers] == ["ready\n"] * 3
+            wait_for(lambda: store.counts()["decided"] >= 2, worklists)
+            analysing = [w.poll() is None for w in worklists]
+            pg.restart()  # every pooled connection of every process is broken
+        assert any(analysing), "the worklists were done before the restart"
+        outputs = [w.communicate(timeout=600) for w in worklists]
+        finished = time.time()
+        assert [w.returncode for w in worklists] == [0, 0], [e[-800:] for _, e in outputs]
+        for reader in readers:  # a few short lines each: no pipe fills
+            reader.wait(300)
+        said = [(r.stdout.read(), r.stderr.read()) for r in readers]  # past the "ready" line read before
+        assert [r.returncode for r in readers] == [0] * 3, [e[-800:] for _, e in said]
+    finally:
+        for process in worklists + readers:
+            if process.poll() is None:
+                process.kill()
+    told = [(f"Dr {n}", json.loads(line)) for n, (out, _) in enumerate(said) for line in out.splitlines()]
+    with ReviewStore(url) as store:
+        films = store.films()
+        assert len(films) == total and len({f.info.path for f in films}) == total
+        assert all(f.results and f.info.sha256 and f.decision for f in films)
+        assert sorted(line["film"] for _, line in told) == sorted(f.id for f in films)  # each decided once
+        for reader, line in told:  # each decision a reader was told is saved, under their name, alone
+            assert [d.reader for d in store.history(line["film"])] == [reader]
+            assert [e.action for e in store.events(line["film"])].count("decide") == 1
+        assert store.counts() == {"films": total, "decided": total, "claimed": 0, "unread": 0}
+        back = [(e.reader, e.action, e.detail) for e in store.events(held)]
+        assert back[0] == ("Dr Killed", "claim", "") and back[1][1:] == ("claim", "Dr Killed's lease had run out")
+        assert store.film(held).decision.reader == back[1][0] != "Dr Killed"
+    assert min(line["at"] for _, line in told) < finished  # they read while the films came in
+
+
+def wait_for(condition, workers: list[subprocess.Popen], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "waited too long"
+        assert all(w.poll() in (None, 0) for w in workers), [w.stderr.read()[-800:] for w in workers if w.poll()]
+        time.sleep(0.1)
+
+
 def test_listen_analyses_into_the_server_store_named_by_xrayviewer_db(pg, tmp_path, dicom_data):
     from test_pacs import CHEST_CR, PUSHER_AET, ListenerProcess, free_port, send_file
 

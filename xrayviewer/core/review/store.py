@@ -20,15 +20,26 @@ import re
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.review.migrations import FILM_DECIDED, FILM_SUSPICION, LATEST, migrate
-from xrayviewer.core.review.store_sql import POOL_SIZE, Backend, is_server, masked, open_backend, scrubbed
+from xrayviewer.core.review.store_sql import (
+    CONNECT_S,
+    POOL_SIZE,
+    Backend,
+    StoreUnreachable,
+    is_server,
+    masked,
+    open_backend,
+    scrubbed,
+)
 
 DB_ENV = "XRAYVIEWER_DB"
 DB_NAME = "review.sqlite"
@@ -41,6 +52,7 @@ UNDECIDED = "NOT EXISTS (SELECT 1 FROM decisions d WHERE d.film_id = f.id AND d.
 UNCLAIMED = "NOT EXISTS (SELECT 1 FROM claims c WHERE c.film_id = f.id AND c.expires_at > {now})"
 # the next film to claim, read off the index of undecided films (films_unread), most suspicious first, past those held
 NEXT_UNREAD = f"SELECT f.id FROM films f WHERE f.decided = 0 AND {UNCLAIMED} ORDER BY f.suspicion DESC, f.id LIMIT 1"
+T = TypeVar("T")
 
 
 def location(text: str | Path) -> str | Path:
@@ -252,7 +264,19 @@ class ReviewStore:
         return self.backend.transaction()
 
     def _query(self, sql: str, args: tuple = ()) -> list[dict]:
-        return self.backend.query(sql, args)
+        return self._again(lambda: self.backend.query(sql, args))
+
+    def _again(self, call: Callable[[], T]) -> T:
+        """`call()`, made once more on a server that broke its connection off mid-way (a restart; the pool then
+        gives a new one): for reads, and writes that come out the same made twice. A failure after the pool's whole
+        wait (no connection to be had: the server is down) is not made again."""
+        started = time.monotonic()
+        try:
+            return call()
+        except StoreUnreachable:
+            if self.path is not None or time.monotonic() - started >= CONNECT_S:
+                raise
+        return call()
 
     # ----- films and results -----
     def film_by_path(self, path: str | Path) -> tuple[int, FilmInfo] | None:
@@ -271,38 +295,49 @@ class ReviewStore:
         """Insert or update a film and its results in one transaction; returns the film id. One row per path
         however many writers store the same film at once.
 
-        `replace_results` drops the film's earlier results first (its content changed).
+        `replace_results` drops the film's earlier results first (its content changed). Written again where a
+        server restart broke it off (the same film and results, by path).
         """
         fields = list(FilmInfo.__dataclass_fields__)
         values = [getattr(info, k) for k in fields]
-        with self._transaction() as tx:
-            film_id = int(tx.one(
-                f"INSERT INTO films ({', '.join(fields)}, added_at) VALUES ({', '.join('?' * (len(fields) + 1))}) "
-                f"ON CONFLICT (path) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in fields)} RETURNING id",
-                (*values, now()))["id"])
-            if replace_results:
-                tx.execute("DELETE FROM results WHERE film_id = ?", (film_id,))
-            tx.executemany(
-                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (film_id, model) DO UPDATE "
-                "SET model_sha256 = excluded.model_sha256, provider = excluded.provider, threshold = "
-                "excluded.threshold, probability = excluded.probability, label = excluded.label, refused = "
-                "excluded.refused, out_of_scope = excluded.out_of_scope, ood_score = excluded.ood_score, "
-                "analysed_at = excluded.analysed_at",
-                [(film_id, r.model, r.model_sha256, r.provider, r.threshold, r.probability, r.label,
-                  json.dumps(r.refused), int(r.out_of_scope), r.ood_score, now()) for r in results])
-            tx.execute(f"UPDATE films SET suspicion = {FILM_SUSPICION} WHERE id = ?", (film_id,))  # its claim order
-        return film_id
+
+        def write() -> int:
+            with self._transaction() as tx:
+                film_id = int(tx.one(
+                    f"INSERT INTO films ({', '.join(fields)}, added_at) VALUES ({', '.join('?' * (len(fields) + 1))})"
+                    f" ON CONFLICT (path) DO UPDATE SET {', '.join(f'{k} = excluded.{k}' for k in fields)} "
+                    "RETURNING id", (*values, now()))["id"])
+                if replace_results:
+                    tx.execute("DELETE FROM results WHERE film_id = ?", (film_id,))
+                tx.executemany(
+                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (film_id, model) DO "
+                    "UPDATE SET model_sha256 = excluded.model_sha256, provider = excluded.provider, threshold = "
+                    "excluded.threshold, probability = excluded.probability, label = excluded.label, refused = "
+                    "excluded.refused, out_of_scope = excluded.out_of_scope, ood_score = excluded.ood_score, "
+                    "analysed_at = excluded.analysed_at",
+                    [(film_id, r.model, r.model_sha256, r.provider, r.threshold, r.probability, r.label,
+                      json.dumps(r.refused), int(r.out_of_scope), r.ood_score, now()) for r in results])
+                tx.execute(f"UPDATE films SET suspicion = {FILM_SUSPICION} WHERE id = ?", (film_id,))  # claim order
+            return film_id
+
+        return self._again(write)
 
     def move_film(self, film_id: int, info: FilmInfo) -> None:
         """The same content found at a new path (the old one is gone): keep its results and decisions."""
-        with self._transaction() as tx:
-            tx.execute("UPDATE films SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
-                       (info.path, info.size, info.mtime_ns, film_id))
+        self._write("UPDATE films SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                    (info.path, info.size, info.mtime_ns, film_id))
 
     def touch_film(self, film_id: int, mtime_ns: int) -> None:
         """The file was touched but its content is the same."""
-        with self._transaction() as tx:
-            tx.execute("UPDATE films SET mtime_ns = ? WHERE id = ?", (mtime_ns, film_id))
+        self._write("UPDATE films SET mtime_ns = ? WHERE id = ?", (mtime_ns, film_id))
+
+    def _write(self, sql: str, args: tuple) -> None:
+        """One statement that comes out the same made twice, in its own transaction (made again after a restart)."""
+        def write() -> None:
+            with self._transaction() as tx:
+                tx.execute(sql, args)
+
+        self._again(write)
 
     def films(self, paths: list[str] | None = None) -> list[FilmRow]:
         """Every film (or those at `paths`) with its results and current decision, in insertion order."""
