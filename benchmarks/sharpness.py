@@ -2,8 +2,8 @@
 
     PYTHONPATH=. python benchmarks/sharpness.py [--model mobilenetv2]
 
-The patient-level validation films (224 px, as the gate gets them) blurred by a Gaussian of sd 1, 1.5, 2, 2.5 and
-3 px, and through issue 25's other acquisition shifts (`converters.augment.EXPOSURE_SHIFTS`). For each, per class
+The patient-level validation films (224 px, as the gate gets them) blurred by a Gaussian of sd 1, 1.5, 2, 2.5, 3, 4
+and 8 px, and through issue 25's other acquisition shifts (`converters.augment.EXPOSURE_SHIFTS`). For each, per class
 (normal, pneumonia): the sharpness (lowest, 2nd percentile, median, 98th, highest), the share the blur check refuses, the share the
 whole gate refuses (as the app runs it: every shipped check, the detector and the model's own OOD gate), and the
 share the model calls pneumonia at its card's threshold, over all films and over those the gate lets through
@@ -28,7 +28,7 @@ from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.analysis.findings import Subject
 from xrayviewer.demo import data_store_folder
 
-BLURS = (1.0, 1.5, 2.0, 2.5, 3.0)  # px at 224
+BLURS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 8.0)  # px at 224
 
 
 def spread(values: np.ndarray) -> dict:
