@@ -356,14 +356,7 @@ class ReviewStore:
     def film(self, film_id: int) -> FilmRow:
         """One film as `films` gives it, read alone (the AI node reads each film it sends: 1.1 s in a store of 20,000
         films when all were read)."""
-        rows = self._query("SELECT * FROM films WHERE id = ?", (film_id,))
-        if not rows:
-            raise KeyError(film_id)
-        results = {r["model"]: _result(r) for r in self._query(
-            "SELECT * FROM results WHERE film_id = ? ORDER BY model", (film_id,))}
-        decisions = self._query("SELECT * FROM decisions WHERE film_id = ? AND withdrawn_at IS NULL ORDER BY id DESC "
-                                "LIMIT 1", (film_id,))
-        return FilmRow(film_id, _info(rows[0]), results, _decision(decisions[0]) if decisions else None)
+        return _film(self._query, film_id)
 
     # ----- claims: who reads which film -----
     def claim_next(self, reader: str, lease_s: float = LEASE_S) -> FilmRow | None:
@@ -379,7 +372,7 @@ class ReviewStore:
                 film_id = held["id"]
             else:
                 film_id = self._claim_free(tx, reader, lease_s)
-        return None if film_id is None else self.film(film_id)
+            return None if film_id is None else _film(tx.rows, film_id)  # read in the claim's transaction
 
     def _claim_free(self, tx, reader: str, lease_s: float) -> int | None:
         for _ in range(1000):  # a candidate another reader took between our look and our lock is passed over
@@ -593,6 +586,18 @@ def _check_reader(reader: str) -> None:
     if not reader.strip():
         raise XRayViewerError(None, "no reader", "a claim is made in a reader's name",
                               "Give the name the reader goes by (--reader NAME).")
+
+
+def _film(rows: Callable[[str, tuple], list[dict]], film_id: int) -> FilmRow:
+    """One film read by `rows` (the store's query, or a transaction's): its row, results and current decision."""
+    found = rows("SELECT * FROM films WHERE id = ?", (film_id,))
+    if not found:
+        raise KeyError(film_id)
+    results = {r["model"]: _result(r) for r in rows("SELECT * FROM results WHERE film_id = ? ORDER BY model",
+                                                     (film_id,))}
+    decisions = rows("SELECT * FROM decisions WHERE film_id = ? AND withdrawn_at IS NULL ORDER BY id DESC LIMIT 1",
+                     (film_id,))
+    return FilmRow(film_id, _info(found[0]), results, _decision(decisions[0]) if decisions else None)
 
 
 def _info(row: dict) -> FilmInfo:
