@@ -10,23 +10,26 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
 import pytest
 from pg_cluster import Cluster, binaries, free_port
 from PySide6.QtCore import Qt, QTimer
-from test_gui_review import on_screen, open_window, settle
+from PySide6.QtWidgets import QMessageBox
+from test_gui_review import open_window, settle
 from test_review_store import copy_films
 
 from xrayviewer.core.analysis.engine import engine_for
+from xrayviewer.core.review.session import clock
 from xrayviewer.core.review.store import ReviewStore
 from xrayviewer.core.review.worklist import Worklist
 from xrayviewer.gui.settings import Settings
 from xrayviewer.gui.worklist_view import COLUMNS
 
-PORTS = (47140, 47179)  # this suite's loopback ports (47180-47189: a port nothing listens on; tests/test_shared_session.py
-# uses 47100-47139)
+PORTS = (47640, 47679)  # this suite's loopback ports (47680-47689: a port nothing listens on;
+# tests/test_shared_session.py uses 47600-47639)
 MODEL = "mobilenetv2"
 FILMS = 5
 
@@ -38,6 +41,14 @@ def pg():
     cluster = Cluster(free_port(*PORTS)).start()
     yield cluster
     cluster.remove()
+
+
+@pytest.fixture(autouse=True)
+def reader_name_kept():
+    """The reader's name in the settings (shared by the tests of one run) as it was before each test."""
+    before = Settings().reader()
+    yield
+    Settings().set_reader(before)
 
 
 @pytest.fixture
@@ -73,10 +84,14 @@ def holders(url: str) -> dict[int, str]:
         return {film_id: claim.reader for film_id, claim in store.claims().items()}
 
 
-def cell(window, film_id: int, column: str) -> str:
+def cell(window, film_id: int, column: str, role=Qt.ItemDataRole.DisplayRole) -> str:
     table = window.worklist.table
     row = next(i for i, f in enumerate(table.films) if f.id == film_id)
-    return table.data(table.index(row, COLUMNS.index(column)))
+    return table.data(table.index(row, COLUMNS.index(column)), role)
+
+
+def tip(window, film_id: int, column: str) -> str:
+    return cell(window, film_id, column, Qt.ItemDataRole.ToolTipRole)
 
 
 def test_the_film_on_screen_is_claimed_and_another_readers_film_is_read_only(qtbot, department):
@@ -86,7 +101,8 @@ def test_the_film_on_screen_is_claimed_and_another_readers_film_is_read_only(qtb
     assert ada != bob and holders(department) == {ada: "Dr Ada", bob: "Dr Bob"}  # the first film nobody reads
     assert not window.worklist.view.isColumnHidden(COLUMNS.index("Reader"))
     assert (cell(window, bob, "Review"), cell(window, bob, "Reader")) == ("reading", "Dr Bob")
-    assert (cell(window, ada, "Review"), cell(window, ada, "Reader")) == ("to read", "Dr Ada")
+    assert (cell(window, ada, "Review"), cell(window, ada, "Reader")) == ("reading (you)", "Dr Ada")
+    assert tip(window, ada, "Reader") == "Being read by Dr Ada (you)"
     assert "***@127.0.0.1" in window.worklist.store_label.text()  # the URL's password is never shown
     assert all(button.isEnabled() for button in window.worklist.buttons) and window.worklist.note.isEnabled()
 
@@ -196,8 +212,73 @@ def test_the_viewer_opens_the_department_worklist_from_the_command_line(departme
                                capture_output=True, text=True, timeout=120)
     assert no_folder.returncode == 2 and "--review needs a folder (or files) to review, or a shared store" in \
         no_folder.stderr
-    nobody = f"postgresql://postgres:hush{uuid.uuid4().hex[:6]}@127.0.0.1:{free_port(47180, 47189)}/x"
+    nobody = f"postgresql://postgres:hush{uuid.uuid4().hex[:6]}@127.0.0.1:{free_port(47680, 47689)}/x"
     down = subprocess.run([sys.executable, "-m", "xrayviewer", "--review", "--db", nobody, "--screenshot",
                            str(tmp_path / "down.png")], env=env, capture_output=True, text=True, timeout=120)
     assert down.returncode == 1 and "cannot use the review database: connection failed" in down.stderr
     assert nobody.split(":")[2].split("@")[0] not in down.stderr and "postgres:***@127.0.0.1" in down.stderr
+
+
+def test_a_second_read_from_the_viewer_is_asked_once_and_lands_beside_the_first(qtbot, monkeypatch, department):
+    carol = review("next", "--db", department, "--reader", "Dr Carol Shaw-Whitfield")["film"]
+    review("decide", str(carol), "--decision", "pneumonia", "--note", "RLL", "--db", department, "--reader",
+           "Dr Carol Shaw-Whitfield")
+    with ReviewStore(department) as store:
+        first = store.film(carol).decision
+    window = reading(qtbot, department)
+    assert (cell(window, carol, "Review"), cell(window, carol, "Reader")) == ("pneumonia", "Dr Carol Shaw-Whitfield")
+    assert tip(window, carol, "Reader") == f"Decided by Dr Carol Shaw-Whitfield: pneumonia ({clock(first.decided_at)})"
+    reader_column = COLUMNS.index("Reader")
+    assert window.worklist.view.columnWidth(reader_column) >= window.worklist.view.fontMetrics().horizontalAdvance(
+        "Dr Grace Hopper")
+    window.worklist.select(carol)  # Ada opens the film Carol decided: hers to read again (she holds it)
+    qtbot.waitUntil(lambda: window.film is not None and window.film.id == carol, timeout=20_000)
+    qtbot.waitUntil(lambda: holders(department) == {carol: "Dr Ada"}, timeout=10_000)
+    assert all(button.isEnabled() for button in window.worklist.buttons)
+    asked: list[str] = []
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text, *a: (asked.append(text),
+                                                                                   answers.pop(0))[1])
+    view = window.panes[0].view
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_1)  # No: Carol's decision stays the film's, nothing written, still on screen
+    question = (f"Dr Carol Shaw-Whitfield decided this film: pneumonia ({clock(first.decided_at)}). Record your "
+                "reading as a second read?")
+    assert asked == [question] and window.film.id == carol
+    assert "Dr Carol Shaw-Whitfield's decision left as it is; no second read saved" in window.messages.current()
+    with ReviewStore(department) as store:
+        assert [(d.reader, d.decision) for d in store.history(carol)] == [("Dr Carol Shaw-Whitfield", "pneumonia")]
+    window.worklist.note.setText("agree")
+    qtbot.keyClick(view, Qt.Key.Key_1)  # Yes: recorded as Ada's second read, beside Carol's, and on to the next film
+    assert asked == [question, question]
+    qtbot.waitUntil(lambda: window.film is not None and window.film.id != carol, timeout=20_000)
+    with ReviewStore(department) as store:
+        assert [(d.reader, d.decision, d.note, d.second_read) for d in store.history(carol)] == [
+            ("Dr Carol Shaw-Whitfield", "pneumonia", "RLL", False), ("Dr Ada", "normal", "agree", True)]
+        assert [(e.reader, e.action, e.detail) for e in store.events(carol) if e.action != "claim"] == [
+            ("Dr Carol Shaw-Whitfield", "decide", "pneumonia"), ("Dr Ada", "second read", "normal")]
+    assert (cell(window, carol, "Review"), cell(window, carol, "Reader")) == ("normal", "Dr Ada")
+    assert tip(window, carol, "Reader").startswith("Second read by Dr Ada: normal (")
+    assert window.worklist.progress.text() == f"1 of {FILMS} reviewed"
+    window.close()
+    settle(qtbot, window)
+
+
+def test_after_a_decision_the_other_readers_decisions_come_from_the_background_look(qtbot, department):
+    window = reading(qtbot, department)
+    mine = window.film.id
+    other = next(f.id for f in window.worklist.table.films if f.id != mine)
+    review("decide", str(other), "--decision", "uncertain", "--db", department, "--reader", "Dr Bob")
+    window.review.watch.timer.setInterval(600_000)  # no look of the timer's own from now on: only the decision's
+    qtbot.waitUntil(lambda: window.review.watch.looking is None, timeout=20_000)
+    store, main, on_main = window.session.store, threading.get_ident(), []
+    every_film = store.films
+    store.films = lambda *a: (on_main.append(threading.get_ident() == main), every_film(*a))[1]  # who reads them all
+    view = window.panes[0].view
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_2)
+    assert cell(window, mine, "Review") == "pneumonia" and True not in on_main  # at once, from the one film read
+    qtbot.waitUntil(lambda: cell(window, other, "Review") == "uncertain", timeout=20_000)  # by the look it asked for
+    assert on_main and not any(on_main) and cell(window, other, "Reader") == "Dr Bob"
+    window.close()
+    settle(qtbot, window)

@@ -16,11 +16,20 @@ from pg_cluster import Cluster, binaries, free_port
 from test_reading_session import MODEL, engine, loaded, recorder  # noqa: F401 - engine: the module's fixture
 from test_review_store import copy_films
 
-from xrayviewer.core.review.session import WAIT_S, AnalysisSettings, NotSaved, PaneState, ReadingSession, Refused
+from xrayviewer.core.review.session import (
+    WAIT_S,
+    AnalysisSettings,
+    NotSaved,
+    PaneState,
+    ReadingSession,
+    Refused,
+    SecondRead,
+    clock,
+)
 from xrayviewer.core.review.store import ReviewStore
 from xrayviewer.core.review.worklist import Worklist
 
-PORTS = (47100, 47139)  # this helper's loopback ports (tests/test_gui_shared_store.py uses 47140-47179)
+PORTS = (47600, 47639)  # this suite's loopback ports (tests/test_gui_shared_store.py uses 47640-47689)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +114,7 @@ def test_another_readers_film_is_read_only_and_says_by_whom(department, engine):
     ada.decide("normal")
     look(bob)  # Ada let it go with her decision: Bob's screen now holds it, and shows her decision
     assert bob.holder is None and bob.held == film and bob.film_row(film).decision.reader == "Dr Ada"
-    with pytest.raises(Refused, match="Dr Ada decided it"):  # a second read is the review command's
+    with pytest.raises(SecondRead, match=r"Dr Ada decided film\d+\.\w+: normal \("):  # only as a second read
         bob.decide("pneumonia")
     assert holders(department) == {film: "Dr Bob"}
 
@@ -193,3 +202,105 @@ def test_a_look_read_before_the_readers_own_decision_does_not_undo_it_on_screen(
     assert ada.film_row(mine).decision.decision == "pneumonia"  # not undone on screen by the older look
     look(ada)
     assert ada.film_row(other).decision.reader == "Dr Bob"
+
+
+def history(url_or_path, film: int) -> tuple[list, list]:
+    """The film's decisions (reader, decision, second read, withdrawn) and its history's decisions (reader, action,
+    decision), oldest first."""
+    with ReviewStore(url_or_path) as store:
+        return ([(d.reader, d.decision, d.second_read, d.withdrawn_at is not None) for d in store.history(film)],
+                [(e.reader, e.action, e.detail) for e in store.events(film)
+                 if e.action in ("decide", "second read", "withdraw")])
+
+
+def test_a_film_another_reader_decided_takes_a_second_read_only_when_asked(department, engine):  # noqa: F811
+    carol, ada = reading(department, engine, "Dr Carol"), reading(department, engine, "Dr Ada")
+    film = carol.films[0].id
+    put_on_screen(carol, film)
+    carol.type_note("RLL consolidation")
+    carol.decide("pneumonia")
+    look(ada)
+    put_on_screen(ada, film)  # a decided film opens for reading again: Ada holds it, her note field shows Carol's note
+    assert holders(department) == {film: "Dr Ada"} and ada.read_only() == "" and ada.note == "RLL consolidation"
+    with pytest.raises(SecondRead) as asked:
+        ada.decide("normal")
+    with ReviewStore(department) as store:
+        first = store.film(film).decision
+    assert asked.value.first == first and asked.value.film.id == film
+    assert asked.value.question() == (f"Dr Carol decided this film: pneumonia ({clock(first.decided_at)}). Record "
+                                      "your reading as a second read?")
+    assert history(department, film) == ([("Dr Carol", "pneumonia", False, False)],
+                                         [("Dr Carol", "decide", "pneumonia")])  # asked, nothing written
+    assert ada.decided == [] and ada.save_note("agree, RLL") == "kept"  # her note waits for her second read
+    assert ada.decide("normal", second_read=True).id == film
+    assert history(department, film) == ([("Dr Carol", "pneumonia", False, False), ("Dr Ada", "normal", True, False)],
+                                         [("Dr Carol", "decide", "pneumonia"), ("Dr Ada", "second read", "normal")])
+    with ReviewStore(department) as store:
+        assert store.film(film).decision.note == "agree, RLL"
+    look(ada)  # the film stays on screen, decided: a look does not claim it again
+    assert holders(department) == {} and ada.film_row(film).decision.reader == "Dr Ada"
+    ada.undo()  # her second read withdrawn: Carol's decision is the film's again
+    assert ada.film_row(film).decision.reader == "Dr Carol"
+    assert [d[3] for d in history(department, film)[0]] == [False, True]
+
+
+def test_a_decision_made_elsewhere_since_the_films_were_read_asks_for_a_second_read(department, engine):  # noqa: F811
+    ada = reading(department, engine, "Dr Ada")
+    film = ada.films[1].id
+    put_on_screen(ada, film)
+    with ReviewStore(department) as store:  # Carol decides while Ada's lease has run out (no look renewed it)
+        store.release(film, "Dr Ada")
+        store.decide(film, "pneumonia", reader="Dr Carol")
+    assert ada.film_row(film).decision is None  # Ada's rows are older than Carol's decision
+    with pytest.raises(SecondRead, match="Dr Carol decided"):
+        ada.decide("normal")
+    assert ada.film_row(film).decision.reader == "Dr Carol"  # that film read again
+    ada.decide("normal", second_read=True)
+    assert history(department, film)[0] == [("Dr Carol", "pneumonia", False, False), ("Dr Ada", "normal", True, False)]
+
+
+def test_after_a_decision_only_that_film_is_read_and_a_look_reads_the_rest(department, engine):  # noqa: F811
+    ada = reading(department, engine, "Dr Ada")
+    mine, other = ada.films[0].id, ada.films[1].id
+    put_on_screen(ada, mine)
+    read_all = []
+    every_film = ada.store.films
+    ada.store.films = lambda *a: (read_all.append(1), every_film(*a))[1]  # counts the reads of every film
+    changed = recorder(ada.films_changed)
+    with ReviewStore(department) as store:
+        store.decide(other, "uncertain", reader="Dr Bob")
+    news = ada.fetch_news()()  # a look begun before Ada's decision (it runs in the background) reads Bob's
+    assert news.films is not None and read_all == [1]
+    read_all.clear()
+    ada.decide("pneumonia")
+    assert read_all == [] and len(changed) == 1  # the window's thread read the one film
+    assert ada.film_row(mine).decision.decision == "pneumonia" and ada.film_row(other).decision is None
+    ada.apply_news(news)  # older than the decision: its films are not taken
+    assert ada.film_row(mine).decision.decision == "pneumonia" and len(changed) == 1
+    look(ada)  # the next look (the window makes it at once, off its thread) reads every film
+    assert read_all == [1] and ada.film_row(other).decision.reader == "Dr Bob"
+    assert ada.film_row(mine).decision.reader == "Dr Ada" and len(changed) == 2
+
+
+def test_a_second_read_on_a_file_store(tmp_path, kermany, engine):  # noqa: F811
+    folder = tmp_path / "today"
+    copy_films(kermany, folder, 2)
+    db = tmp_path / "review.sqlite"
+    with ReviewStore(db) as store:
+        list(Worklist(store, engine, [MODEL]).run([folder]))
+        first, second = (f.id for f in store.films())
+        store.decide(first, "pneumonia", reader="Dr Carol")
+        store.decide(second, "normal", reader="")  # a decision before its reader gave a name: nobody else's
+    ada = ReadingSession(engine, [PaneState(AnalysisSettings(MODEL))], db, reader=lambda: "Dr Ada")
+    ada.set_worklist([folder])
+    put_on_screen(ada, first)
+    with pytest.raises(SecondRead, match="Dr Carol decided"):
+        ada.decide("uncertain")
+    ada.decide("uncertain", second_read=True)
+    assert history(db, first) == ([("Dr Carol", "pneumonia", False, False), ("Dr Ada", "uncertain", True, False)],
+                                  [("Dr Carol", "decide", "pneumonia"), ("Dr Ada", "second read", "uncertain")])
+    put_on_screen(ada, second)
+    ada.decide("pneumonia")  # the unnamed decision is decided again as before, without asking
+    ada.decide("other")  # and her own too
+    assert history(db, second)[0][1:] == [("Dr Ada", "pneumonia", False, False), ("Dr Ada", "other", False, False)]
+    ada.close()

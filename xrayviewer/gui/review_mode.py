@@ -12,7 +12,8 @@ calls. The note field's part lives in review_notes.py.
 On a shared store (`--db postgresql://...`) the worklist without a folder is the department's, every film in the
 store; the film on screen is held in the reader's name; another reader's film is read-only and says by whom; U and
 a decision go on to the next unread film nobody else reads; shared_watch.py looks at the store every few seconds
-(off the GUI thread) and shows a banner while the server cannot be reached.
+(off the GUI thread) and shows a banner while the server cannot be reached. A decision on a film another reader
+decided (on any store) asks once whether to record it as a second read.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
 from xrayviewer.core.reading.film_cache import FilmCache
-from xrayviewer.core.review.session import NotSaved, ReadingSession, Refused, films_text
+from xrayviewer.core.review.session import NotSaved, ReadingSession, Refused, SecondRead, films_text
 from xrayviewer.core.review.store import FilmRow
 from xrayviewer.core.review.store_sql import masked
 from xrayviewer.core.review.worklist import Worklist
@@ -353,18 +354,37 @@ class ReviewPart(QObject):
             following = self.worklist.next_unread(film.id) if self.session.shared else \
                 self.worklist.neighbour(film.id, 1)
             following = None if following is not None and following.id == film.id else following
+        second_read = False
         try:
-            film = self.session.decide(decision)
+            try:
+                film = self.session.decide(decision)
+            except SecondRead as asked:  # another reader decided it: beside theirs only when the reader says so
+                if not self.ask_second_read(asked):
+                    self.messages.status(f"{Path(asked.film.info.path).name}: {asked.first.reader}'s decision left "
+                                         "as it is; no second read saved", 6000)
+                    return
+                if self.session.film is None or self.session.film.id != asked.film.id:  # moved on while asked
+                    raise Refused(f"{Path(asked.film.info.path).name} is no longer on screen; no second read was saved")
+                film, second_read = self.session.decide(decision, second_read=True), True
         except (Refused, NotSaved) as refusal:
             self.messages.refused(refusal)
             return
         unnamed = "" if self.saved.reader() else " without a reader name: type yours under the decision buttons"
-        self.messages.status(f"{Path(film.info.path).name}: {decision} saved{unnamed} (Ctrl+Z: undo)", 6000)
+        made = "saved as a second read" if second_read else "saved"
+        self.messages.status(f"{Path(film.info.path).name}: {decision} {made}{unnamed} (Ctrl+Z: undo)", 6000)
         if following is not None:
             self.worklist.select(following.id)
         else:
             self.session.load_note(self.session.film_row(film.id))
             self.end_of_worklist()
+
+    def ask_second_read(self, asked: SecondRead) -> bool:
+        """Whether the reader records their reading of a film another reader decided as a second read (asked once,
+        No by default: their decision stays as it is)."""
+        answer = QMessageBox.question(self.dialog_parent, "Second read", asked.question(),
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def undo_decision(self) -> None:
         """Withdraw the last decision of this session (kept in the history) and go back to its film."""

@@ -1,6 +1,8 @@
 """The worklist: one row per film of the review store, most suspicious first, with the reader's decision keys.
 
-Columns: review status, reader (who decided the film, or in amber who is reading it now on a shared store), AI
+Columns: review status (the decision, 'to read', or on a shared store 'reading' in amber when another reader has the
+film and 'reading (you)' when this reader holds it), reader (who decided the film, or who is reading it now; the full
+name and the time in its tooltip), AI
 probability (digits beside a bar with the threshold), patient, patient ID, age and sex, accession, study date, view,
 result (label, refused or unreadable); the header's context menu shows or hides them.
 Sortable by any column; the default is the AI probability, highest first, refused films last.
@@ -31,14 +33,14 @@ from PySide6.QtWidgets import (
 
 from xrayviewer.core.analysis.wording import percent
 from xrayviewer.core.reading.readable import age_sex, dicom_date, person_name
-from xrayviewer.core.review.session import ai_positive, primary_result
+from xrayviewer.core.review.session import ai_positive, clock, primary_result
 from xrayviewer.core.review.store import FilmRow
 
 COLUMNS = ("Review", "Reader", "AI", "Patient", "ID", "Age/Sex", "Accession", "Study date", "View", "Result")
 HIDDEN_BY_DEFAULT = ("Reader", "Accession", "Study date", "View")  # the header's menu shows them; a shared store Reader
 READING = QColor(230, 170, 60)  # a film another reader is reading now
-# Review fits "pneumonia" and "uncertain"; Result (last) stretches to the rest
-WIDTHS = {"Review": 76, "Reader": 90, "AI": 92, "Patient": 100, "ID": 64, "Age/Sex": 62, "Accession": 80,
+# Review fits "reading (you)"; Reader a name as long as "Dr Grace Hopper"; Result (last) stretches to the rest
+WIDTHS = {"Review": 92, "Reader": 120, "AI": 92, "Patient": 100, "ID": 64, "Age/Sex": 62, "Accession": 80,
           "Study date": 80, "View": 56, "Result": 72}
 AI_COLUMN = COLUMNS.index("AI")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -113,7 +115,7 @@ class WorklistModel(QAbstractTableModel):
         result = primary_result(film, self.model)
         reading = self.reading.get(film.id)
         return {
-            "Review": film.decision.decision if film.decision else "reading" if self.by_another(film) else "to read",
+            "Review": film.decision.decision if film.decision else self._reading_text(film),
             "Reader": reading or (film.decision.reader if film.decision else ""),
             "AI": None if result is None or result.probability is None else percent(result.probability),
             "Patient": person_name(info.patient_name) or info.patient_id or Path(info.path).name,
@@ -125,6 +127,12 @@ class WorklistModel(QAbstractTableModel):
             "Result": result_text(film, self.model),
         }[column]
 
+    def _reading_text(self, film: FilmRow) -> str:
+        """The Review column of an undecided film: who has it now, if anyone."""
+        if film.id not in self.reading:
+            return "to read"
+        return "reading" if self.by_another(film) else "reading (you)"
+
     def _tooltip(self, film: FilmRow, column: str) -> str | None:
         result = primary_result(film, self.model)
         if column == "Result" and result is not None and result.refused:
@@ -133,6 +141,10 @@ class WorklistModel(QAbstractTableModel):
             return film.decision.note
         if column in ("Review", "Reader") and film.id in self.reading:
             return f"Being read by {self.reading[film.id]}{' (you)' if not self.by_another(film) else ''}"
+        if column == "Reader" and film.decision is not None:
+            made = film.decision
+            return (f"{'Second read' if made.second_read else 'Decided'} by {made.reader or 'an unnamed reader'}: "
+                    f"{made.decision} ({clock(made.decided_at)})")
         name = person_name(film.info.patient_name)
         return "\n".join(filter(None, (name, film.info.error or film.info.path)))
 

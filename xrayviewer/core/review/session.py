@@ -11,6 +11,9 @@ without a window (tests/test_reading_session.py):
 - A note is kept as a draft at every change, until it is saved with a decision.
 - A write the store refuses (disk full, the file gone) raises `NotSaved`, naming the file and what was not saved; the
   session's state stays as it was.
+- A decision on a film another named reader decided is `SecondRead` (a `Refused` carrying their decision), the
+  window asks the reader once, and `decide(..., second_read=True)` records it as a second read beside theirs (both in
+  the history); on a file store too.
 
 On a store shared by several readers (a PostgreSQL server; tests/test_shared_session.py), without a folder the
 worklist is every film in the store, and:
@@ -22,15 +25,19 @@ worklist is every film in the store, and:
 - A server that cannot be reached is said once (`connection_changed`) until a look succeeds again; meanwhile a
   decision is `NotSaved` at once (shown as made only once committed) and a typed note is kept here, written as the
   film's draft when the server is back.
+- After the reader's own decision or undo only that film is read again; the other films come with the next look,
+  off the GUI thread (a look started before it is not applied: `revision` is then the session's own mark).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -57,6 +64,7 @@ from xrayviewer.core.review.worklist import film_path
 ROOTS_KEY = "worklist_roots"
 WAIT_S = 3.0  # how long a write on a shared store waits for a connection before the server counts as unreachable
 CURRENT_KEY = "current_film"
+_CHANGES = itertools.count(1)  # marks of the films as this session changed them (see ReadingSession._refresh)
 
 
 class Event:
@@ -89,6 +97,31 @@ class Refused(Exception):
 
 class NotSaved(Exception):
     """The store refused a write: the message names the file and what was not saved."""
+
+
+class SecondRead(Refused):
+    """A decision on a film another named reader decided: no decision was saved; it is taken as a second read
+    (`ReadingSession.decide(..., second_read=True)`) once the reader says so. `first`: the other reader's decision."""
+
+    def __init__(self, film: FilmRow, first: Decision) -> None:
+        super().__init__(f"{first.reader} decided {Path(film.info.path).name}: {first.decision} "
+                         f"({clock(first.decided_at)}); no decision was saved. Decide it again to record yours as a "
+                         "second read.")
+        self.film, self.first = film, first
+
+    def question(self) -> str:
+        """What the window asks the reader, once."""
+        return (f"{self.first.reader} decided this film: {self.first.decision} ({clock(self.first.decided_at)}). "
+                "Record your reading as a second read?")
+
+
+def clock(iso: str) -> str:
+    """A stored UTC time as the reader's local time: '10:42' today, '2026-12-05 10:42' another day."""
+    try:
+        at = datetime.fromisoformat(iso).astimezone()
+    except ValueError:
+        return iso
+    return at.strftime("%H:%M" if at.date() == datetime.now().astimezone().date() else "%Y-%m-%d %H:%M")
 
 
 @dataclass(frozen=True)
@@ -140,6 +173,13 @@ def films_text(count: int) -> str:
 def primary_result(film: FilmRow, model: str):
     """The result of `model` for the film, else of any model it has, else None."""
     return film.results.get(model) or next(iter(film.results.values()), None)
+
+
+def decided_by_another(film: FilmRow, reader: str) -> Decision | None:
+    """The film's current decision when another named reader made it (a decision of this reader's takes only a
+    second read then), else None. An unnamed decision is nobody else's."""
+    made = film.decision
+    return made if made is not None and made.reader not in ("", reader) else None
 
 
 def ai_positive(film: FilmRow, model: str) -> bool:
@@ -194,6 +234,7 @@ class ReadingSession:
         self.claims: dict[int, Claim] = {}  # live claims on a shared store, by film id
         self.holder: str | None = None  # another reader holding the film on screen: it is read-only
         self.held: int | None = None  # the film this reader holds (claimed when shown)
+        self.ended: int | None = None  # the film on screen whose claim this reader's decision ended
         self.unreachable = ""  # why the shared store cannot be reached ('' while it can)
         self.pending: dict[int, str] = {}  # notes typed while it could not be: written as drafts once it can
         self.revision: tuple = ()  # the store's revision the films were read at
@@ -351,7 +392,8 @@ class ReadingSession:
 
     def apply_news(self, news: News) -> None:
         """What `fetch_news` found: the connection back (the notes kept meanwhile are written), the claims, the
-        films, the lease kept or lost; the film on screen becomes the reader's once its other reader let it go."""
+        films, the lease kept or lost; the film on screen becomes the reader's once its other reader let it go (not
+        one whose claim the reader's own decision ended)."""
         if news.unreachable:
             self._lost_connection(StoreUnreachable(self.place(), "unreachable", news.unreachable))
             return
@@ -368,7 +410,7 @@ class ReadingSession:
             self.revision = news.revision
             self._set_films(news.films)
         me = self.reader().strip()
-        if self.film is None or not me:
+        if self.film is None or not me or self.film.id == self.ended:
             return
         claim = self.claims.get(self.film.id)
         mine = claim is not None and claim.reader == me
@@ -451,6 +493,7 @@ class ReadingSession:
             self.load_note(self.film)
             self.set_state(CURRENT_KEY, str(self.film.id))
         if self.shared:
+            self.ended = None
             self._hold(self.film)
         self.film_shown.emit(record, self.film)
         return True
@@ -558,9 +601,10 @@ class ReadingSession:
                 f"End of the worklist: {unread} of {total} still unread (U: next unread)")
 
     # ----- deciding -----
-    def decide(self, decision: str) -> FilmRow:
+    def decide(self, decision: str, second_read: bool = False) -> FilmRow:
         """Record the reader's decision for the film on screen with the note typed (committed at once); returns the
-        film. `Refused` when the film on screen is not a worklist film or the chosen one is still opening."""
+        film. `Refused` when the film on screen is not a worklist film or the chosen one is still opening;
+        `SecondRead` when another named reader decided it, unless `second_read` (then it is recorded as one)."""
         film = self.film
         if film is None or self.store is None:
             raise Refused("The film on screen is not in the worklist: no decision was saved. Choose a film in "
@@ -573,24 +617,52 @@ class ReadingSession:
             raise Refused(f"{read_only}: {Path(film.info.path).name} is open read-only; no decision was saved. "
                           "Take another film (U: the next unread one nobody reads).", banner=True)
         note, reader, shown = self.note if self.note_film == film.id else "", self.reader(), self.ai_shown(film)
+        if (first := decided_by_another(film, reader)) is not None:
+            if not second_read:
+                raise SecondRead(film, first)
+            note = "" if note == first.note else note  # their note, shown in the field, is not copied as this one's
         try:
-            made = self._saved(f"the decision '{decision}'",
-                               lambda: self.store.decide(film.id, decision, note, reader, shown))
+            made = self._saved(f"the {'second read' if second_read else 'decision'} '{decision}'",
+                               lambda: self.store.decide(film.id, decision, note, reader, shown, second_read))
         except Refused:
             if self.shared:
                 self._hold(film)  # another reader may hold it after all (this reader's lease ran out)
-            if not self.holder:
-                raise  # another reader decided it
-            raise Refused(f"{self.read_only()}: no decision was saved on {Path(film.info.path).name}. Take another "
-                          "film (U: the next unread one nobody reads).", banner=True) from None
+            if self.holder:
+                raise Refused(f"{self.read_only()}: no decision was saved on {Path(film.info.path).name}. Take "
+                              "another film (U: the next unread one nobody reads).", banner=True) from None
+            self._refresh(film.id)  # decided (or withdrawn) by another reader since it was read
+            fresh = self.film_row(film.id)
+            if fresh is not None and not second_read and (first := decided_by_another(fresh, reader)) is not None:
+                raise SecondRead(fresh, first) from None
+            raise
         if film.id == self.held:
             self.held = None  # the decision ended the claim
             self.claims.pop(film.id, None)
+            self.claims_changed.emit(self.claims)
+        self.ended = film.id  # a look does not claim it again while it stays on screen
         self.decided.append(film.id)
         self._note_kept = note
-        self.reload()
+        self._refresh(film.id)
         self.decision_recorded.emit(self.film_row(film.id) or film, made)
         return film
+
+    def _refresh(self, film_id: int) -> None:
+        """Read the film this reader just changed again: on a shared store that film alone (the other films come with
+        the next look, off the GUI thread; a look begun before this one is not applied), on a file every film."""
+        if not self.shared:
+            self.reload()
+            return
+        if self.unreachable:
+            return
+        try:
+            row = self.store.film(film_id)
+        except StoreUnreachable as exc:
+            self._lost_connection(exc)
+            return
+        except KeyError:  # gone from the store meanwhile: the next look reads every film
+            row = None
+        self.revision = ("changed here", next(_CHANGES))  # no store's revision: the next look reads every film
+        self._set_films([f for f in (row if f.id == film_id else f for f in self.films) if f is not None])
 
     def undo(self) -> tuple[FilmRow | None, int, Decision]:
         """Withdraw the last decision of this session (kept in the history); its note becomes the film's draft
@@ -610,7 +682,9 @@ class ReadingSession:
         if withdrawn is None:
             raise Refused("No decision of this session to undo")
         self.note_film = None  # the note is read again from the store, not kept over the draft
-        self.reload()
+        if self.ended == film_id:
+            self.ended = None  # to be decided again: the next look claims it while it is on screen
+        self._refresh(film_id)
         film = self.film_row(film_id)
         self.decision_undone.emit(film, withdrawn)
         return film, film_id, withdrawn
@@ -679,16 +753,17 @@ class ReadingSession:
 
     def save_note(self, note: str) -> str:
         """Enter in the note field: a decided film keeps its decision with the new note ("saved"); an undecided
-        one keeps the note as a draft until its decision ("kept"); "" when the note belongs to no film."""
+        one, or one another reader decided, keeps the note as a draft until this reader's decision or second read
+        ("kept"); "" when the note belongs to no film."""
         film = self.film_row(self.note_film)
         if film is None:
             return ""
         self.note = note
-        if film.decision is None:
+        if film.decision is None or decided_by_another(film, self.reader()):
             self.keep_note()
             return "kept"
         decision, reader, shown = film.decision.decision, self.reader(), self.ai_shown(film)
         self._saved("the note", lambda: self.store.decide(film.id, decision, note, reader, shown))
         self._note_kept = note
-        self.reload()
+        self._refresh(film.id)
         return "saved"
