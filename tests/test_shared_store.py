@@ -445,16 +445,18 @@ def test_readers_read_while_two_worklists_write_through_a_server_restart(pg, tmp
     worklists = [subprocess.Popen([sys.executable, "-m", "xrayviewer", "worklist", str(folder), "--db", url,
                                    "--provider", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]
-    readers = []
+    started = list(worklists)  # every process this test starts, killed at the end if it still runs
     try:
         with ReviewStore(url) as store:
             wait_for(lambda: store.counts()["films"] >= 1, worklists)
             killed = subprocess.Popen([sys.executable, "-c", KILLED_READER, url], stdout=subprocess.PIPE, text=True)
+            started.append(killed)
             held = int(killed.stdout.readline())
             killed.kill()  # its workstation died holding the film
             killed.wait(30)
             readers = [subprocess.Popen([sys.executable, "-c", STEADY_READER, url, f"Dr {n}", str(total)],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(3)]
+            started += readers
             assert [r.stdout.readline() for r in readers] == ["ready\n"] * 3
             wait_for(lambda: store.counts()["decided"] >= 2, worklists)
             analysing = [w.poll() is None for w in worklists]
@@ -468,9 +470,10 @@ def test_readers_read_while_two_worklists_write_through_a_server_restart(pg, tmp
         said = [(r.stdout.read(), r.stderr.read()) for r in readers]  # past the "ready" line read before
         assert [r.returncode for r in readers] == [0] * 3, [e[-800:] for _, e in said]
     finally:
-        for process in worklists + readers:
+        for process in started:
             if process.poll() is None:
                 process.kill()
+                process.wait(30)
     told = [(f"Dr {n}", json.loads(line)) for n, (out, _) in enumerate(said) for line in out.splitlines()]
     with ReviewStore(url) as store:
         films = store.films()
