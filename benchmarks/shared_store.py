@@ -19,8 +19,8 @@ What is timed (the real ReviewStore, real processes, a real server; no mocks):
   read_once           every film claimed and decided exactly once (checked after each run; else the run fails)
 --bench large: claim_next alone (one process, one reader name per claim) in a store of --store-films films, each
 with one model result, written in bulk as the previous release (schema 3) wrote them and opened by this one (its
-upgrade: `upgrade_s`); twice: every film unread, and all but 200 decided (spread over the suspicion order: a
-department's store after months of reading).
+upgrade: `upgrade_s`; PostgreSQL then runs ANALYZE, as its autovacuum would); twice: every film unread, and all but
+200 decided (spread over the suspicion order: a department's store after months of reading).
     claim_ms          median and p95 of 100 claim_next calls, each handing out a new film
 --bench analysis (PostgreSQL): K `xrayviewer worklist PART --db URL --provider cpu` processes at once, each on its
 own K-th of --analysis-films real chest films (the first by name of $XRAYVIEWER_CHEST_FILMS, else
