@@ -282,3 +282,35 @@ def test_after_a_decision_the_other_readers_decisions_come_from_the_background_l
     assert on_main and not any(on_main) and cell(window, other, "Reader") == "Dr Bob"
     window.close()
     settle(qtbot, window)
+
+
+def test_the_worklist_moves_only_the_rows_that_changed(qtbot, department):
+    """A look brings the same films with one decided and one analysed again: the rows move and hide as they would
+    after a reset (sorted by AI, unread only), the selection stays, and the table is not reset (every row sorted
+    again through Python: seconds in a store of thousands of films)."""
+    from dataclasses import replace
+
+    from xrayviewer.core.review.store import Decision
+    from xrayviewer.gui.worklist_view import WorklistView
+
+    with ReviewStore(department) as store:
+        films = store.films()
+    view = WorklistView()
+    qtbot.addWidget(view)
+    view.set_films(films, MODEL)
+    view.unread_only.setChecked(True)
+    order = view.order()
+    assert [f.suspicion() for f in order] == sorted((f.suspicion() for f in order), reverse=True)
+    top, chosen, last = order[0], order[2], order[-1]
+    view.select(chosen.id, emit=False)
+    resets = []
+    view.table.modelReset.connect(lambda: resets.append(1))
+    result = replace(next(iter(last.results.values())), probability=1.0)
+    looked = [replace(f) for f in films]  # new rows, as a look reads them
+    looked = [replace(f, decision=Decision("normal", "", "Dr Bob", "2026-12-06T10:00:00+00:00", {}))
+              if f.id == top.id else replace(f, results={MODEL: result}) if f.id == last.id else f for f in looked]
+    view.set_films(looked, MODEL)
+    assert resets == [] and view.current().id == chosen.id
+    assert [f.id for f in view.order()] == [last.id] + [f.id for f in order[1:-1]]  # top decided: hidden
+    view.set_films([f for f in looked if f.id != last.id], MODEL)  # a film fewer: reset
+    assert resets == [1] and last.id not in [f.id for f in view.order()]

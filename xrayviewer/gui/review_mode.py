@@ -312,10 +312,10 @@ class ReviewPart(QObject):
 
     def _decode_ahead(self) -> None:
         """Decode the next film of the worklist in the background, so that moving on is instant."""
-        order = self.worklist.order()
         row = self.worklist.current_row()
-        if 0 <= row < len(order) - 1:
-            path, films = order[row + 1].info.path, self.films
+        following = self.worklist.at(row + 1) if row >= 0 else None
+        if following is not None:
+            path, films = following.info.path, self.films
             worker = Worker(lambda: films.get(path))  # a cached film is only marked as recently used
             self._ahead.add(worker)  # a reference until it is done, or Python may collect it first
             worker.signals.finished.connect(self._ahead.discard)
