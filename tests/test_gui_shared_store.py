@@ -312,5 +312,11 @@ def test_the_worklist_moves_only_the_rows_that_changed(qtbot, department):
     view.set_films(looked, MODEL)
     assert resets == [] and view.current().id == chosen.id
     assert [f.id for f in view.order()] == [last.id] + [f.id for f in order[1:-1]]  # top decided: hidden
+    view.table.set_reading({}, "Dr Ada")  # the reader named: every row (whose is whose changed)
+    announced = []
+    view.table.dataChanged.connect(lambda first, last: announced.append((first.row(), last.row())))
+    view.table.set_reading({chosen.id: "Dr Bob"}, "Dr Ada")  # a claim: its row's Review and Reader cells only
+    row = next(i for i, f in enumerate(view.table.films) if f.id == chosen.id)
+    assert announced == [(row, row)] and view.table.data(view.table.index(row, 0)) == "reading"
     view.set_films([f for f in looked if f.id != last.id], MODEL)  # a film fewer: reset
     assert resets == [1] and last.id not in [f.id for f in view.order()]
