@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from xrayviewer.models import FOLDER, available, resolve
 
+from converters import operating_point as op
 from xrayviewer.core.analysis import checks
 from xrayviewer.core.analysis.consensus import Consensus
 from xrayviewer.core.analysis.contract import ModelContractError
@@ -55,6 +56,8 @@ def test_shipped_and_named(consensus):
     assert "consensus" in available() and resolve("consensus") == FOLDER / "consensus.json"
     assert [m.card.name for m in consensus.members] == ["mobilenetv2", "xception"]
     assert consensus.card.name == "consensus" and 0 < consensus.card.threshold < 1
+    assert consensus.card.threshold_rule == op.RULES[op.CHOSEN][0]  # the project's operating-point rule
+    assert consensus.card.data["shifted"]["n"] == 13 * consensus.card.data["validation"]["n"]
     # a stored result names the consensus by a hash of its card and both member files
     members = "".join(file_sha256(m.path) for m in consensus.members)
     assert consensus.digest == hashlib.sha256((file_sha256(consensus.path) + members).encode()).hexdigest()
