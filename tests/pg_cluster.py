@@ -15,9 +15,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 SERVER_USER = "postgres"
+NO_SERVER = "PostgreSQL's server programs (initdb, postgres) are not installed: apt-get install postgresql"
 
 
 def binaries() -> Path | None:
@@ -144,3 +146,14 @@ class Cluster:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def running_cluster(ports: tuple[int, int]) -> Iterator[Cluster]:
+    """A test module's server on a free port of `ports`, removed after it (the body of a pytest fixture)."""
+    import pytest
+
+    if binaries() is None:
+        pytest.skip(NO_SERVER)
+    cluster = Cluster(free_port(*ports)).start()
+    yield cluster
+    cluster.remove()

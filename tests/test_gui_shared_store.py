@@ -15,7 +15,7 @@ import time
 import uuid
 
 import pytest
-from pg_cluster import Cluster, binaries, free_port
+from pg_cluster import free_port, running_cluster
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 from test_gui_review import open_window, settle
@@ -36,11 +36,7 @@ FILMS = 5
 
 @pytest.fixture(scope="module")
 def pg():
-    if binaries() is None:
-        pytest.skip("PostgreSQL's server programs (initdb, postgres) are not installed: apt-get install postgresql")
-    cluster = Cluster(free_port(*PORTS)).start()
-    yield cluster
-    cluster.remove()
+    yield from running_cluster(PORTS)
 
 
 @pytest.fixture(autouse=True)

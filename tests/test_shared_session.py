@@ -12,7 +12,7 @@ import time
 import uuid
 
 import pytest
-from pg_cluster import Cluster, binaries, free_port
+from pg_cluster import running_cluster
 from test_reading_session import MODEL, engine, loaded, recorder  # noqa: F401 - engine: the module's fixture
 from test_review_store import copy_films
 
@@ -34,11 +34,7 @@ PORTS = (47600, 47639)  # this suite's loopback ports (tests/test_gui_shared_sto
 
 @pytest.fixture(scope="module")
 def pg():
-    if binaries() is None:
-        pytest.skip("PostgreSQL's server programs (initdb, postgres) are not installed: apt-get install postgresql")
-    cluster = Cluster(free_port(*PORTS)).start()
-    yield cluster
-    cluster.remove()
+    yield from running_cluster(PORTS)
 
 
 @pytest.fixture

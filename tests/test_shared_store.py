@@ -16,7 +16,7 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
-from pg_cluster import Cluster, binaries, free_port
+from pg_cluster import running_cluster
 from test_review_store import copy_films
 
 from xrayviewer.core.review.migrations import migrate
@@ -24,7 +24,6 @@ from xrayviewer.core.review.store import NEXT_UNREAD, ClaimRefused, FilmInfo, Ma
 from xrayviewer.core.review.store_sql import SqliteBackend, masked, open_backend
 
 PORTS = (47200, 47249)  # this suite's loopback ports (the benchmark uses 47250-47299)
-NO_SERVER = "PostgreSQL's server programs (initdb, postgres) are not installed: apt-get install postgresql"
 
 
 def xrayviewer(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -34,11 +33,7 @@ def xrayviewer(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def pg():
-    if binaries() is None:
-        pytest.skip(NO_SERVER)
-    cluster = Cluster(free_port(*PORTS)).start()
-    yield cluster
-    cluster.remove()
+    yield from running_cluster(PORTS)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -170,20 +170,27 @@ class ReviewPart(QObject):
 
     def review_store(self) -> None:
         """The department's worklist: every film of the shared store, the first unread one nobody reads on screen."""
-        try:
-            self.open_store()
-            self.session.review_store()
-        except Exception as exc:  # noqa: BLE001 - an unusable store is reported, the viewer goes on
-            self.messages.error(str(exc))
+        if not self._begin(self.session.review_store):
             return
-        self.show_dock()
-        self._resumed = False
-        self._resume()
-        self.watch.start()
         others = self.session.others()
         busy = sum(f.decision is None and f.id in others for f in self.session.films)
         self.messages.status(f"Shared worklist at {self.session.place()}: {films_text(len(self.session.films))}, "
                              f"{self.session.unread() - busy} unread, {busy} being read by others", 8000)
+
+    def _begin(self, fill: Callable[[], None]) -> bool:
+        """Open the store and `fill` the session's worklist, then show it and resume there; False (the error said)
+        when the store or the worklist cannot be used."""
+        try:
+            self.open_store()
+            fill()
+        except Exception as exc:  # noqa: BLE001 - an unusable store is reported, the viewer goes on
+            self.messages.error(str(exc))
+            return False
+        self.show_dock()
+        self._resumed = False
+        self._resume()
+        self.watch.start()  # on a shared store only
+        return True
 
     def review_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.dialog_parent, "Review a folder of films", self.last_folder())
@@ -193,16 +200,8 @@ class ReviewPart(QObject):
     def review_paths(self, paths: list[str | Path]) -> None:
         """Make `paths` the worklist: films already in the store show at once, the rest are analysed behind, and
         the first film is on screen as soon as one is known."""
-        try:
-            self.open_store()
-            self.session.set_worklist(paths)
-        except Exception as exc:  # noqa: BLE001 - an unusable store is reported, the viewer goes on
-            self.messages.error(str(exc))
+        if not self._begin(lambda: self.session.set_worklist(paths)):
             return
-        self.show_dock()
-        self._resumed = False
-        self._resume()
-        self.watch.start()  # on a shared store only
         worklist = Worklist(self.session.store, self.session.engine, [self.session.active.settings.model])
         roots = list(self.session.roots)
 
