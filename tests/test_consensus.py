@@ -182,3 +182,19 @@ def test_the_viewer_offers_and_runs_the_consensus(qtbot, kermany):
     qtbot.waitUntil(lambda: window.panes[0].analysis is not None and window.panes[0].analysis.model == "consensus",
                     timeout=120_000)
     assert window.panes[0].analysis.probability is not None
+
+
+def test_validation_scores_a_consensus_from_its_members_cached(engine, consensus, validation_films, tmp_path,
+                                                                monkeypatch):
+    from converters.validate import CACHE_ENV, film_scores
+
+    films = np.stack([cv2.resize(gray(s.path), (224, 224), interpolation=cv2.INTER_AREA)
+                      for s in validation_films[:4]])
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    p, refused = film_scores(engine, consensus, films, gated=True)
+    assert p == pytest.approx([i.probability for i in engine.infer(consensus, list(films))], abs=1e-6)
+    assert refused.tolist() == [bool(engine.analysis(consensus, i, f, None).refused)
+                                for f, i in zip(films, engine.infer(consensus, list(films)))]
+    assert sorted(f.name.split("-")[0] for f in tmp_path.iterdir()) == ["mobilenetv2", "xception"]
+    again, _ = film_scores(engine, consensus, films, gated=True)  # read back from the cache
+    assert again.tolist() == p.tolist()
