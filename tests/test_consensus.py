@@ -20,6 +20,7 @@ from xrayviewer.core.analysis.contract import ModelContractError
 from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.analysis.gate import Gate
 from xrayviewer.core.analysis.preprocess import model_input
+from xrayviewer.core.errors import XRayViewerError
 from xrayviewer.core.reading.digest import file_sha256
 
 # flipped upside down, this pneumonia film is unlike MobileNetV2's training films (OOD score 1.5 > 1) but not
@@ -128,6 +129,15 @@ def test_a_bad_card_is_refused_naming_the_file_and_key(tmp_path, card, why):
     with pytest.raises(ModelContractError) as info:
         Engine("cpu").model(path)
     assert str(path) in str(info.value) and f"'{why}'" in str(info.value)
+
+
+def test_a_consensus_of_a_consensus_is_refused(tmp_path):
+    path = tmp_path / "nested.json"
+    path.write_text(json.dumps({"name": "c", "members": ["consensus", "xception"], "rule": "mean-logit",
+                                "threshold": {"value": 0.3}}))
+    with pytest.raises(XRayViewerError) as info:
+        Engine("cpu").model(path)
+    assert str(path) in str(info.value) and "each member must be a model file" in str(info.value)
 
 
 def labelled_folder(root, kermany, per_class: int):

@@ -93,10 +93,10 @@ class Engine:
             return self.models.get(path, self.provider)
         key = path.resolve()
         if key not in self.consensuses:
-            members = [self.model(name) for name in read_card(path)["members"]]
-            if any(isinstance(m, Consensus) for m in members):
-                raise XRayViewerError(path, "consensus of a consensus", "a member must be a model file")
-            self.consensuses[key] = Consensus.of(path, members)
+            members = [resolve(name) for name in read_card(path)["members"]]
+            if any(is_consensus_card(m) for m in members):
+                raise XRayViewerError(path, "consensus of a consensus", "each member must be a model file")
+            self.consensuses[key] = Consensus.of(path, [self.models.get(m, self.provider) for m in members])
         return self.consensuses[key]
 
     def infer(self, model: Model | Consensus, displays: list[np.ndarray]) -> list[Inference]:
