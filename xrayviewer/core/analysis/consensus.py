@@ -110,10 +110,6 @@ class Consensus:
         return "; ".join(dict.fromkeys(m.fallback for m in self.members if m.fallback))
 
     @property
-    def stopped(self) -> str:
-        return next((f"{m.card.name}: {m.stopped}" for m in self.members if m.stopped), "")
-
-    @property
     def outputs(self) -> list[str]:
         return ["probability", "features", "gradients"]
 
