@@ -85,7 +85,7 @@ class Consensus:
             raise ModelContractError(path, "members cannot be combined", "their input sizes, borders or CAM grids "
                                      f"differ ({', '.join(c.name for c in cards)})", FIX)
         first = cards[0].data
-        data = {"architecture": f"consensus: mean calibrated logit of {' + '.join(c.name for c in cards)}",
+        data = {"architecture": f"mean calibrated logit of {' + '.join(c.name for c in cards)}",
                 "classes": first["classes"], "positive_class": first["positive_class"], "output": "sigmoid",
                 "input_size": list(cards[0].input_size),
                 "preprocessing": {"scale": 1.0, "offset": 0.0, "border": cards[0].border,
