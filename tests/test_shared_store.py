@@ -425,8 +425,9 @@ STEADY_READER = textwrap.dedent("""
     store.close()
 """)
 KILLED_READER = ("import sys, time; from xrayviewer.core.review.store import ReviewStore; "
-                 "print(ReviewStore(sys.argv[1], pool_size=1).claim_next('Dr Killed', 3).id, flush=True); "
-                 "time.sleep(600)")
+                 "store = ReviewStore(sys.argv[1], pool_size=1); print('ready', flush=True)\n"
+                 "while (film := store.claim_next('Dr Killed', 3)) is None: time.sleep(0.02)\n"
+                 "print(film.id, flush=True); time.sleep(600)")
 
 
 def test_readers_read_while_two_worklists_write_through_a_server_restart(pg, tmp_path, kermany):
@@ -437,23 +438,23 @@ def test_readers_read_while_two_worklists_write_through_a_server_restart(pg, tmp
     url = pg.create("steady")
     folder = tmp_path / "films"
     total = len(copy_films(kermany, folder, 32))
-    worklists = [subprocess.Popen([sys.executable, "-m", "xrayviewer", "worklist", str(folder), "--db", url,
-                                   "--provider", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
-    started = list(worklists)  # every process this test starts, killed at the end if it still runs
+    # the readers (and the reader that will die) wait for films first, so that the restart comes mid-analysis even
+    # on a fast machine (32 films take the two worklists a few seconds; a reader's start took longer under load)
+    killed = subprocess.Popen([sys.executable, "-c", KILLED_READER, url], stdout=subprocess.PIPE, text=True)
+    readers = [subprocess.Popen([sys.executable, "-c", STEADY_READER, url, f"Dr {n}", str(total)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(3)]
+    started = [killed, *readers]  # every process this test starts, killed at the end if it still runs
     try:
+        assert [r.stdout.readline() for r in (killed, *readers)] == ["ready\n"] * 4
+        worklists = [subprocess.Popen([sys.executable, "-m", "xrayviewer", "worklist", str(folder), "--db", url,
+                                       "--provider", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for _ in range(2)]
+        started += worklists
         with ReviewStore(url) as store:
-            wait_for(lambda: store.counts()["films"] >= 1, worklists)
-            killed = subprocess.Popen([sys.executable, "-c", KILLED_READER, url], stdout=subprocess.PIPE, text=True)
-            started.append(killed)
             held = int(killed.stdout.readline())
             killed.kill()  # its workstation died holding the film
             killed.wait(30)
-            readers = [subprocess.Popen([sys.executable, "-c", STEADY_READER, url, f"Dr {n}", str(total)],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(3)]
-            started += readers
-            assert [r.stdout.readline() for r in readers] == ["ready\n"] * 3
-            wait_for(lambda: store.counts()["decided"] >= 2, worklists)
+            wait_for(lambda: store.counts()["decided"] >= 1, worklists)
             analysing = [w.poll() is None for w in worklists]
             pg.restart()  # every pooled connection of every process is broken
         assert any(analysing), "the worklists were done before the restart"
