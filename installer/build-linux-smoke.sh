@@ -66,6 +66,8 @@ selftest_s=$(elapsed "$t0")
 echo "$out"
 python3 -c 'import json, sys; r = json.loads(sys.argv[1]); sys.exit(0 if r["ok"] and r["models"] else 1)' "$out" \
     || { echo "self-test JSON says it did not pass" >&2; exit 1; }
+# every shipped model is in the bundle, the consensus card (a .json beside the .onnx files) too
+[[ "$out" == *'"consensus": {'* ]] || { echo "the frozen app has no consensus model (models/*.json not bundled?)" >&2; exit 1; }
 [[ "$out" == *"_internal/demo/RG1_J2KR.dcm"* ]] || { echo "the frozen app did not use its bundled demo film" >&2; exit 1; }
 
 # 6. The shared review store's driver is in the bundle: a PostgreSQL URL reaches libpq, which finds no server on the
