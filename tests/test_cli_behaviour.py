@@ -62,7 +62,7 @@ def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path, kermany, command):
     """Ctrl-C once rows are coming: the rows printed stand, stderr ends with one line, no KeyboardInterrupt trace."""
     from test_review_store import copy_films
 
-    films = copy_films(kermany, tmp_path / "films", 400)
+    films = copy_films(kermany, tmp_path / "films", 1000)  # more rows than a pipe holds: the command cannot finish first
     model = build(tmp_path / "tiny.onnx")
     extra = ["--db", str(tmp_path / "review.sqlite")] if command == "worklist" else []
     process = subprocess.Popen([sys.executable, "-m", "xrayviewer", command, str(tmp_path / "films"), "--model",
