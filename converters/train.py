@@ -13,6 +13,12 @@ epoch), `final.keras` (calibrated: export this one), a resumable backup, `histor
 `--augment v1`, `--label-smoothing 0`, `--no-ema`, `--weight-decay 0`. Recipe v3 (`--recipe v3`) is v2 with
 the percentile stretch of the film's interior before the model (card `preprocessing.intensity`) and the
 stronger acquisition-shift augmentation `--augment v3`.
+
+Distillation (`--teacher FILE --distill ALPHA --distill-temperature T`, FILE from `converters.teacher`): each
+training film's target becomes (1 - ALPHA) * label + ALPHA * sigmoid(teacher logit / T), the teacher having scored
+the clean film, so the augmented film is taught the teacher's answer to the clean one (label smoothing then
+applies to that target as to a label); the class weight still follows the film's label. recipe.json (and so the
+card's `recipe.hyper`) records the teacher, ALPHA and T.
 """
 
 from __future__ import annotations
@@ -89,11 +95,12 @@ AUGMENTATIONS = {"v1": augment_v1, "v2": augment, "v3": augment_v3}
 
 
 def make_sequence(images: np.ndarray, labels: np.ndarray, batch: int, border: float, seed: int, aug: str,
-                  workers: int = 1, intensity: dict | None = None):
+                  workers: int = 1, intensity: dict | None = None, weights: np.ndarray | None = None):
     """Shuffled, augmented training batches (uint8 films in memory, augmented afresh every epoch).
 
     Each batch draws from its own generator seeded by (seed, epoch, batch), so the stream is the
-    same with any number of worker threads and after a resume.
+    same with any number of worker threads and after a resume. `labels` are the targets (soft ones when
+    distilling); with `weights`, each batch also carries the films' sample weights.
     """
     import keras
 
@@ -111,7 +118,8 @@ def make_sequence(images: np.ndarray, labels: np.ndarray, batch: int, border: fl
         def __getitem__(self, i: int):
             rng = np.random.default_rng([seed, self.epoch, i])
             idx = self.order[i * batch:(i + 1) * batch]
-            return to_input(np.stack([fn(g, rng) for g in images[idx]]), border, intensity), labels[idx, None]
+            x = to_input(np.stack([fn(g, rng) for g in images[idx]]), border, intensity)
+            return (x, labels[idx, None]) if weights is None else (x, labels[idx, None], weights[idx])
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -146,6 +154,14 @@ def fit_temperature(labels: np.ndarray, logits: np.ndarray) -> float:
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-z))
+
+
+def distill_targets(labels: np.ndarray, teacher_logits: np.ndarray, alpha: float, temperature: float) -> np.ndarray:
+    """(1 - alpha) * label + alpha * sigmoid(teacher logit / temperature), float32."""
+    if not 0 <= alpha <= 1 or temperature <= 0:
+        raise ValueError(f"distillation needs 0 <= ALPHA <= 1 and T > 0 (got {alpha}, {temperature})")
+    soft = sigmoid(np.asarray(teacher_logits, np.float64) / temperature)
+    return ((1 - alpha) * np.asarray(labels, np.float64) + alpha * soft).astype(np.float32)
 
 
 def recalibrate_bn(model, films: np.ndarray, border: float, batch: int = 32, batches: int = 32,
@@ -253,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--imagenet-weights", help="optional .h5/.weights.h5 of the base, include_top=False")
     p.add_argument("--init-onnx", type=Path, help="start from the weights of this exported MobileNetV2 file "
                    "(converters.onnx_init) and fine-tune")
+    p.add_argument("--teacher", type=Path, help="teacher file of converters.teacher (its logits on the training films)")
+    p.add_argument("--distill", type=float, default=0.5, metavar="ALPHA",
+                   help="with --teacher: the teacher's share of the target (default 0.5)")
+    p.add_argument("--distill-temperature", type=float, default=1.0, metavar="T",
+                   help="with --teacher: the teacher's logit is divided by T before the sigmoid (default 1)")
     args = p.parse_args(argv)
     for key, value in RECIPES[args.recipe].items():
         if getattr(args, key) is None:
@@ -269,6 +290,24 @@ def main(argv: list[str] | None = None) -> int:
     n_pos = float(y_train.sum())
     class_weight = {0: len(y_train) / (2 * (len(y_train) - n_pos)), 1: len(y_train) / (2 * n_pos)}
     print(f"train {len(y_train)} val {len(y_val)} class_weight {class_weight}", flush=True)
+    distillation, y_fit, weights = None, y_train, None
+    if args.teacher:
+        from converters import teacher
+        from xrayviewer.core.reading.digest import file_sha256
+
+        record = teacher.load(args.teacher)
+        y_fit = distill_targets(y_train, teacher.targets(record, split["train"], args.data), args.distill,
+                                args.distill_temperature)
+        weights = np.where(y_train > 0.5, class_weight[1], class_weight[0]).astype(np.float32)
+        distillation = {"teacher_file": args.teacher.name, "teacher_sha256": file_sha256(args.teacher),
+                        "teacher": record["model"], "teacher_digest": record["digest"],
+                        "teacher_members": record["members"], "alpha": args.distill,
+                        "temperature": args.distill_temperature,
+                        "target": "(1 - alpha) * label + alpha * sigmoid(teacher logit / temperature), teacher on "
+                                  "the clean film; class weight by the label",
+                        "mean_target": {"normal": round(float(y_fit[y_train < 0.5].mean()), 4),
+                                        "pneumonia": round(float(y_fit[y_train > 0.5].mean()), 4)}}
+        print(f"distillation {json.dumps(distillation)}", flush=True)
 
     model = build_model(args.arch, args.size, args.imagenet_weights, args.dropout)
     if args.init_onnx:
@@ -296,9 +335,10 @@ def main(argv: list[str] | None = None) -> int:
         keras.callbacks.CSVLogger(str(args.out / "history.csv"), append=True),
     ]
     start = time.time()
-    model.fit(make_sequence(x_train, y_train, args.batch, args.border, args.seed, args.augment,
-                            args.workers, intensity),
-              epochs=args.epochs, class_weight=class_weight, callbacks=callbacks, verbose=2)
+    model.fit(make_sequence(x_train, y_fit, args.batch, args.border, args.seed, args.augment,
+                            args.workers, intensity, weights),
+              epochs=args.epochs, class_weight=None if distillation else class_weight, callbacks=callbacks,
+              verbose=2)
     seconds = round(time.time() - start)
 
     best = keras.saving.load_model(args.out / "best.keras", compile=False)
@@ -325,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
                   "label_smoothing": args.label_smoothing, "dropout": args.dropout,
                   "ema": None if args.no_ema else 0.995, "class_weight": class_weight, "bn_momentum": BN_MOMENTUM,
                   "augmentation": args.augment + ": " + AUGMENTATIONS[args.augment].__doc__.splitlines()[0],
-                  "border": args.border, "intensity": args.intensity, "selection": "epoch with the best shifted-validation AUC"},
+                  "border": args.border, "intensity": args.intensity, "selection": "epoch with the best shifted-validation AUC",
+                  **({"distillation": distillation} if distillation else {})},
         "threshold_rule": "highest threshold with validation sensitivity >= 0.95 (calibrated probability)",
         "validation": binary_figures(y_val, scores, threshold),
     }
