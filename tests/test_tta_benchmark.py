@@ -11,12 +11,12 @@ import numpy as np
 from converters import dataset
 from converters import operating_point as op
 from converters.augment import EXPOSURE_SHIFTS
-from converters.validate import film_scores
+from converters.validate import film_scores, logit
 from xrayviewer.core.analysis.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import tta  # noqa: E402
+import tta
 
 
 def films(kermany, n: int = 4) -> tuple[np.ndarray, np.ndarray, list[dataset.Sample]]:
@@ -60,8 +60,7 @@ def test_variants_are_the_mean_logit_over_views_on_the_default_model(kermany):
     per_view = {v: film_scores(engine, model, tta.apply(tta.VIEWS[v], gray))[0] for v in tta.VARIANTS["shift"]}
     plain = film_scores(engine, model, gray)[0]
     assert np.allclose(tta.variant_scores(per_view, "none"), plain, atol=1e-6)
-    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
-    mean = np.mean([logit(per_view[v].astype(np.float64)) for v in tta.VARIANTS["shift"]], axis=0)
+    mean = np.mean([logit(per_view[v]) for v in tta.VARIANTS["shift"]], axis=0)
     assert np.allclose(logit(tta.variant_scores(per_view, "shift")), mean, atol=1e-6)
     assert not np.allclose(per_view["shift_+"], plain, atol=1e-4)  # the views really differ for the model
 
