@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     model.compile(optimizer=optimizer,
                   loss=keras.losses.BinaryCrossentropy(label_smoothing=args.label_smoothing),
-                  metrics=[keras.metrics.AUC(name="auc")])
+                  metrics=[] if distillation else [keras.metrics.AUC(name="auc")])  # AUC needs 0/1 targets
     callbacks = [keras.callbacks.BackupAndRestore(str(args.out / "backup"))]
     if not args.no_ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
