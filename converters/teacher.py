@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from converters.validate import film_scores
 from xrayviewer.core.analysis.consensus import logits
 from xrayviewer.core.analysis.engine import Engine
 from xrayviewer.core.analysis.metrics import roc_auc
+from xrayviewer.core.errors import XRayViewerError
 
 
 def describe(name: str, labels: np.ndarray, z: np.ndarray) -> dict:
@@ -100,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=dataset.DEFAULT_DATA)
     p.add_argument("--split-seed", type=int, default=1234)
     args = p.parse_args(argv)
-    record = score(args.model, args.data, args.split_seed)
+    try:
+        record = score(args.model, args.data, args.split_seed)
+    except (XRayViewerError, FileNotFoundError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1))
     for f in record["figures"]:

@@ -295,9 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         from converters import teacher
         from xrayviewer.core.reading.digest import file_sha256
 
-        record = teacher.load(args.teacher)
-        y_fit = distill_targets(y_train, teacher.targets(record, split["train"], args.data), args.distill,
-                                args.distill_temperature)
+        try:
+            record = teacher.load(args.teacher)
+            y_fit = distill_targets(y_train, teacher.targets(record, split["train"], args.data), args.distill,
+                                    args.distill_temperature)
+        except ValueError as exc:
+            p.error(str(exc))
         weights = np.where(y_train > 0.5, class_weight[1], class_weight[0]).astype(np.float32)
         distillation = {"teacher_file": args.teacher.name, "teacher_sha256": file_sha256(args.teacher),
                         "teacher": record["model"], "teacher_digest": record["digest"],

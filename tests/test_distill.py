@@ -106,3 +106,16 @@ def test_training_with_a_teacher_records_it_in_the_recipe(tmp_path, teacher_file
     assert (out / "final.keras").is_file() and recipe["epochs_run"] == 1
     columns = (out / "history.csv").read_text().splitlines()[0].split(",")
     assert "auc" not in columns and "val_shift_auc" in columns  # Keras' AUC reads 0 on soft targets: not logged
+
+
+def test_bad_teacher_input_is_one_line_naming_it(tmp_path, capsys):
+    pytest.importorskip("keras", reason="training needs the convert extra (tensorflow)")
+    from converters import train
+
+    assert teacher.main(["nosuchmodel", "--out", str(tmp_path / "t.json")]) == 2
+    assert "nosuchmodel: no such model" in capsys.readouterr().err and not (tmp_path / "t.json").exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"films": []}')
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--data", str(FIXTURE_FILMS), "--size", "32", "--teacher", str(bad), "--out", str(tmp_path / "r")])
+    assert stop.value.code == 2 and "bad.json: not a teacher file" in capsys.readouterr().err
