@@ -213,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write-card", action="store_true",
                    help=f"store rule '{CHOSEN}' in each model file's card (file paths, not shipped names)")
     args = p.parse_args(argv)
+    named = [m for m in args.models if not Path(m).is_file()]
+    if args.write_card and named:  # checked first: the cards are written after minutes of scoring
+        p.error(f"--write-card needs model files, not names: {', '.join(named)} "
+                "(give the path, e.g. models/consensus.json)")
     collected = {m: collect(m, args.data, args.seed) for m in args.models}
     result: dict = {"chosen": CHOSEN, "why": WHY, "rules": {k: text for k, (text, _) in RULES.items()},
                     "models": {m: compare(s) for m, s in collected.items()}}

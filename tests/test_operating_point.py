@@ -120,3 +120,12 @@ def test_the_shipped_cards_state_the_chosen_rule(name):
     assert card.data["threshold"]["rule_name"] == op.CHOSEN
     shifted = card.data["threshold"]["shifted"]
     assert shifted["n"] == 13 * card.data["validation"]["n"] and 0 < card.threshold < 1
+
+
+def test_write_card_with_a_shipped_name_is_refused_before_any_scoring(capsys):
+    """The cards are written by path after minutes of scoring: a name is refused at once, saying what to give."""
+    with pytest.raises(SystemExit) as stop:
+        op.main(["consensus", "--write-card", "--data", "/nonexistent-films"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "needs model files, not names: consensus" in err and "models/consensus.json" in err
